@@ -1,0 +1,1 @@
+"""MathChain SecretStore in Python."""
