@@ -1,0 +1,84 @@
+"""Declarations a pallet publishes about itself: what metadata is built from and what clients decode with.
+
+Calls, events and errors are `Variant` types exactly as scale-info describes them in Substrate (one variant per call,
+named fields per argument), so the same descriptor decodes an incoming call and describes it in metadata.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ..codec.hashing import HASHER_PREFIX_LEN, STORAGE_HASHERS, storage_prefix
+from ..codec.scale import ScaleType, Tuple, Variant
+
+Hasher = Literal["Blake2_128", "Blake2_256", "Blake2_128Concat", "Twox128", "Twox256", "Twox64Concat", "Identity"]
+
+
+@dataclass(frozen=True)
+class StorageEntry:
+    """One storage item. `hashers` is empty for a plain value, one hasher for a map, several for an n-map
+    (then `key` is a `Tuple` of the key types, in order)."""
+
+    pallet: str
+    name: str
+    value: ScaleType
+    hashers: tuple[Hasher, ...] = ()
+    key: ScaleType | None = None
+    modifier: Literal["Optional", "Default"] = "Optional"
+    default: bytes = b""
+    docs: tuple[str, ...] = ()
+
+    @property
+    def prefix(self) -> bytes:
+        return storage_prefix(self.pallet, self.name)
+
+    def key_parts(self, key: object) -> list[tuple[ScaleType, object]]:
+        if not self.hashers:
+            return []
+        if len(self.hashers) == 1:
+            return [(self.key, key)]
+        assert isinstance(self.key, Tuple)
+        return list(zip(self.key.items, key))  # type: ignore[arg-type]
+
+    def storage_key(self, key: object = None) -> bytes:
+        """The full storage key: twox128(pallet) ++ twox128(item) ++ hasher_i(encode(key_i))..."""
+        out = self.prefix
+        for hasher, (ktype, kvalue) in zip(self.hashers, self.key_parts(key)):
+            out += STORAGE_HASHERS[hasher](ktype.encode(kvalue))
+        return out
+
+    def decode_key(self, storage_key: bytes) -> object:
+        """Recover the map key from a full storage key (only for the concat / identity hashers)."""
+        from ..codec.scale import Reader
+
+        r = Reader(storage_key[len(self.prefix):])
+        values = []
+        for hasher, (ktype, _) in zip(self.hashers, self.key_parts((None,) * len(self.hashers))):
+            skip = HASHER_PREFIX_LEN.get(hasher)
+            if skip is None:
+                raise ValueError(f"{self.pallet}.{self.name}: hasher {hasher} does not keep the key")
+            r.read(skip)
+            values.append(ktype.decode_from(r))
+        r.finish()
+        return values[0] if len(values) == 1 else tuple(values)
+
+
+@dataclass(frozen=True)
+class Constant:
+    name: str
+    type: ScaleType
+    value: bytes  # SCALE-encoded
+    docs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PalletDecl:
+    name: str
+    index: int
+    calls: Variant | None = None
+    events: Variant | None = None
+    errors: Variant | None = None
+    storage: tuple[StorageEntry, ...] = ()
+    constants: tuple[Constant, ...] = ()
+    docs: tuple[str, ...] = field(default=())
