@@ -1,0 +1,1 @@
+"""Subcommands of `secretstore`: every module here exposes `register(subparsers)`."""
