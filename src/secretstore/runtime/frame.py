@@ -7,10 +7,13 @@ named fields per argument), so the same descriptor decodes an incoming call and 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Iterator, Literal
 
 from ..codec.hashing import HASHER_PREFIX_LEN, STORAGE_HASHERS, storage_prefix
 from ..codec.scale import ScaleType, Tuple, Variant
+
+if TYPE_CHECKING:
+    from .storage import Storage
 
 Hasher = Literal["Blake2_128", "Blake2_256", "Blake2_128Concat", "Twox128", "Twox256", "Twox64Concat", "Identity"]
 
@@ -62,6 +65,28 @@ class StorageEntry:
             values.append(ktype.decode_from(r))
         r.finish()
         return values[0] if len(values) == 1 else tuple(values)
+
+
+    # ---- typed access (the runtime's only way to touch storage)
+    def get(self, storage: "Storage", key: object = None) -> object:
+        raw = storage.get(self.storage_key(key))
+        if raw is None:
+            return self.value.decode(self.default) if self.modifier == "Default" else None
+        return self.value.decode(raw)
+
+    def put(self, storage: "Storage", value: object, key: object = None) -> None:
+        storage.set(self.storage_key(key), self.value.encode(value))
+
+    def remove(self, storage: "Storage", key: object = None) -> None:
+        storage.delete(self.storage_key(key))
+
+    def contains(self, storage: "Storage", key: object = None) -> bool:
+        return storage.get(self.storage_key(key)) is not None
+
+    def items(self, storage: "Storage", partial: bytes = b"") -> Iterator[tuple[object, object]]:
+        """(key, value) pairs in storage-key order; `partial` narrows to a prefix of hashed keys."""
+        for full_key, raw in storage.iter_prefix(self.prefix + partial):
+            yield self.decode_key(full_key), self.value.decode(raw)
 
 
 @dataclass(frozen=True)

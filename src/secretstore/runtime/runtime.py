@@ -1,0 +1,255 @@
+"""The runtime: pallets composed into one state transition function, driven by the node.
+
+Pure: storage in, events out. No I/O, no clock (the block number is an input), no threads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from ..codec.primitives import AccountId32
+from ..codec.scale import U8, U32, Array, CodecError, Composite, Field, Sequence, Str, Tuple, Variant, VariantDef
+from .balances import Balances
+from .dispatch import Context, DispatchError, InvalidTransaction, ModuleError
+from .frame import PalletDecl
+from .payment import CALL_WEIGHT, TransactionPayment
+from .secretstore import api as secretstore_api
+from .secretstore.pallet import SecretStore
+from .storage import MemoryStorage, Overlay, Storage
+from .system import System
+
+SPEC_NAME = "secretstore"
+SPEC_VERSION = 1
+TRANSACTION_VERSION = 1
+
+# Well-known sr25519 dev accounts (//Alice etc.); a test derives them again with substrate-interface.
+DEV_ACCOUNTS = {
+    "Alice": bytes.fromhex("d43593c715fdd31c61141abd04a99fd6822c8558854ccde39a5684e7a56da27d"),
+    "Bob": bytes.fromhex("8eaf04151687736326c9fea17e25fc5287613693c912909cb226aa4794f26a48"),
+    "Charlie": bytes.fromhex("90b5ab205c6974c9ea841be688864633dc9ca8a357843eeacf2314649965fe22"),
+    "Dave": bytes.fromhex("306721211d5404bd9da88e0204360a1a9ab8b87c66c1bc2fcdd37f3c2222cc20"),
+    "Alice//stash": bytes.fromhex("be5ddb1579b72e84524fc29e78609e3caf42e85aa118ebfe0b0ad404b5bdd25f"),
+    "Bob//stash": bytes.fromhex("fe65717dad0447d715f660a0a58411de509b42e6efb8375f562f58a554d5860e"),
+    "Charlie//stash": bytes.fromhex("1e07379407fecc4b89eb7dbd287c2c781cfb1907a96947a3eb18e4f8e7198625"),
+    "Dave//stash": bytes.fromhex("e860f1b1c7227f7c22602f53f15af80747814dffd839719731ee3bba6edc126c"),
+}
+DEV_ENDOWMENT = 1 << 60
+
+
+def api_id(name: str) -> bytes:
+    """Runtime API ids are the first 8 bytes of blake2b-256 of the API's name (as sp-api derives them)."""
+    return hashlib.blake2b(name.encode(), digest_size=32).digest()[:8]
+
+
+RUNTIME_APIS = [
+    ("Core", 4), ("Metadata", 2), ("BlockBuilder", 6), ("TaggedTransactionQueue", 3), ("AccountNonceApi", 1),
+    ("TransactionPaymentApi", 4), (secretstore_api.API_NAME, 1),
+]
+
+
+@dataclass
+class GenesisConfig:
+    """Initial state. `key_servers` are (KeyServerId, "host:port"); `claims` map accounts to entity ids."""
+
+    owner: bytes
+    key_servers: list[tuple[bytes, bytes]]
+    claims: dict[bytes, bytes]
+    endowed: dict[bytes, int]
+    is_initialization_completed: bool = True
+    server_key_generation_fee: int = 0
+    server_key_retrieval_fee: int = 0
+    document_key_store_fee: int = 0
+    document_key_shadow_retrieval_fee: int = 0
+    max_pending_requests: int = 64
+    base_fee: int = 0
+    byte_fee: int = 0
+
+    @classmethod
+    def dev(cls) -> "GenesisConfig":
+        """The Parity Secret Store dev chain: //Alice owns the set; key servers of secrets 0x01.., 0x02.., 0x03.."""
+        servers = [
+            (bytes.fromhex("1a642f0e3c3af545e7acbd38b07251b3990914f1"), b"127.0.0.1:10000"),
+            (bytes.fromhex("5050a4f4b3f9338c3472dcc01a87c76a144b3c9c"), b"127.0.0.1:10001"),
+            (bytes.fromhex("3325a78425f17a7e487eb5666b2bfd93abb06c70"), b"127.0.0.1:10002"),
+        ]
+        claims = {
+            DEV_ACCOUNTS["Alice"]: servers[0][0],
+            DEV_ACCOUNTS["Bob"]: servers[1][0],
+            DEV_ACCOUNTS["Charlie"]: servers[2][0],
+            DEV_ACCOUNTS["Dave"]: bytes.fromhex("c48b812bb43401392c037381aca934f4069c0517"),
+        }
+        return cls(owner=DEV_ACCOUNTS["Alice"], key_servers=servers, claims=claims,
+                   endowed={account: DEV_ENDOWMENT for account in DEV_ACCOUNTS.values()})
+
+
+@dataclass(frozen=True)
+class ValidTransaction:
+    priority: int
+    ready: bool  # False: the nonce is in the future; hold it until the gap closes
+    provides: tuple[bytes, int]
+    requires: tuple[bytes, int] | None
+
+
+@dataclass(frozen=True)
+class ApplyOutcome:
+    success: bool
+    error: ModuleError | DispatchError | None = None
+    fee: int = 0
+
+
+class Runtime:
+    spec_name = SPEC_NAME
+    spec_version = SPEC_VERSION
+    transaction_version = TRANSACTION_VERSION
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        # outer event enum first: System's EventRecord refers to it
+        self.system_events, self.balances_events = System.EVENTS, Balances.EVENTS
+        self.RuntimeEvent = Variant(("secretstore_runtime", "RuntimeEvent"), [
+            VariantDef(cls.NAME, cls.INDEX, (Field(None, cls.EVENTS, f"{cls.MODULE}::Event<Runtime>"),))
+            for cls in (System, Balances, TransactionPayment, SecretStore)])
+        self.system = System(self)
+        self.balances = Balances(self)
+        self.payment = TransactionPayment(self)
+        self.secretstore = SecretStore(self)
+        self.pallet_objects = [self.system, self.balances, self.payment, self.secretstore]
+        self.RuntimeCall = Variant(("secretstore_runtime", "RuntimeCall"), [
+            VariantDef(p.NAME, p.INDEX, (Field(None, p.CALLS, f"{p.MODULE}::Call<Runtime>"),))
+            for p in self.pallet_objects if p.CALLS is not None])
+        self.RuntimeError = Variant(("secretstore_runtime", "RuntimeError"), [
+            VariantDef(p.NAME, p.INDEX, (Field(None, p.ERRORS, f"{p.MODULE}::Error<Runtime>"),))
+            for p in self.pallet_objects if p.ERRORS is not None])
+        self._by_name = {p.NAME: p for p in self.pallet_objects}
+
+    # -------------------------------------------------------------------------------------------- description
+    @property
+    def pallets(self) -> list[PalletDecl]:
+        return [p.declaration() for p in self.pallet_objects]
+
+    def version(self) -> dict:
+        return {
+            "spec_name": SPEC_NAME, "impl_name": "secretstore-python", "authoring_version": 1,
+            "spec_version": SPEC_VERSION, "impl_version": 1,
+            "apis": [(api_id(name), version) for name, version in RUNTIME_APIS],
+            "transaction_version": TRANSACTION_VERSION, "state_version": 1,
+        }
+
+    def metadata(self, version: int = 14) -> bytes:
+        from .metadata import build_metadata  # built by the node layer's metadata module, imported lazily
+
+        return build_metadata(self, version)
+
+    # ----------------------------------------------------------------------------------------------- genesis
+    @staticmethod
+    def genesis_storage(config: GenesisConfig) -> dict[bytes, bytes]:
+        storage = MemoryStorage()
+        runtime = Runtime(storage)
+        ss = runtime.secretstore
+        for account, amount in config.endowed.items():
+            runtime.balances.endow(storage, account, amount)
+        ss.Owner.put(storage, config.owner)
+        servers = [{"id": ks_id, "address": address} for ks_id, address in config.key_servers]
+        ss.CurrentKeyServers.put(storage, servers)
+        ss.NewKeyServers.put(storage, servers)
+        ss.IsInitializationCompleted.put(storage, config.is_initialization_completed)
+        for account, entity in config.claims.items():
+            ss.ClaimedId.put(storage, entity, account)
+            ss.ClaimedBy.put(storage, account, entity)
+        ss.ServerKeyGenerationFee.put(storage, config.server_key_generation_fee)
+        ss.ServerKeyRetrievalFee.put(storage, config.server_key_retrieval_fee)
+        ss.DocumentKeyStoreFee.put(storage, config.document_key_store_fee)
+        ss.DocumentKeyShadowRetrievalFee.put(storage, config.document_key_shadow_retrieval_fee)
+        ss.MaxPendingRequests.put(storage, config.max_pending_requests)
+        runtime.payment.BaseFee.put(storage, config.base_fee)
+        runtime.payment.ByteFee.put(storage, config.byte_fee)
+        # genesis leaves no events behind
+        runtime.system.Events.remove(storage)
+        runtime.system.EventCount.remove(storage)
+        return storage.items()
+
+    # --------------------------------------------------------------------------------------------- dispatch
+    def decode_call(self, call: bytes) -> tuple[str, str, dict | None]:
+        try:
+            pallet, (name, args) = self.RuntimeCall.decode(call)
+        except CodecError as exc:
+            raise InvalidTransaction("Call", f"cannot decode call: {exc}") from None
+        return pallet, name, args
+
+    def dispatch(self, origin: bytes | None, call: bytes, storage: Storage | None = None) -> None:
+        """Run a call transactionally: on any error nothing it wrote remains, and the error is raised."""
+        pallet, name, args = self.decode_call(call)
+        overlay = Overlay(storage if storage is not None else self.storage)
+        ctx = Context(overlay, origin, self.system.Number.get(overlay))
+        self._by_name[pallet].dispatch(ctx, name, args)
+        overlay.commit()
+
+    # ------------------------------------------------------------------------------------------------ blocks
+    def initialize_block(self, number: int, parent_hash: bytes) -> None:
+        self.system.initialize(self.storage, number, parent_hash)
+
+    def finalize_block(self) -> None:
+        self.system.ExecutionPhase.put(self.storage, ("Finalization", None))
+        self.system.ExecutionPhase.remove(self.storage)
+
+    def _check(self, storage: Storage, signer: bytes, nonce: int, tip: int, call: bytes, length: int) -> tuple[int, bool]:
+        self.decode_call(call)
+        expected = self.system.nonce(storage, signer)
+        if nonce < expected:
+            raise InvalidTransaction("Stale", f"nonce {nonce} is already used (next is {expected})")
+        fee = self.payment.inclusion_fee(storage, length) + tip
+        if self.balances.free(storage, signer) < fee:
+            raise InvalidTransaction("Payment", f"the account cannot pay the fee of {fee}")
+        return fee, nonce == expected
+
+    def validate_transaction(self, signer: bytes, nonce: int, tip: int, call: bytes, length: int) -> ValidTransaction:
+        _, ready = self._check(self.storage, signer, nonce, tip, call, length)
+        return ValidTransaction(priority=tip, ready=ready, provides=(signer, nonce),
+                                requires=None if ready else (signer, nonce - 1))
+
+    def apply_extrinsic(self, index: int, signer: bytes, nonce: int, tip: int, call: bytes, length: int) -> ApplyOutcome:
+        block = Overlay(self.storage)
+        fee, ready = self._check(block, signer, nonce, tip, call, length)
+        if not ready:
+            raise InvalidTransaction("Future", f"nonce {nonce} is ahead of the account's next nonce")
+        self.system.ExecutionPhase.put(block, ("ApplyExtrinsic", index))
+        self.system.inc_nonce(block, signer)
+        self.payment.charge(block, signer, length, tip)
+        error: DispatchError | None = None
+        try:
+            self.dispatch(signer, call, block)
+        except DispatchError as exc:
+            error = exc
+        self.payment.fee_paid(block, signer, fee, tip)
+        info = {"weight": CALL_WEIGHT, "class": "Normal", "pays_fee": "Yes"}
+        if error is None:
+            self.system.deposit_event(block, ("System", ("ExtrinsicSuccess", {"dispatch_info": info})))
+        else:
+            self.system.deposit_event(block, ("System", ("ExtrinsicFailed", {
+                "dispatch_error": error.value, "dispatch_info": info})))
+        block.commit()
+        return ApplyOutcome(error is None, error, fee)
+
+    def query_info(self, call: bytes, length: int) -> dict:
+        self.decode_call(call)
+        return {"weight": CALL_WEIGHT, "class": "Normal", "partial_fee": self.payment.inclusion_fee(self.storage, length)}
+
+    # ------------------------------------------------------------------------------------------ runtime APIs
+    def api_call(self, name: str, args: bytes) -> bytes:
+        """state_call: SCALE args in, SCALE result out. Raises KeyError for unknown names, CodecError for bad args."""
+        api, _, method = name.partition("_")
+        if api == secretstore_api.API_NAME:
+            return secretstore_api.call(self.secretstore, self.storage, method, args)
+        if name == "AccountNonceApi_account_nonce":
+            return U32.encode(self.system.nonce(self.storage, AccountId32.decode(args)))
+        if name == "Core_version":
+            return RuntimeVersion.encode(self.version())
+        raise KeyError(f"unknown runtime API method {name}")
+
+
+RuntimeVersion = Composite(("sp_version", "RuntimeVersion"), [
+    Field("spec_name", Str), Field("impl_name", Str), Field("authoring_version", U32), Field("spec_version", U32),
+    Field("impl_version", U32), Field("apis", Sequence(Tuple(Array(U8, 8), U32))), Field("transaction_version", U32),
+    Field("state_version", U8),
+])
