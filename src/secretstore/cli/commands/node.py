@@ -1,0 +1,28 @@
+"""`secretstore node`: the embedded single-authority chain serving Substrate JSON-RPC."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("node", help="run the SecretStore chain node")
+    p.add_argument("--dev", action="store_true", help="use the development genesis (the default genesis)")
+    p.add_argument("--base-path", required=True, type=Path, help="directory for the chain database")
+    p.add_argument("--rpc-host", default="127.0.0.1")
+    p.add_argument("--rpc-port", type=int, default=9944)
+    p.add_argument("--block-time", type=float, default=None,
+                   help="seconds between blocks (default: instant seal, a block as soon as transactions are ready)")
+    p.add_argument("--chain-spec", type=Path, default=None, help="JSON file overriding genesis values")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ...node.service import run_node
+
+    if args.block_time is not None and args.block_time <= 0:
+        raise ValueError("--block-time must be positive")
+    asyncio.run(run_node(args.base_path, args.rpc_host, args.rpc_port, args.block_time, args.chain_spec))
+    return 0

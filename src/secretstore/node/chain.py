@@ -1,0 +1,275 @@
+"""The chain: genesis, transaction pool, block production (single authority, final when sealed) and state access."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ..codec.hashing import blake2_256
+from ..codec.primitives import H256
+from ..codec.scale import U32, Bytes, Compact, Composite, Field, Sequence, Tuple, encode_compact
+from ..runtime import GenesisConfig, InvalidTransaction, MemoryStorage, Overlay, Runtime
+from .database import ChainDatabase, HistoricalStorage
+from .extrinsic import ExtrinsicError, SignedExtrinsic, decode
+
+log = logging.getLogger(__name__)
+
+Digest = Composite(("sp_runtime", "generic", "digest", "Digest"), [Field("logs", Sequence(Bytes))])
+Header = Composite(("sp_runtime", "generic", "header", "Header"), [
+    Field("parent_hash", H256), Field("number", Compact(U32)), Field("state_root", H256),
+    Field("extrinsics_root", H256), Field("digest", Digest)])
+StateChanges = Sequence(Tuple(Bytes, Bytes))
+
+MAX_POOL = 8192
+
+
+def hex0x(data: bytes) -> str:
+    return "0x" + data.hex()
+
+
+@dataclass
+class PooledTransaction:
+    extrinsic: SignedExtrinsic
+    order: int
+
+
+@dataclass
+class BlockInfo:
+    number: int
+    hash: bytes
+    header: dict
+    extrinsics: list[bytes]
+    changes: dict[bytes, bytes | None] = field(default_factory=dict)
+    included: list[bytes] = field(default_factory=list)  # extrinsic hashes
+    dropped: list[tuple[bytes, str]] = field(default_factory=list)
+
+
+def header_json(header: dict) -> dict:
+    return {"parentHash": hex0x(header["parent_hash"]), "number": hex(header["number"]),
+            "stateRoot": hex0x(header["state_root"]), "extrinsicsRoot": hex0x(header["extrinsics_root"]),
+            "digest": {"logs": [hex0x(x) for x in header["digest"]["logs"]]}}
+
+
+def extrinsics_root(extrinsics: list[bytes]) -> bytes:
+    return blake2_256(encode_compact(len(extrinsics)) + b"".join(extrinsics))
+
+
+def state_root(parent_root: bytes, changes: dict[bytes, bytes | None]) -> bytes:
+    """A deterministic commitment: the parent's root chained with this block's sorted changes."""
+    encoded = StateChanges.encode([(k, b"\x01" + v if v is not None else b"\x00") for k, v in sorted(changes.items())])
+    return blake2_256(parent_root + encoded)
+
+
+# -------------------------------------------------------------------------------------------------- chain spec
+
+def _bytes(value: str, length: int | None, what: str) -> bytes:
+    from ..crypto.keys import parse_hex
+
+    if length == 32 and not value.startswith("0x"):
+        from substrateinterface.utils.ss58 import ss58_decode  # SS58 account addresses are accepted too
+
+        try:
+            return bytes.fromhex(ss58_decode(value))
+        except ValueError as exc:
+            raise ValueError(f"chain spec {what}: {exc}") from None
+    return parse_hex(value, f"chain spec {what}", length)
+
+
+def load_chain_spec(path: Path | None) -> tuple[GenesisConfig, str]:
+    """The dev genesis, with any value overridden by the JSON chain spec file."""
+    config = GenesisConfig.dev()
+    name = "SecretStore Development"
+    if path is None:
+        return config, name
+    try:
+        spec = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"cannot read chain spec {path}: {exc}") from None
+    name = spec.get("name", name)
+    if "owner" in spec:
+        config.owner = _bytes(spec["owner"], 32, "owner")
+    if "key_servers" in spec:
+        config.key_servers = [(_bytes(ks["id"], 20, "key_servers.id"), ks["address"].encode())
+                              for ks in spec["key_servers"]]
+    if "claims" in spec:
+        config.claims = {_bytes(a, 32, "claims"): _bytes(e, 20, "claims") for a, e in spec["claims"].items()}
+    if "endowed" in spec:
+        config.endowed = {_bytes(a, 32, "endowed"): int(v) for a, v in spec["endowed"].items()}
+    for key in ("is_initialization_completed", "server_key_generation_fee", "server_key_retrieval_fee",
+                "document_key_store_fee", "document_key_shadow_retrieval_fee", "max_pending_requests",
+                "base_fee", "byte_fee"):
+        if key in spec:
+            setattr(config, key, spec[key])
+    return config, name
+
+
+# -------------------------------------------------------------------------------------------------------- chain
+
+class Chain:
+    def __init__(self, base_path: Path, genesis: GenesisConfig, chain_name: str = "SecretStore Development") -> None:
+        self.chain_name = chain_name
+        self.db = ChainDatabase(Path(base_path) / "chain.sqlite")
+        self.pool: dict[bytes, PooledTransaction] = {}
+        self._order = 0
+        self.listeners: list[Callable[[BlockInfo], None]] = []
+        if self.db.head() is None:
+            self._write_genesis(genesis)
+        self.state = MemoryStorage(self.db.latest_state())
+        self.runtime = Runtime(self.state)
+        self.head_number, self.head_hash = self.db.head()  # type: ignore[misc]
+        self.genesis_hash = self.db.block_by_number(0)[0]  # type: ignore[index]
+        self._metadata_cache: dict[int, bytes] = {}
+        log.info("chain opened", extra={"head": self.head_number})
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _write_genesis(self, genesis: GenesisConfig) -> None:
+        storage = Runtime.genesis_storage(genesis)
+        root = state_root(b"\x00" * 32, dict(storage))
+        header = {"parent_hash": bytes(32), "number": 0, "state_root": root,
+                  "extrinsics_root": extrinsics_root([]), "digest": {"logs": []}}
+        encoded = Header.encode(header)
+        self.db.commit_block(0, blake2_256(encoded), encoded, Sequence(Bytes).encode([]), dict(storage))
+
+    # ------------------------------------------------------------------------------------------------ queries
+    def number_of(self, block_hash: bytes | None) -> int:
+        if block_hash is None:
+            return self.head_number
+        number = self.db.number_of(block_hash)
+        if number is None:
+            raise LookupError(f"unknown block {hex0x(block_hash)}")
+        return number
+
+    def storage_at(self, block_hash: bytes | None):
+        number = self.number_of(block_hash)
+        return self.state if number == self.head_number else HistoricalStorage(self.db, number)
+
+    def block(self, number: int) -> tuple[bytes, dict, list[bytes]] | None:
+        row = self.db.block_by_number(number)
+        if row is None:
+            return None
+        block_hash, header, extrinsics = row
+        return block_hash, Header.decode(header), Sequence(Bytes).decode(extrinsics)
+
+    def header_of(self, block_hash: bytes) -> dict:
+        found = self.block(self.number_of(block_hash))
+        assert found is not None
+        return found[1]
+
+    def with_state(self, block_hash: bytes | None, fn: Callable[[Runtime], Any]) -> Any:
+        """Run `fn` on a runtime reading the state at a block (read-only use)."""
+        saved = self.runtime.storage
+        self.runtime.storage = self.storage_at(block_hash)
+        try:
+            return fn(self.runtime)
+        finally:
+            self.runtime.storage = saved
+
+    def metadata(self, version: int = 14) -> bytes:
+        if version not in self._metadata_cache:
+            self._metadata_cache[version] = self.runtime.metadata(version)
+        return self._metadata_cache[version]
+
+    def next_nonce(self, account: bytes) -> int:
+        nonce = self.runtime.system.nonce(self.state, account)
+        pending = {tx.extrinsic.nonce for tx in self.pool.values() if tx.extrinsic.signer == account}
+        while nonce in pending:
+            nonce += 1
+        return nonce
+
+    # ----------------------------------------------------------------------------------------------- the pool
+    def check(self, encoded: bytes) -> SignedExtrinsic:
+        """Decode and fully validate an extrinsic against the head state; raises ExtrinsicError with its RPC code."""
+        ext = decode(encoded)
+        current = self.head_number + 1
+        if not ext.era.immortal:
+            if current >= ext.era.death(current):
+                raise ExtrinsicError("Invalid Transaction: Transaction is outdated")
+            birth = ext.era.birth(current)
+            if birth > self.head_number:
+                raise ExtrinsicError("Invalid Transaction: Transaction has an ancient birth block")
+            birth_hash = self.db.block_by_number(birth)[0]  # type: ignore[index]
+        else:
+            birth_hash = self.genesis_hash
+        payload = ext.signing_payload(self.runtime.spec_version, self.runtime.transaction_version, self.genesis_hash,
+                                      birth_hash)
+        if not ext.verify(payload):
+            raise ExtrinsicError("Invalid Transaction: Transaction has a bad signature")
+        try:
+            self.runtime.validate_transaction(ext.signer, ext.nonce, ext.tip, ext.call, len(encoded))
+        except InvalidTransaction as exc:
+            message = {"Stale": "Transaction is outdated", "Payment": "Inability to pay some fees (e.g. account balance too low)",
+                       "Call": "Transaction call is not expected"}.get(exc.kind, exc.kind)
+            raise ExtrinsicError(f"Invalid Transaction: {message} ({exc.message})") from None
+        return ext
+
+    def submit(self, encoded: bytes) -> bytes:
+        ext = self.check(encoded)
+        if ext.hash in self.pool:
+            raise ExtrinsicError("Transaction Already Imported", 1012)
+        if any(tx.extrinsic.signer == ext.signer and tx.extrinsic.nonce == ext.nonce for tx in self.pool.values()):
+            raise ExtrinsicError("Priority is too low: a transaction with this nonce is already pending", 1012)
+        if len(self.pool) >= MAX_POOL:
+            raise ExtrinsicError("Transaction pool is full", 1012)
+        self._order += 1
+        self.pool[ext.hash] = PooledTransaction(ext, self._order)
+        return ext.hash
+
+    def has_ready(self) -> bool:
+        return any(tx.extrinsic.nonce == self.runtime.system.nonce(self.state, tx.extrinsic.signer)
+                   for tx in self.pool.values())
+
+    # ------------------------------------------------------------------------------------------ block authoring
+    def produce_block(self) -> BlockInfo:
+        number = self.head_number + 1
+        block_state = Overlay(self.state)
+        runtime = self.runtime
+        runtime.storage = block_state
+        included: list[SignedExtrinsic] = []
+        dropped: list[tuple[bytes, str]] = []
+        try:
+            runtime.initialize_block(number, self.head_hash)
+            pending = sorted(self.pool.values(), key=lambda t: (t.extrinsic.nonce, t.order))
+            progress = True
+            while progress:  # a signer's later nonces become ready as earlier ones are applied
+                progress = False
+                for tx in list(pending):
+                    ext = tx.extrinsic
+                    try:
+                        runtime.apply_extrinsic(len(included), ext.signer, ext.nonce, ext.tip, ext.call, len(ext.encoded))
+                    except InvalidTransaction as exc:
+                        if exc.kind == "Future":
+                            continue
+                        dropped.append((ext.hash, exc.message))
+                        pending.remove(tx)
+                        continue
+                    included.append(ext)
+                    pending.remove(tx)
+                    progress = True
+            runtime.finalize_block()
+        finally:
+            runtime.storage = self.state
+        changes = dict(block_state.changes)
+        extrinsics = [ext.encoded for ext in included]
+        parent_header = self.header_of(self.head_hash)
+        header = {"parent_hash": self.head_hash, "number": number,
+                  "state_root": state_root(parent_header["state_root"], changes),
+                  "extrinsics_root": extrinsics_root(extrinsics), "digest": {"logs": []}}
+        encoded_header = Header.encode(header)
+        block_hash = blake2_256(encoded_header)
+        self.db.commit_block(number, block_hash, encoded_header, Sequence(Bytes).encode(extrinsics), changes)
+        block_state.commit()
+        self.head_number, self.head_hash = number, block_hash
+        for ext in included:
+            self.pool.pop(ext.hash, None)
+        for h, _ in dropped:
+            self.pool.pop(h, None)
+        info = BlockInfo(number, block_hash, header, extrinsics, changes, [e.hash for e in included], dropped)
+        log.info("block sealed", extra={"number": number, "extrinsics": len(included)})
+        for listener in list(self.listeners):
+            listener(info)
+        return info

@@ -1,0 +1,127 @@
+"""SQLite persistence of the chain: blocks, and state with history (every block's changes), one transaction per block.
+
+A kill at any moment leaves either the whole block (header, extrinsics, state changes, new head) or none of it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Iterator
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS blocks (
+    number INTEGER PRIMARY KEY,
+    hash BLOB NOT NULL UNIQUE,
+    header BLOB NOT NULL,
+    extrinsics BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS state (
+    key BLOB NOT NULL,
+    block INTEGER NOT NULL,
+    value BLOB,            -- NULL: deleted at this block
+    PRIMARY KEY (key, block)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (
+    name TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+);
+"""
+
+
+class ChainDatabase:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=FULL")
+        self.conn.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # ------------------------------------------------------------------------------------------------------ meta
+    def get_meta(self, name: str) -> bytes | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    # ---------------------------------------------------------------------------------------------------- blocks
+    def commit_block(self, number: int, block_hash: bytes, header: bytes, extrinsics: bytes,
+                     changes: dict[bytes, bytes | None], meta: dict[str, bytes] | None = None) -> None:
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self.conn.execute("INSERT INTO blocks VALUES (?, ?, ?, ?)", (number, block_hash, header, extrinsics))
+            self.conn.executemany("INSERT OR REPLACE INTO state VALUES (?, ?, ?)",
+                                  [(k, number, v) for k, v in changes.items()])
+            for name, value in (meta or {}).items():
+                self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, value))
+
+    def head(self) -> tuple[int, bytes] | None:
+        row = self.conn.execute("SELECT number, hash FROM blocks ORDER BY number DESC LIMIT 1").fetchone()
+        return (row[0], row[1]) if row else None
+
+    def block_by_number(self, number: int) -> tuple[bytes, bytes, bytes] | None:
+        row = self.conn.execute("SELECT hash, header, extrinsics FROM blocks WHERE number = ?", (number,)).fetchone()
+        return tuple(row) if row else None  # type: ignore[return-value]
+
+    def number_of(self, block_hash: bytes) -> int | None:
+        row = self.conn.execute("SELECT number FROM blocks WHERE hash = ?", (block_hash,)).fetchone()
+        return row[0] if row else None
+
+    # ----------------------------------------------------------------------------------------------------- state
+    def get(self, key: bytes, at: int) -> bytes | None:
+        row = self.conn.execute(
+            "SELECT value FROM state WHERE key = ? AND block <= ? ORDER BY block DESC LIMIT 1", (key, at)).fetchone()
+        return row[0] if row else None
+
+    def iter_prefix(self, prefix: bytes, at: int, start_after: bytes | None = None,
+                    limit: int | None = None) -> Iterator[tuple[bytes, bytes]]:
+        """Live (key, value) pairs under `prefix` as of block `at`, in key order."""
+        low = max(prefix, start_after + b"\x00") if start_after is not None else prefix
+        # SQLite returns the bare column `value` from the row holding MAX(block) of each group
+        query = ("SELECT key, value, MAX(block) FROM state WHERE key >= ? AND block <= ? "
+                 + ("AND key < ? " if _upper(prefix) else "") + "GROUP BY key ORDER BY key")
+        params: tuple = (low, at) + ((_upper(prefix),) if _upper(prefix) else ())
+        count = 0
+        for key, value, _ in self.conn.execute(query, params):
+            if not key.startswith(prefix):
+                break
+            if value is None:
+                continue
+            yield key, value
+            count += 1
+            if limit is not None and count >= limit:
+                return
+
+    def latest_state(self) -> dict[bytes, bytes]:
+        head = self.head()
+        if head is None:
+            return {}
+        return dict(self.iter_prefix(b"", head[0]))
+
+
+def _upper(prefix: bytes) -> bytes | None:
+    """The smallest key greater than every key starting with prefix (None if there is none)."""
+    trimmed = prefix.rstrip(b"\xff")
+    if not trimmed:
+        return None
+    return trimmed[:-1] + bytes([trimmed[-1] + 1])
+
+
+class HistoricalStorage:
+    """Read-only state as of one block, for queries at a block hash."""
+
+    def __init__(self, db: ChainDatabase, at: int) -> None:
+        self.db, self.at = db, at
+
+    def get(self, key: bytes) -> bytes | None:
+        return self.db.get(key, self.at)
+
+    def set(self, key: bytes, value: bytes) -> None:
+        raise PermissionError("historical state is read-only")
+
+    def delete(self, key: bytes) -> None:
+        raise PermissionError("historical state is read-only")
+
+    def iter_prefix(self, prefix: bytes, start_after: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        return self.db.iter_prefix(prefix, self.at, start_after)

@@ -1,0 +1,532 @@
+"""Substrate JSON-RPC over WebSocket (at / and /ws) and HTTP POST, with subscriptions, served by aiohttp."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+from aiohttp import WSMsgType, web
+
+from ..codec.hashing import blake2_256
+from ..codec.primitives import AccountId32, DispatchClass, Weight
+from ..codec.scale import U32, U64, U128, Bytes, CodecError, Composite, Field, Option, Reader, Sequence, decode_compact
+from ..runtime import InvalidTransaction
+from .chain import BlockInfo, Chain, header_json, hex0x
+from .extrinsic import ExtrinsicError, decode
+
+log = logging.getLogger(__name__)
+
+MAX_REQUEST_SIZE = 16 * 1024 * 1024
+VERSION = "0.1.0"
+
+RuntimeDispatchInfo = Composite(("pallet_transaction_payment", "types", "RuntimeDispatchInfo"), [
+    Field("weight", Weight), Field("class", DispatchClass), Field("partial_fee", U128)])
+InclusionFee = Composite(("pallet_transaction_payment", "types", "InclusionFee"), [
+    Field("base_fee", U128), Field("len_fee", U128), Field("adjusted_weight_fee", U128)])
+FeeDetails = Composite(("pallet_transaction_payment", "types", "FeeDetails"), [
+    Field("inclusion_fee", Option(InclusionFee)), Field("tip", U128)])
+
+
+class RpcError(Exception):
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.data = code, message, data
+
+    def to_json(self) -> dict:
+        error = {"code": self.code, "message": self.message}
+        if self.data is not None:
+            error["data"] = self.data
+        return error
+
+
+def _bytes_param(value: Any, name: str) -> bytes:
+    if not isinstance(value, str) or not value.startswith("0x"):
+        raise RpcError(-32602, f"invalid params: {name} must be a 0x-prefixed hex string")
+    try:
+        return bytes.fromhex(value[2:])
+    except ValueError:
+        raise RpcError(-32602, f"invalid params: {name} is not valid hex") from None
+
+
+def _opt_hash(value: Any) -> bytes | None:
+    if value is None:
+        return None
+    raw = _bytes_param(value, "block hash")
+    if len(raw) != 32:
+        raise RpcError(-32602, "invalid params: block hash must be 32 bytes")
+    return raw
+
+
+def _account(value: Any) -> bytes:
+    if isinstance(value, str) and value.startswith("0x"):
+        raw = _bytes_param(value, "account")
+    else:
+        from substrateinterface.utils.ss58 import ss58_decode
+
+        try:
+            raw = bytes.fromhex(ss58_decode(value))
+        except (ValueError, TypeError) as exc:
+            raise RpcError(-32602, f"invalid params: account: {exc}") from None
+    if len(raw) != 32:
+        raise RpcError(-32602, "invalid params: account must be 32 bytes")
+    return raw
+
+
+@dataclass(eq=False)
+class Connection:
+    """One client. Outgoing messages go through a queue so that replies and notifications keep their order."""
+
+    outbox: asyncio.Queue = field(default_factory=asyncio.Queue)
+    subscriptions: dict[str, tuple[str, Any]] = field(default_factory=dict)  # id -> (kind, data)
+    websocket: bool = True
+
+    def send(self, message: dict) -> None:
+        self.outbox.put_nowait(message)
+
+    def notify(self, subscription: str, method: str, result: Any) -> None:
+        self.send({"jsonrpc": "2.0", "method": method, "params": {"subscription": subscription, "result": result}})
+
+
+class RpcServer:
+    def __init__(self, chain: Chain, *, block_time: float | None = None) -> None:
+        self.chain = chain
+        self.block_time = block_time
+        self.connections: set[Connection] = set()
+        self._ids = itertools.count(1)
+        self._wake = asyncio.Event()
+        self.watchers: dict[bytes, list[tuple[Connection, str]]] = {}
+        chain.listeners.append(self._on_block)
+        self.methods: dict[str, Callable[..., Any]] = {
+            name[4:]: getattr(self, name) for name in dir(self) if name.startswith("rpc_") and name != "rpc_"}
+        self.methods.update({
+            "chain_getHead": self.rpc_chain_getBlockHash,
+            "chain_getFinalisedHead": self.rpc_chain_getFinalizedHead,
+            "chain_getRuntimeVersion": self.rpc_state_getRuntimeVersion,
+            "state_getStorageAt": self.rpc_state_getStorage,
+            "chain_subscribeNewHead": self.rpc_chain_subscribeNewHeads,
+            "chain_unsubscribeNewHead": self.rpc_chain_unsubscribeNewHeads,
+            "chain_subscribeFinalisedHeads": self.rpc_chain_subscribeFinalizedHeads,
+            "chain_unsubscribeFinalisedHeads": self.rpc_chain_unsubscribeFinalizedHeads,
+        })
+
+    # --------------------------------------------------------------------------------------------- plumbing
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_REQUEST_SIZE)
+        app.router.add_get("/", self._websocket)
+        app.router.add_get("/ws", self._websocket)
+        app.router.add_post("/", self._http)
+        return app
+
+    async def _http(self, request: web.Request) -> web.Response:
+        conn = Connection(websocket=False)
+        body = await request.text()
+        reply = await self.handle_text(body, conn)
+        return web.Response(text=json.dumps(reply), content_type="application/json")
+
+    async def _websocket(self, request: web.Request) -> web.StreamResponse:
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            return web.Response(text="SecretStore node: JSON-RPC over WebSocket here, or HTTP POST\n")
+        ws = web.WebSocketResponse(max_msg_size=2 * MAX_REQUEST_SIZE, heartbeat=30)
+        await ws.prepare(request)
+        conn = Connection()
+        self.connections.add(conn)
+
+        async def writer() -> None:
+            while True:
+                message = await conn.outbox.get()
+                await ws.send_str(json.dumps(message))
+
+        writer_task = asyncio.create_task(writer())
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    reply = await self.handle_text(msg.data, conn)
+                    if reply is not None:
+                        conn.send(reply)
+                elif msg.type == WSMsgType.BINARY:
+                    conn.send({"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "Parse error: binary frame"}})
+                elif msg.type == WSMsgType.ERROR:
+                    break
+        finally:
+            self.connections.discard(conn)
+            for watchers in self.watchers.values():
+                watchers[:] = [w for w in watchers if w[0] is not conn]
+            # let queued replies drain before closing, bounded so a dead peer cannot hold us
+            try:
+                async with asyncio.timeout(2):
+                    while not conn.outbox.empty() and not ws.closed:
+                        await asyncio.sleep(0.01)
+            except TimeoutError:
+                pass
+            writer_task.cancel()
+        return ws
+
+    async def handle_text(self, text: str, conn: Connection) -> Any:
+        if len(text) > MAX_REQUEST_SIZE:
+            return {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "Request too large (limit 16 MiB)"}}
+        try:
+            request = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return {"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "Parse error"}}
+        if isinstance(request, list):
+            if not request:
+                return {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "Invalid request: empty batch"}}
+            return [await self.handle_request(r, conn) for r in request]
+        return await self.handle_request(request, conn)
+
+    async def handle_request(self, request: Any, conn: Connection) -> dict:
+        if not isinstance(request, dict) or not isinstance(request.get("method"), str):
+            return {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "Invalid request"}}
+        rid = request.get("id")
+        params = request.get("params", [])
+        if params is None:
+            params = []
+        handler = self.methods.get(request["method"])
+        try:
+            if handler is None:
+                raise RpcError(-32601, f"Method not found: {request['method']}")
+            if not isinstance(params, list):
+                raise RpcError(-32602, "invalid params: positional params (a list) expected")
+            try:
+                result = handler(conn, *params)
+            except TypeError as exc:
+                raise RpcError(-32602, f"invalid params: {exc}") from None
+            if isinstance(result, Awaitable):
+                result = await result
+            return {"jsonrpc": "2.0", "id": rid, "result": result}
+        except RpcError as exc:
+            return {"jsonrpc": "2.0", "id": rid, "error": exc.to_json()}
+        except ExtrinsicError as exc:
+            message, _, data = str(exc).partition(": ")
+            return {"jsonrpc": "2.0", "id": rid,
+                    "error": {"code": exc.code, "message": message, **({"data": data} if data else {})}}
+        except (CodecError, LookupError, ValueError) as exc:
+            return {"jsonrpc": "2.0", "id": rid, "error": {"code": -32602, "message": f"invalid params: {exc}"}}
+        except Exception:  # a bug must not take the node down; the client gets an error, the log the details
+            log.exception("internal error in %s", request["method"])
+            return {"jsonrpc": "2.0", "id": rid, "error": {"code": -32603, "message": "Internal error"}}
+
+    def _subscribe(self, conn: Connection, kind: str, data: Any = None) -> str:
+        if not conn.websocket:
+            raise RpcError(-32601, "Subscriptions are only available over WebSocket")
+        sub_id = f"{next(self._ids):016x}"
+        conn.subscriptions[sub_id] = (kind, data)
+        return sub_id
+
+    def _unsubscribe(self, conn: Connection, sub_id: Any) -> bool:
+        return conn.subscriptions.pop(str(sub_id), None) is not None
+
+    # ----------------------------------------------------------------------------------------- production
+    async def run_block_production(self) -> None:
+        """Instant seal (a block whenever transactions are ready) or a fixed block time."""
+        while True:
+            if self.block_time:
+                try:
+                    async with asyncio.timeout(self.block_time):
+                        await asyncio.Event().wait()
+                except TimeoutError:
+                    pass
+                self.chain.produce_block()
+                continue
+            await self._wake.wait()
+            self._wake.clear()
+            await asyncio.sleep(0)  # let the submitter's replies go out first
+            while self.chain.has_ready():
+                self.chain.produce_block()
+                await asyncio.sleep(0)
+
+    def _on_block(self, block: BlockInfo) -> None:
+        head = header_json(block.header)
+        block_hash = hex0x(block.hash)
+        for conn in list(self.connections):
+            for sub_id, (kind, keys) in list(conn.subscriptions.items()):
+                if kind in ("newHead", "allHead", "finalizedHead"):
+                    method = {"newHead": "chain_newHead", "allHead": "chain_allHead",
+                              "finalizedHead": "chain_finalizedHead"}[kind]
+                    conn.notify(sub_id, method, head)
+                elif kind == "storage":
+                    changed = [k for k in block.changes if keys is None or k in keys]
+                    if changed:
+                        conn.notify(sub_id, "state_storage", {"block": block_hash, "changes": [
+                            [hex0x(k), hex0x(block.changes[k]) if block.changes[k] is not None else None]
+                            for k in sorted(changed)]})
+        for ext_hash in block.included:
+            for conn, sub_id in self.watchers.pop(ext_hash, []):
+                conn.notify(sub_id, "author_extrinsicUpdate", {"inBlock": block_hash})
+                conn.notify(sub_id, "author_extrinsicUpdate", {"finalized": block_hash})
+        for ext_hash, _ in block.dropped:
+            for conn, sub_id in self.watchers.pop(ext_hash, []):
+                conn.notify(sub_id, "author_extrinsicUpdate", "invalid")
+
+    # --------------------------------------------------------------------------------------------- system
+    def rpc_system_name(self, conn): return "secretstore-node"
+    def rpc_system_version(self, conn): return VERSION
+    def rpc_system_chain(self, conn): return self.chain.chain_name
+    def rpc_system_chainType(self, conn): return "Development"
+    def rpc_system_properties(self, conn): return {"ss58Format": 42, "tokenDecimals": 12, "tokenSymbol": "UNIT"}
+    def rpc_system_health(self, conn): return {"peers": 0, "isSyncing": False, "shouldHavePeers": False}
+    def rpc_system_peers(self, conn): return []
+
+    def rpc_system_accountNextIndex(self, conn, account):
+        return self.chain.next_nonce(_account(account))
+
+    def rpc_rpc_methods(self, conn):
+        return {"version": 1, "methods": sorted(self.methods)}
+
+    # ---------------------------------------------------------------------------------------------- chain
+    def rpc_chain_getBlockHash(self, conn, number=None):
+        if isinstance(number, list):
+            return [self.rpc_chain_getBlockHash(conn, n) for n in number]
+        if number is None:
+            return hex0x(self.chain.head_hash)
+        if isinstance(number, str):
+            number = int(number, 16) if number.startswith("0x") else int(number)
+        if not isinstance(number, int) or number < 0:
+            raise RpcError(-32602, "invalid params: block number must be a non-negative integer")
+        found = self.chain.block(number)
+        return hex0x(found[0]) if found else None
+
+    def _block_at(self, block_hash):
+        number = self.chain.number_of(_opt_hash(block_hash))
+        return self.chain.block(number)
+
+    def rpc_chain_getHeader(self, conn, block_hash=None):
+        try:
+            found = self._block_at(block_hash)
+        except LookupError:
+            return None
+        return header_json(found[1]) if found else None
+
+    def rpc_chain_getBlock(self, conn, block_hash=None):
+        try:
+            found = self._block_at(block_hash)
+        except LookupError:
+            return None
+        if not found:
+            return None
+        return {"block": {"header": header_json(found[1]), "extrinsics": [hex0x(x) for x in found[2]]},
+                "justifications": None}
+
+    def rpc_chain_getFinalizedHead(self, conn):
+        return hex0x(self.chain.head_hash)
+
+    def _head_subscription(self, conn, kind):
+        sub_id = self._subscribe(conn, kind)
+        head = self.chain.block(self.chain.head_number)
+        conn.notify(sub_id, {"newHead": "chain_newHead", "allHead": "chain_allHead",
+                             "finalizedHead": "chain_finalizedHead"}[kind], header_json(head[1]))
+        return sub_id
+
+    def rpc_chain_subscribeNewHeads(self, conn):
+        return self._deferred(conn, lambda: self._head_subscription(conn, "newHead"))
+
+    def rpc_chain_subscribeAllHeads(self, conn):
+        return self._deferred(conn, lambda: self._head_subscription(conn, "allHead"))
+
+    def rpc_chain_subscribeFinalizedHeads(self, conn):
+        return self._deferred(conn, lambda: self._head_subscription(conn, "finalizedHead"))
+
+    def rpc_chain_unsubscribeNewHeads(self, conn, sub_id): return self._unsubscribe(conn, sub_id)
+    def rpc_chain_unsubscribeAllHeads(self, conn, sub_id): return self._unsubscribe(conn, sub_id)
+    def rpc_chain_unsubscribeFinalizedHeads(self, conn, sub_id): return self._unsubscribe(conn, sub_id)
+
+    async def _deferred(self, conn, subscribe):
+        """Subscriptions answer with their id before the first notification: hold the initial notification back
+        until the reply is queued."""
+        outbox = conn.outbox
+        held: list = []
+        conn.outbox = _Collector(held)  # type: ignore[assignment]
+        try:
+            sub_id = subscribe()
+        finally:
+            conn.outbox = outbox
+        asyncio.get_running_loop().call_soon(lambda: [conn.send(m) for m in held])
+        return sub_id
+
+    # ---------------------------------------------------------------------------------------------- state
+    def _version_json(self):
+        v = self.chain.runtime.version()
+        return {"specName": v["spec_name"], "implName": v["impl_name"], "authoringVersion": v["authoring_version"],
+                "specVersion": v["spec_version"], "implVersion": v["impl_version"],
+                "apis": [[hex0x(i), ver] for i, ver in v["apis"]], "transactionVersion": v["transaction_version"],
+                "stateVersion": v["state_version"]}
+
+    def rpc_state_getRuntimeVersion(self, conn, block_hash=None):
+        self.chain.number_of(_opt_hash(block_hash))
+        return self._version_json()
+
+    def rpc_state_subscribeRuntimeVersion(self, conn):
+        def subscribe():
+            sub_id = self._subscribe(conn, "runtimeVersion")
+            conn.notify(sub_id, "state_runtimeVersion", self._version_json())
+            return sub_id
+        return self._deferred(conn, subscribe)
+
+    def rpc_state_unsubscribeRuntimeVersion(self, conn, sub_id): return self._unsubscribe(conn, sub_id)
+
+    def rpc_state_getMetadata(self, conn, block_hash=None):
+        self.chain.number_of(_opt_hash(block_hash))
+        return hex0x(self.chain.metadata(14))
+
+    def rpc_state_getStorage(self, conn, key, block_hash=None):
+        value = self.chain.storage_at(_opt_hash(block_hash)).get(_bytes_param(key, "key"))
+        return hex0x(value) if value is not None else None
+
+    def rpc_state_getStorageHash(self, conn, key, block_hash=None):
+        value = self.chain.storage_at(_opt_hash(block_hash)).get(_bytes_param(key, "key"))
+        return hex0x(blake2_256(value)) if value is not None else None
+
+    def rpc_state_getStorageSize(self, conn, key, block_hash=None):
+        value = self.chain.storage_at(_opt_hash(block_hash)).get(_bytes_param(key, "key"))
+        return len(value) if value is not None else None
+
+    def rpc_state_queryStorageAt(self, conn, keys, block_hash=None):
+        at = _opt_hash(block_hash)
+        storage = self.chain.storage_at(at)
+        changes = []
+        for key in keys:
+            value = storage.get(_bytes_param(key, "key"))
+            changes.append([key, hex0x(value) if value is not None else None])
+        return [{"block": hex0x(at or self.chain.head_hash), "changes": changes}]
+
+    def rpc_state_getKeysPaged(self, conn, prefix, count, start_key=None, block_hash=None):
+        if not isinstance(count, int) or not 0 < count <= 1000:
+            raise RpcError(-32602, "invalid params: count must be between 1 and 1000")
+        storage = self.chain.storage_at(_opt_hash(block_hash))
+        start = _bytes_param(start_key, "start_key") if start_key else None
+        keys = []
+        for key, _ in storage.iter_prefix(_bytes_param(prefix or "0x", "prefix"), start):
+            keys.append(hex0x(key))
+            if len(keys) >= count:
+                break
+        return keys
+
+    def rpc_state_getKeys(self, conn, prefix, block_hash=None):
+        storage = self.chain.storage_at(_opt_hash(block_hash))
+        return [hex0x(k) for k, _ in storage.iter_prefix(_bytes_param(prefix or "0x", "prefix"))]
+
+    def rpc_state_getPairs(self, conn, prefix, block_hash=None):
+        storage = self.chain.storage_at(_opt_hash(block_hash))
+        return [[hex0x(k), hex0x(v)] for k, v in storage.iter_prefix(_bytes_param(prefix or "0x", "prefix"))]
+
+    def rpc_state_subscribeStorage(self, conn, keys=None):
+        wanted = None if keys is None else {_bytes_param(k, "key") for k in keys}
+
+        def subscribe():
+            sub_id = self._subscribe(conn, "storage", wanted)
+            if wanted is not None:
+                conn.notify(sub_id, "state_storage", {"block": hex0x(self.chain.head_hash), "changes": [
+                    [hex0x(k), hex0x(v) if (v := self.chain.state.get(k)) is not None else None] for k in sorted(wanted)]})
+            return sub_id
+        return self._deferred(conn, subscribe)
+
+    def rpc_state_unsubscribeStorage(self, conn, sub_id): return self._unsubscribe(conn, sub_id)
+
+    def rpc_state_call(self, conn, method, data, block_hash=None):
+        if not isinstance(method, str):
+            raise RpcError(-32602, "invalid params: method must be a string")
+        args = _bytes_param(data or "0x", "data")
+        try:
+            result = self.chain.with_state(_opt_hash(block_hash), lambda runtime: self._runtime_api(runtime, method, args))
+        except KeyError as exc:
+            raise RpcError(-32000, f"Client error: Execution failed: {exc.args[0]}") from None
+        return hex0x(result)
+
+    def _runtime_api(self, runtime, method: str, args: bytes) -> bytes:
+        if method == "Metadata_metadata":
+            return Bytes.encode(self.chain.metadata(14))
+        if method == "Metadata_metadata_at_version":
+            version = U32.decode(args)
+            return Option(Bytes).encode(self.chain.metadata(version) if version in (14, 15) else None)
+        if method == "Metadata_metadata_versions":
+            return Sequence(U32).encode([14, 15])
+        if method in ("TransactionPaymentApi_query_info", "TransactionPaymentApi_query_fee_details"):
+            uxt, length = _split_len(args)
+            ext = decode(uxt)
+            info = runtime.query_info(ext.call, length)
+            if method.endswith("query_info"):
+                return RuntimeDispatchInfo.encode(info)
+            base = runtime.payment.BaseFee.get(runtime.storage)
+            return FeeDetails.encode({"inclusion_fee": {"base_fee": base, "len_fee": info["partial_fee"] - base,
+                                                        "adjusted_weight_fee": 0}, "tip": ext.tip})
+        if method == "TaggedTransactionQueue_validate_transaction":
+            return _validity(self.chain, args)
+        return runtime.api_call(method, args)
+
+    # --------------------------------------------------------------------------------------------- author
+    def rpc_author_submitExtrinsic(self, conn, extrinsic):
+        ext_hash = self.chain.submit(_bytes_param(extrinsic, "extrinsic"))
+        self._wake.set()
+        return hex0x(ext_hash)
+
+    def rpc_author_submitAndWatchExtrinsic(self, conn, extrinsic):
+        if not conn.websocket:
+            raise RpcError(-32601, "Subscriptions are only available over WebSocket")
+        ext_hash = self.chain.submit(_bytes_param(extrinsic, "extrinsic"))
+
+        def subscribe():
+            sub_id = self._subscribe(conn, "extrinsic", ext_hash)
+            self.watchers.setdefault(ext_hash, []).append((conn, sub_id))
+            conn.notify(sub_id, "author_extrinsicUpdate", "ready")
+            return sub_id
+        result = self._deferred(conn, subscribe)
+        self._wake.set()
+        return result
+
+    def rpc_author_unwatchExtrinsic(self, conn, sub_id):
+        found = conn.subscriptions.pop(str(sub_id), None)
+        if found is None:
+            return False
+        watchers = self.watchers.get(found[1], [])
+        watchers[:] = [w for w in watchers if w[1] != str(sub_id)]
+        return True
+
+    def rpc_author_pendingExtrinsics(self, conn):
+        return [hex0x(tx.extrinsic.encoded) for tx in self.chain.pool.values()]
+
+    def rpc_payment_queryInfo(self, conn, extrinsic, block_hash=None):
+        raw = _bytes_param(extrinsic, "extrinsic")
+        ext = decode(raw)
+        info = self.chain.with_state(_opt_hash(block_hash), lambda runtime: runtime.query_info(ext.call, len(raw)))
+        return {"weight": {"refTime": info["weight"]["ref_time"], "proofSize": info["weight"]["proof_size"]},
+                "class": "normal", "partialFee": str(info["partial_fee"])}
+
+
+class _Collector:
+    def __init__(self, held: list) -> None:
+        self.held = held
+
+    def put_nowait(self, message) -> None:
+        self.held.append(message)
+
+
+def _split_len(args: bytes) -> tuple[bytes, int]:
+    """(extrinsic, u32 length) as TransactionPaymentApi takes them: the extrinsic is self-delimiting."""
+    r = Reader(args)
+    r.read(decode_compact(r))
+    if r.remaining != 4:
+        raise CodecError("expected the extrinsic followed by a u32 length")
+    return args[:r.pos], U32.decode(args[r.pos:])
+
+
+def _validity(chain: Chain, args: bytes) -> bytes:
+    """TransactionValidity = Result<ValidTransaction, TransactionValidityError> for (source, tx, block_hash)."""
+    r = Reader(args)
+    r.byte()  # TransactionSource
+    start = r.pos
+    r.read(decode_compact(r))
+    uxt = args[start:r.pos]
+    try:
+        ext = chain.check(uxt)
+        valid = chain.runtime.validate_transaction(ext.signer, ext.nonce, ext.tip, ext.call, len(uxt))
+    except (ExtrinsicError, InvalidTransaction):
+        # Err(Invalid(Custom(0))): the precise reason travels in the RPC error of author_submitExtrinsic
+        return b"\x01\x00\x08\x00"
+    provides = [AccountId32.encode(ext.signer) + U32.encode(ext.nonce)]
+    requires = [] if valid.requires is None else [AccountId32.encode(ext.signer) + U32.encode(ext.nonce - 1)]
+    return (b"\x00" + U64.encode(valid.priority) + Sequence(Bytes).encode(requires) + Sequence(Bytes).encode(provides)
+            + U64.encode(2**64 - 1) + b"\x01")
