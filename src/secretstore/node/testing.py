@@ -1,0 +1,86 @@
+"""Starting real node processes for tests, benchmarks and `secretstore dev`: free ports, readiness, clean shutdown."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rpc_call(url: str, method: str, params: list | None = None, timeout: float = 5.0) -> dict:
+    """One JSON-RPC call over HTTP POST (for readiness checks and tests that need raw access)."""
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}).encode()
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+@dataclass
+class NodeProcess:
+    base_path: Path
+    port: int
+    process: subprocess.Popen | None = None
+    block_time: float | None = None
+    chain_spec: Path | None = None
+    log_path: Path | None = None
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    def start(self, timeout: float = 30.0) -> "NodeProcess":
+        args = [sys.executable, "-m", "secretstore.cli.main", "node", "--dev", "--base-path", str(self.base_path),
+                "--rpc-port", str(self.port)]
+        if self.block_time:
+            args += ["--block-time", str(self.block_time)]
+        if self.chain_spec:
+            args += ["--chain-spec", str(self.chain_spec)]
+        self.log_path = self.log_path or Path(self.base_path) / "node.log"
+        Path(self.base_path).mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"node exited with {self.process.returncode}: {Path(self.log_path).read_text()[-2000:]}")
+            try:
+                if "result" in rpc_call(self.http_url, "system_health", timeout=1):
+                    return self
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise TimeoutError(f"node did not answer on port {self.port} within {timeout}s")
+
+    def stop(self, kill: bool = False) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL if kill else signal.SIGTERM)
+            self.process.wait(timeout=10)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def __enter__(self) -> "NodeProcess":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,27 @@
+import pytest
+from substrateinterface import Keypair, SubstrateInterface
+
+from secretstore.node.testing import NodeProcess, free_port
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory):
+    with NodeProcess(tmp_path_factory.mktemp("node"), free_port()) as process:
+        yield process
+
+
+@pytest.fixture(scope="module")
+def substrate(node):
+    api = SubstrateInterface(url=node.ws_url, use_remote_preset=False)
+    yield api
+    api.close()
+
+
+@pytest.fixture(scope="session")
+def alice():
+    return Keypair.create_from_uri("//Alice")
+
+
+@pytest.fixture(scope="session")
+def bob():
+    return Keypair.create_from_uri("//Bob")
