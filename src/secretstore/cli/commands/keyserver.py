@@ -1,0 +1,35 @@
+"""`secretstore key-server`: one key server process (flags as the Parity Secret Store substrate key server)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("key-server", help="run a key server")
+    p.add_argument("--self-secret", required=True, help="this key server's secp256k1 secret (hex)")
+    p.add_argument("--db-path", required=True, type=Path, help="directory of the key share database")
+    p.add_argument("--net-host", default="127.0.0.1", help="cluster listen address")
+    p.add_argument("--net-port", type=int, default=10000, help="cluster listen port")
+    p.add_argument("--sub-host", default="127.0.0.1", help="Substrate node RPC host")
+    p.add_argument("--sub-port", type=int, default=9944, help="Substrate node RPC port")
+    p.add_argument("--sub-signer", default="//Alice", help="SURI of the account that signs responses")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from substrateinterface import Keypair
+
+    from ...crypto import Secret
+    from ...keyserver.service import run_key_server
+
+    secret = Secret.from_hex(args.self_secret, "--self-secret")
+    try:
+        signer = Keypair.create_from_uri(args.sub_signer)
+    except Exception as exc:  # the library raises several kinds for a bad SURI
+        raise ValueError(f"--sub-signer: {exc}") from None
+    asyncio.run(run_key_server(secret, args.db_path, args.net_host, args.net_port,
+                               f"ws://{args.sub_host}:{args.sub_port}", signer))
+    return 0

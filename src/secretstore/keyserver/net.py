@@ -1,0 +1,358 @@
+"""Cluster transport between key servers: authenticated, encrypted TCP with request/response messaging.
+
+Handshake (both sides, symmetric):
+  1. HELLO, plaintext, 164 bytes: b"SSv1" ++ long-term public (64) ++ ephemeral public (64) ++ random challenge (32).
+     A public whose address is not in the allowed key server set ends the connection; an initiator also checks that
+     the peer is the key server it meant to reach.
+  2. AUTH, plaintext, 65 bytes: a recoverable signature with the long-term key over
+     keccak256("secretstore/cluster/auth" ++ peer's challenge ++ own public ++ own ephemeral ++ peer's ephemeral).
+     Signing the peer's fresh challenge proves possession now; covering both ephemerals binds the session key to both
+     identities, so a man in the middle cannot splice sessions.
+  3. Session keys: HKDF-SHA256 over the X coordinate of ECDH(ephemerals), salted with both challenges; one key per
+     direction. Every later frame is ChaCha20-Poly1305 with a per-direction counter nonce and the 4-byte length header
+     as associated data; a frame over MAX_FRAME, a bad tag or a replay ends the connection.
+Only the key server with the lower id dials, so each pair has one connection; a reconnecting peer replaces a stale one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import secrets
+import struct
+import time
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+from Crypto.Cipher import ChaCha20_Poly1305
+from Crypto.Hash import SHA256
+from Crypto.Protocol.KDF import HKDF
+
+from ..crypto import Address, CryptoError, KeyPair, Public, Secret, Signature, keccak256
+from ..crypto.math import point_mul
+
+log = logging.getLogger(__name__)
+
+MAGIC = b"SSv1"
+HELLO_LEN = 4 + 64 + 64 + 32
+MAX_FRAME = 1 << 20
+HANDSHAKE_TIMEOUT = 5.0
+KEEPALIVE_INTERVAL = 5.0
+IDLE_TIMEOUT = 20.0
+REQUEST_TIMEOUT = 15.0
+
+
+class ClusterError(Exception):
+    pass
+
+
+class PeerUnavailable(ClusterError):
+    """No authenticated connection to that key server."""
+
+
+class RemoteError(ClusterError):
+    """The peer refused or failed the request; the message is the peer's."""
+
+
+class HandshakeError(ClusterError):
+    pass
+
+
+Handler = Callable[[Address, dict], Awaitable[dict]]
+
+
+@dataclass
+class KeyServerDirectory:
+    """Who may connect (the current and migration key server sets) and where each key server listens."""
+
+    addresses: dict[Address, tuple[str, int]] = field(default_factory=dict)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def update(self, addresses: dict[Address, tuple[str, int]]) -> None:
+        if addresses != self.addresses:
+            self.addresses = dict(addresses)
+            self.changed.set()
+
+    def allowed(self, key_server: Address) -> bool:
+        return key_server in self.addresses
+
+
+def parse_network_address(raw: bytes | str) -> tuple[str, int]:
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"bad key server network address {text!r}")
+    return host, int(port)
+
+
+class Connection:
+    def __init__(self, peer: Address, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 send_key: bytes, recv_key: bytes) -> None:
+        self.peer = peer
+        self.reader, self.writer = reader, writer
+        self.send_key, self.recv_key = send_key, recv_key
+        self.send_counter = 0
+        self.recv_counter = 0
+        self.write_lock = asyncio.Lock()
+        self.pending: dict[int, asyncio.Future] = {}
+        self.last_seen = time.monotonic()
+        self.closed = False
+
+    async def send(self, message: dict) -> None:
+        plaintext = json.dumps(message, separators=(",", ":")).encode()
+        if len(plaintext) > MAX_FRAME:
+            raise ClusterError(f"message of {len(plaintext)} bytes exceeds the frame limit")
+        async with self.write_lock:
+            header = struct.pack(">I", len(plaintext) + 16)
+            cipher = ChaCha20_Poly1305.new(key=self.send_key, nonce=struct.pack(">4xQ", self.send_counter))
+            cipher.update(header)
+            body, tag = cipher.encrypt_and_digest(plaintext)
+            self.send_counter += 1
+            self.writer.write(header + body + tag)
+            await self.writer.drain()
+
+    async def recv(self) -> dict:
+        header = await self.reader.readexactly(4)
+        (length,) = struct.unpack(">I", header)
+        if not 16 <= length <= MAX_FRAME + 16:
+            raise ClusterError(f"frame length {length} outside the limit")
+        data = await self.reader.readexactly(length)
+        cipher = ChaCha20_Poly1305.new(key=self.recv_key, nonce=struct.pack(">4xQ", self.recv_counter))
+        cipher.update(header)
+        try:
+            plaintext = cipher.decrypt_and_verify(data[:-16], data[-16:])
+        except ValueError:
+            raise ClusterError("frame failed authentication") from None
+        self.recv_counter += 1
+        self.last_seen = time.monotonic()
+        try:
+            message = json.loads(plaintext)
+        except ValueError:
+            raise ClusterError("frame is not a JSON message") from None
+        if not isinstance(message, dict) or message.get("kind") not in ("request", "response", "ping", "pong"):
+            raise ClusterError("malformed cluster message")
+        return message
+
+    def close(self) -> None:
+        self.closed = True
+        for future in self.pending.values():
+            if not future.done():
+                future.set_exception(PeerUnavailable(f"connection to {self.peer.hex()} closed"))
+        self.pending.clear()
+        self.writer.close()
+
+
+async def handshake(keypair: KeyPair, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                    directory: KeyServerDirectory, expected: Address | None) -> Connection:
+    ephemeral = Secret.random()
+    ephemeral_public = ephemeral.public()
+    challenge = secrets.token_bytes(32)
+    writer.write(MAGIC + bytes(keypair.public) + bytes(ephemeral_public) + challenge)
+    await writer.drain()
+    hello = await reader.readexactly(HELLO_LEN)
+    if hello[:4] != MAGIC:
+        raise HandshakeError("not a SecretStore cluster peer")
+    try:
+        peer_public = Public(hello[4:68])
+        peer_ephemeral = Public(hello[68:132])
+    except CryptoError:
+        raise HandshakeError("peer sent an invalid public key") from None
+    peer_challenge = hello[132:]
+    peer = peer_public.address()
+    if expected is not None and peer != expected:
+        raise HandshakeError(f"expected key server {expected.hex()}, reached {peer.hex()}")
+    if not directory.allowed(peer) or peer == keypair.address:
+        raise HandshakeError(f"key server {peer.hex()} is not in the key server set")
+
+    def transcript(their_challenge: bytes, signer: Public, signer_ephemeral: Public, other_ephemeral: Public) -> bytes:
+        return keccak256(b"secretstore/cluster/auth" + their_challenge + bytes(signer) + bytes(signer_ephemeral)
+                         + bytes(other_ephemeral))
+
+    writer.write(bytes(keypair.sign(transcript(peer_challenge, keypair.public, ephemeral_public, peer_ephemeral))))
+    await writer.drain()
+    try:
+        signature = Signature(await reader.readexactly(65))
+        ok = signature.verify(peer_public, transcript(challenge, peer_public, peer_ephemeral, ephemeral_public))
+    except CryptoError:
+        ok = False
+    if not ok:
+        raise HandshakeError(f"key server {peer.hex()} failed to prove possession of its key")
+    shared = bytes(point_mul(peer_ephemeral, ephemeral.to_int()))[:32]
+    salt = b"".join(sorted((challenge, peer_challenge)))
+    keys = HKDF(shared, 64, salt, SHA256, context=b"secretstore/cluster/session")
+    low_to_high, high_to_low = keys[:32], keys[32:]
+    if bytes(keypair.address) < bytes(peer):
+        return Connection(peer, reader, writer, low_to_high, high_to_low)
+    return Connection(peer, reader, writer, high_to_low, low_to_high)
+
+
+class Cluster:
+    """Connections to every other key server of the set, and request/response messaging over them."""
+
+    def __init__(self, keypair: KeyPair, host: str, port: int, directory: KeyServerDirectory, handler: Handler) -> None:
+        self.keypair = keypair
+        self.host, self.port = host, port
+        self.directory = directory
+        self.handler = handler
+        self.connections: dict[Address, Connection] = {}
+        self._ids = itertools.count(1)
+        self._tasks: asyncio.TaskGroup | None = None
+        self.connected_event = asyncio.Event()
+
+    @property
+    def self_id(self) -> Address:
+        return self.keypair.address
+
+    def is_connected(self, peer: Address) -> bool:
+        return peer == self.self_id or (peer in self.connections and not self.connections[peer].closed)
+
+    async def run(self) -> None:
+        """Serve until cancelled: accept peers, dial the ones this server is responsible for, keep links alive."""
+        server = await asyncio.start_server(self._accept, self.host, self.port, limit=MAX_FRAME + 64)
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                self._tasks = tasks
+                tasks.create_task(self._dial_loop())
+                tasks.create_task(self._keepalive_loop())
+        finally:
+            server.close()
+            for conn in list(self.connections.values()):
+                conn.close()
+            self.connections.clear()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            async with asyncio.timeout(HANDSHAKE_TIMEOUT):
+                conn = await handshake(self.keypair, reader, writer, self.directory, None)
+        except (HandshakeError, asyncio.IncompleteReadError, OSError, TimeoutError) as exc:
+            log.info("refused cluster connection", extra={"reason": str(exc)})
+            writer.close()
+            return
+        await self._serve(conn)
+
+    async def _dial(self, peer: Address, host: str, port: int) -> None:
+        try:
+            async with asyncio.timeout(HANDSHAKE_TIMEOUT):
+                reader, writer = await asyncio.open_connection(host, port, limit=MAX_FRAME + 64)
+                try:
+                    conn = await handshake(self.keypair, reader, writer, self.directory, peer)
+                except BaseException:
+                    writer.close()
+                    raise
+        except (HandshakeError, asyncio.IncompleteReadError, OSError, TimeoutError) as exc:
+            log.debug("dial failed", extra={"peer": peer.hex(), "reason": str(exc)})
+            return
+        await self._serve(conn)
+
+    async def _dial_loop(self) -> None:
+        dialing: dict[Address, asyncio.Task] = {}
+        backoff = 0.2
+        while True:
+            for peer, (host, port) in list(self.directory.addresses.items()):
+                if bytes(self.self_id) < bytes(peer) and not self.is_connected(peer):
+                    task = dialing.get(peer)
+                    if task is None or task.done():
+                        assert self._tasks is not None
+                        dialing[peer] = self._tasks.create_task(self._dial(peer, host, port))
+            # drop links to key servers that left the set
+            for peer, conn in list(self.connections.items()):
+                if not self.directory.allowed(peer):
+                    conn.close()
+            self.directory.changed.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(backoff):
+                    await self.directory.changed.wait()
+            backoff = min(backoff * 2, 2.0) if any(not self.is_connected(p) for p in self.directory.addresses) else 0.5
+
+    async def _keepalive_loop(self) -> None:
+        while True:
+            await asyncio.sleep(KEEPALIVE_INTERVAL)
+            now = time.monotonic()
+            for conn in list(self.connections.values()):
+                if now - conn.last_seen > IDLE_TIMEOUT:
+                    log.info("peer idle, closing", extra={"peer": conn.peer.hex()})
+                    conn.close()
+                else:
+                    with contextlib.suppress(ClusterError, OSError):
+                        await conn.send({"kind": "ping"})
+
+    async def _serve(self, conn: Connection) -> None:
+        old = self.connections.get(conn.peer)
+        if old is not None:
+            old.close()
+        self.connections[conn.peer] = conn
+        self.connected_event.set()
+        log.info("peer connected", extra={"peer": conn.peer.hex()})
+        try:
+            async with asyncio.TaskGroup() as requests:
+                answering: set[asyncio.Task] = set()
+                try:
+                    while True:
+                        message = await conn.recv()
+                        kind = message["kind"]
+                        if kind == "ping":
+                            await conn.send({"kind": "pong"})
+                        elif kind == "response":
+                            future = conn.pending.pop(message.get("id"), None)
+                            if future is not None and not future.done():
+                                future.set_result(message)
+                        elif kind == "request":
+                            task = requests.create_task(self._answer(conn, message))
+                            answering.add(task)
+                            task.add_done_callback(answering.discard)
+                except (ClusterError, asyncio.IncompleteReadError, OSError) as exc:
+                    log.info("peer disconnected", extra={"peer": conn.peer.hex(),
+                                                         "reason": str(exc) or type(exc).__name__})
+                finally:
+                    conn.close()
+                    for task in answering:  # nobody is left to hear the answers
+                        task.cancel()
+        finally:
+            if self.connections.get(conn.peer) is conn:
+                del self.connections[conn.peer]
+
+    async def _answer(self, conn: Connection, message: dict) -> None:
+        reply: dict[str, Any] = {"kind": "response", "id": message.get("id")}
+        try:
+            body = message.get("body")
+            if not isinstance(body, dict):
+                raise ValueError("request body must be an object")
+            async with asyncio.timeout(REQUEST_TIMEOUT):
+                reply["body"] = await self.handler(conn.peer, body)
+            reply["ok"] = True
+        except Exception as exc:  # the peer gets the reason; this server keeps serving
+            reply["ok"] = False
+            reply["error"] = str(exc) or type(exc).__name__
+        with contextlib.suppress(ClusterError, OSError):
+            await conn.send(reply)
+
+    async def request(self, peer: Address, body: dict, timeout: float = REQUEST_TIMEOUT) -> dict:
+        """Send a request to a peer (or handle it locally when `peer` is this server) and wait for its answer."""
+        if peer == self.self_id:
+            async with asyncio.timeout(timeout):
+                return await self.handler(peer, body)
+        conn = self.connections.get(peer)
+        if conn is None or conn.closed:
+            raise PeerUnavailable(f"key server {peer.hex()} is not connected")
+        request_id = next(self._ids)
+        future = asyncio.get_running_loop().create_future()
+        conn.pending[request_id] = future
+        try:
+            await conn.send({"kind": "request", "id": request_id, "body": body})
+            async with asyncio.timeout(timeout):
+                reply = await future
+        except TimeoutError:
+            raise PeerUnavailable(f"key server {peer.hex()} did not answer in {timeout:.0f}s") from None
+        except OSError as exc:
+            raise PeerUnavailable(f"key server {peer.hex()}: {exc}") from None
+        finally:
+            conn.pending.pop(request_id, None)
+        if not reply.get("ok"):
+            raise RemoteError(f"key server {peer.hex()}: {reply.get('error', 'request failed')}")
+        body = reply.get("body")
+        if not isinstance(body, dict):
+            raise RemoteError(f"key server {peer.hex()} sent a malformed answer")
+        return body

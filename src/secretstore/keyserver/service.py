@@ -1,0 +1,283 @@
+"""The key server process: cluster, share storage and the chain service, under one structured lifetime.
+
+The chain service talks to the chain only through Substrate JSON-RPC. On every new finalized block it refreshes the
+key server set and reads the pending tasks of each service through the SecretStore runtime API, so a key server that
+was down simply catches up. A response is submitted only while the runtime says one from this key server is still
+required.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from substrateinterface import Keypair
+
+from ..chain.client import AsyncChain, ChainError, SubstrateChain
+from ..codec.primitives import H160, H256
+from ..codec.scale import U32, Bool, Sequence, Tuple
+from ..crypto import Address, KeyPair, Public, Secret, ServerKeyId
+from ..crypto.math import common_shadow_point
+from ..runtime.secretstore.types import (
+    DocumentKeyShadowRetrievalTask, DocumentKeyStoreTask, IndexedKeyServer, ServerKeyGenerationTask,
+)
+from .net import Cluster, KeyServerDirectory, parse_network_address
+from .sessions import KeyServerCore, SessionError
+from .storage import DocumentKeyAlreadyStored, KeyStorage, KeyStorageError
+
+log = logging.getLogger(__name__)
+
+API = "SecretStoreRuntimeApi_"
+PAGE = (0, 256)
+POLL_INTERVAL = 0.25
+RESUBMIT_AFTER = 30.0
+PERSONAL_PART_PATIENCE = 60.0  # a key server not picked for a retrieval reports an error after this long
+
+# Which piece of work a response call answers (responses to the same piece are not repeated).
+SERVICE_OF = {
+    "server_key_generated": "generation", "server_key_generation_error": "generation",
+    "server_key_retrieved": "retrieval", "server_key_retrieval_error": "retrieval",
+    "document_key_stored": "store", "document_key_store_error": "store",
+    "document_key_common_retrieved": "common", "document_key_shadow_retrieval_error": "common",
+    "document_key_personal_retrieved": "personal",
+}
+
+
+@dataclass
+class ChainService:
+    chain: AsyncChain
+    core: KeyServerCore
+    directory: KeyServerDirectory
+    submissions: asyncio.Queue = field(default_factory=asyncio.Queue)
+    indices: dict[Address, int] = field(default_factory=dict)
+    order: list[Address] = field(default_factory=list)
+    inflight: set[tuple] = field(default_factory=set)
+    submitted: dict[tuple, float] = field(default_factory=dict)
+    first_seen: dict[tuple, float] = field(default_factory=dict)
+    synced: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def self_id(self) -> Address:
+        return self.core.self_id
+
+    # ------------------------------------------------------------------------------------------------ chain reads
+    async def api(self, name: str, args_type, args, result_type) -> Any:
+        return result_type.decode(await self.chain.state_call(API + name, args_type.encode(args)))
+
+    async def check_access(self, key_id: ServerKeyId, requester: Address) -> bool:
+        return await self.api("check_key_access", Tuple(H256, H160), (bytes(key_id), bytes(requester)), Bool)
+
+    async def required(self, service: str, *key: bytes) -> bool:
+        args_type = Tuple(H160, H256, H160) if len(key) == 2 else Tuple(H160, H256)
+        return await self.api(f"is_{service}_response_required", args_type, (bytes(self.self_id), *key), Bool)
+
+    async def refresh_set(self) -> None:
+        servers = await self.api("key_server_set_with_indices", Tuple(), (), Sequence(IndexedKeyServer))
+        self.indices = {Address(s["id"]): s["index"] for s in servers}
+        self.order = [Address(s["id"]) for s in sorted(servers, key=lambda s: s["index"])]
+        addresses = {}
+        for s in servers:
+            if Address(s["id"]) != self.self_id:
+                try:
+                    addresses[Address(s["id"])] = parse_network_address(s["address"])
+                except ValueError as exc:
+                    log.warning("skipping key server with a bad address", extra={"error": str(exc)})
+        self.directory.update(addresses)
+
+    def master_for(self, key_id: ServerKeyId, among: list[Address]) -> Address | None:
+        """The first connected key server, in an order rotated by the key id (spreads load, survives a dead one)."""
+        if not among:
+            return None
+        start = int.from_bytes(bytes(key_id), "big") % len(among)
+        cluster = self.core.cluster
+        for i in range(len(among)):
+            candidate = among[(start + i) % len(among)]
+            if cluster is None or cluster.is_connected(candidate):
+                return candidate
+        return None
+
+    # --------------------------------------------------------------------------------------------- main loops
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._submitter())
+            last = None
+            while True:
+                try:
+                    head = await self.chain.finalized_head()
+                    if head != last:
+                        await self.refresh_set()
+                        self.synced.set()
+                        await self.process(tasks)
+                        last = head
+                except (ChainError, OSError, TimeoutError) as exc:
+                    log.warning("chain unavailable, retrying", extra={"error": str(exc)})
+                    await asyncio.sleep(1.0)
+                    last = None
+                await asyncio.sleep(POLL_INTERVAL)
+
+    def respond(self, call: str, params: dict, key: tuple | None = None) -> None:
+        """Queue a response; until it is on chain (or RESUBMIT_AFTER passes) the same answer is not worked out again."""
+        key = key or (SERVICE_OF[call], params["id"], params.get("requester"))
+        self.submitted[key] = time.monotonic()
+        self.submissions.put_nowait((call, params, key))
+
+    async def _submitter(self) -> None:
+        """Submits responses one at a time, so nonces stay in order."""
+        while True:
+            call, params, key = await self.submissions.get()
+            try:
+                await self.chain.submit("SecretStore", call, params, wait_for="pool")
+                log.info("response submitted", extra={"call": call, "key": params.get("id")})
+            except (ChainError, OSError, TimeoutError) as exc:
+                self.submitted.pop(key, None)  # retried on a later block while still required
+                log.warning("response not submitted", extra={"call": call, "error": str(exc)})
+
+    def _fresh(self, key: tuple) -> bool:
+        """True if this response was not submitted recently (a lost submission is retried after a while)."""
+        when = self.submitted.get(key)
+        return when is None or time.monotonic() - when > RESUBMIT_AFTER
+
+    def _spawn(self, tasks: asyncio.TaskGroup, key: tuple, work) -> None:
+        if key in self.inflight:
+            return
+        self.inflight.add(key)
+
+        async def run() -> None:
+            try:
+                await work
+            finally:
+                self.inflight.discard(key)
+
+        tasks.create_task(run())
+
+    async def process(self, tasks: asyncio.TaskGroup) -> None:
+        for task in await self.api("server_key_generation_tasks", Tuple(U32, U32), PAGE,
+                                   Sequence(ServerKeyGenerationTask)):
+            key_id = ServerKeyId(task["id"])
+            if not await self.required("server_key_generation", bytes(key_id)):
+                continue
+            if self._fresh(("generation", key_id.hex(), None)) and self.master_for(key_id, self.order) == self.self_id:
+                self._spawn(tasks, ("generation", key_id), self._generate(key_id, Address(task["author"]),
+                                                                          task["threshold"]))
+        for raw in await self.api("server_key_retrieval_tasks", Tuple(U32, U32), PAGE, Sequence(H256)):
+            key = ("retrieval", "0x" + raw.hex(), None)
+            if self._fresh(key) and await self.required("server_key_retrieval", raw):
+                self._answer_retrieval(ServerKeyId(raw))
+        for task in await self.api("document_key_store_tasks", Tuple(U32, U32), PAGE, Sequence(DocumentKeyStoreTask)):
+            key = ("store", "0x" + task["id"].hex(), None)
+            if self._fresh(key) and await self.required("document_key_store", task["id"]):
+                self._store(task)
+        now = time.monotonic()
+        seen = set()
+        for task in await self.api("document_key_shadow_retrieval_tasks", Tuple(U32, U32), PAGE,
+                                   Sequence(DocumentKeyShadowRetrievalTask)):
+            key_id, requester = ServerKeyId(task["id"]), Address(task["requester"])
+            if not await self.required("document_key_shadow_retrieval", bytes(key_id), bytes(requester)):
+                continue
+            if task["requester_public"] is None:
+                key = ("common", key_id.hex(), requester.hex())
+                if self._fresh(key):
+                    await self._answer_common(key_id, requester)
+            else:
+                seen.add(("personal", key_id, requester))
+                await self._personal(tasks, key_id, requester, Public(task["requester_public"]), now)
+        for stale in set(self.first_seen) - seen:
+            del self.first_seen[stale]
+
+    # ------------------------------------------------------------------------------------------------ services
+    async def _generate(self, key_id: ServerKeyId, author: Address, threshold: int) -> None:
+        try:
+            await self.core.generate_server_key(key_id, author, threshold, list(self.order))
+        except SessionError as exc:
+            log.warning("generation failed", extra={"key": key_id.hex(), "error": str(exc)})
+            self.respond("server_key_generation_error", {"id": key_id.hex()})
+
+    def _answer_retrieval(self, key_id: ServerKeyId) -> None:
+        share = self.core.storage.get(key_id)
+        if share is None:
+            self.respond("server_key_retrieval_error", {"id": key_id.hex()})
+        else:
+            self.respond("server_key_retrieved", {"id": key_id.hex(), "server_key_public": share.public.hex(),
+                                                  "threshold": share.threshold})
+
+    def _store(self, task: dict) -> None:
+        key_id = ServerKeyId(task["id"])
+        share = self.core.storage.get(key_id)
+        try:
+            if share is None:
+                raise KeyStorageError("unknown server key")
+            if bytes(share.author) != task["author"]:
+                raise KeyStorageError("only the key's author may store its document key")
+            self.core.storage.store_document_key(key_id, Public(task["common_point"]), Public(task["encrypted_point"]))
+        except (KeyStorageError, DocumentKeyAlreadyStored, ValueError) as exc:
+            log.info("document key not stored", extra={"key": key_id.hex(), "reason": str(exc)})
+            self.respond("document_key_store_error", {"id": key_id.hex()})
+            return
+        self.respond("document_key_stored", {"id": key_id.hex()})
+
+    async def _answer_common(self, key_id: ServerKeyId, requester: Address) -> None:
+        share = self.core.storage.get(key_id)
+        if share is None or share.common_point is None or not await self.check_access(key_id, requester):
+            self.respond("document_key_shadow_retrieval_error", {"id": key_id.hex(), "requester": requester.hex()})
+            return
+        self.respond("document_key_common_retrieved", {
+            "id": key_id.hex(), "requester": requester.hex(),
+            "common_point": common_shadow_point(share.threshold, share.common_point).hex(),
+            "threshold": share.threshold})
+
+    async def _personal(self, tasks: asyncio.TaskGroup, key_id: ServerKeyId, requester: Address,
+                        requester_public: Public, now: float) -> None:
+        share = self.core.storage.get(key_id)
+        holders = [h for h in self.order if share is not None and h in share.holders]
+        key = ("personal", key_id, requester)
+        self.first_seen.setdefault(key, now)
+        response_key = ("personal", key_id.hex(), requester.hex())
+        if share is not None and self.master_for(key_id, holders) == self.self_id:
+            if self._fresh(response_key):
+                self._spawn(tasks, key, self._shadow_session(key_id, requester_public))
+        elif now - self.first_seen[key] > PERSONAL_PART_PATIENCE and self._fresh(response_key):
+            # nobody picked this server and the request is still open: answer it rather than leave it hanging
+            self.respond("document_key_shadow_retrieval_error", {"id": key_id.hex(), "requester": requester.hex()},
+                         key=response_key)
+
+    async def _shadow_session(self, key_id: ServerKeyId, requester_public: Public) -> None:
+        try:
+            await self.core.retrieve_document_key_shadow(key_id, requester_public, dict(self.indices))
+        except SessionError as exc:
+            log.warning("shadow retrieval failed", extra={"key": key_id.hex(), "error": str(exc)})
+            requester = requester_public.address().hex()
+            self.respond("document_key_shadow_retrieval_error", {"id": key_id.hex(), "requester": requester},
+                         key=("personal", key_id.hex(), requester))
+
+
+async def run_key_server(self_secret: Secret, db_path: Path, net_host: str, net_port: int, sub_url: str,
+                         signer: Keypair, stop: asyncio.Event | None = None) -> None:
+    keypair = KeyPair(self_secret)
+    storage = KeyStorage(Path(db_path) / "keys.sqlite")
+    chain = AsyncChain(SubstrateChain(sub_url, signer=signer))
+    directory = KeyServerDirectory()
+    service: ChainService
+    core = KeyServerCore(keypair, storage, lambda k, r: service.check_access(k, r), lambda c, p: service.respond(c, p))
+    service = ChainService(chain, core, directory)
+    cluster = Cluster(keypair, net_host, net_port, directory, core.handle)
+    core.cluster = cluster
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"SecretStore key server {keypair.address.hex()}: cluster on {net_host}:{net_port}, chain {sub_url}",
+          flush=True)
+    try:
+        async with asyncio.TaskGroup() as tasks:
+            workers = [tasks.create_task(cluster.run()), tasks.create_task(service.run())]
+            await stop.wait()
+            for worker in workers:
+                worker.cancel()
+    finally:
+        await chain.aclose()
+        storage.close()

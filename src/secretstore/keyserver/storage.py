@@ -1,0 +1,125 @@
+"""A key server's durable store of key shares (SQLite, WAL, synchronous=FULL).
+
+A share is committed before any success is reported for it, so a crash never loses a key that the chain was told
+about. Secret shares never leave this module except to the session code that uses them.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from ..crypto import Address, Public, ServerKeyId
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS key_shares (
+    key_id BLOB PRIMARY KEY,
+    author BLOB NOT NULL,
+    threshold INTEGER NOT NULL,
+    public BLOB NOT NULL,
+    version BLOB NOT NULL,
+    holders TEXT NOT NULL,          -- JSON list of hex KeyServerIds, in id-number order
+    secret_share BLOB NOT NULL,
+    common_point BLOB,
+    encrypted_point BLOB
+);
+"""
+
+
+class KeyStorageError(Exception):
+    pass
+
+
+class KeyAlreadyExists(KeyStorageError):
+    pass
+
+
+class DocumentKeyAlreadyStored(KeyStorageError):
+    pass
+
+
+@dataclass(frozen=True)
+class KeyShare:
+    key_id: ServerKeyId
+    author: Address
+    threshold: int
+    public: Public
+    version: bytes  # identifies the sharing (the generation session), for version negotiation
+    holders: tuple[Address, ...]
+    secret_share: int
+    common_point: Public | None = None
+    encrypted_point: Public | None = None
+
+    def __repr__(self) -> str:  # the share itself stays out of logs
+        return f"KeyShare({self.key_id.hex()}, t={self.threshold}, holders={len(self.holders)})"
+
+
+class KeyStorage:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self.conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=FULL")
+        self.conn.executescript(SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self.conn.close()
+
+    def insert(self, share: KeyShare) -> None:
+        with self._lock:
+            try:
+                self.conn.execute(
+                    "INSERT INTO key_shares VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (bytes(share.key_id), bytes(share.author), share.threshold, bytes(share.public), share.version,
+                     json.dumps([h.hex() for h in share.holders]), share.secret_share.to_bytes(32, "big"),
+                     bytes(share.common_point) if share.common_point else None,
+                     bytes(share.encrypted_point) if share.encrypted_point else None))
+            except sqlite3.IntegrityError:
+                raise KeyAlreadyExists(f"server key {share.key_id.hex()} already exists") from None
+
+    def get(self, key_id: ServerKeyId) -> KeyShare | None:
+        with self._lock:
+            row = self.conn.execute("SELECT * FROM key_shares WHERE key_id = ?", (bytes(key_id),)).fetchone()
+        if row is None:
+            return None
+        return KeyShare(
+            key_id=ServerKeyId(row[0]), author=Address(row[1]), threshold=row[2], public=Public(row[3]), version=row[4],
+            holders=tuple(Address.from_hex(h) for h in json.loads(row[5])), secret_share=int.from_bytes(row[6], "big"),
+            common_point=Public(row[7]) if row[7] else None, encrypted_point=Public(row[8]) if row[8] else None)
+
+    def store_document_key(self, key_id: ServerKeyId, common_point: Public, encrypted_point: Public) -> KeyShare:
+        """Write-once: a document key, once stored, is never replaced."""
+        with self._lock:
+            cursor = self.conn.execute(
+                "UPDATE key_shares SET common_point = ?, encrypted_point = ? WHERE key_id = ? AND common_point IS NULL",
+                (bytes(common_point), bytes(encrypted_point), bytes(key_id)))
+            changed = cursor.rowcount
+        if not changed:
+            if self.get(key_id) is None:
+                raise KeyStorageError(f"server key {key_id.hex()} is not known")
+            raise DocumentKeyAlreadyStored(f"a document key is already stored for {key_id.hex()}")
+        share = self.get(key_id)
+        assert share is not None
+        return share
+
+    def replace(self, share: KeyShare) -> None:
+        """Replace a share with a new version of it (servers set change)."""
+        with self._lock, self.conn:
+            self.conn.execute("DELETE FROM key_shares WHERE key_id = ?", (bytes(share.key_id),))
+        self.insert(share)
+
+    def delete(self, key_id: ServerKeyId) -> None:
+        with self._lock:
+            self.conn.execute("DELETE FROM key_shares WHERE key_id = ?", (bytes(key_id),))
+
+    def key_ids(self) -> list[ServerKeyId]:
+        with self._lock:
+            return [ServerKeyId(r[0]) for r in self.conn.execute("SELECT key_id FROM key_shares ORDER BY key_id")]
+
+
+__all__ = ["KeyShare", "KeyStorage", "KeyStorageError", "KeyAlreadyExists", "DocumentKeyAlreadyStored", "replace"]

@@ -1,0 +1,164 @@
+"""A whole local network in real processes: one node and N key servers, on free ports, cleaned up on exit.
+
+Used by the tests, the benchmarks and `secretstore dev`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from substrateinterface import Keypair
+
+from ..crypto import Secret
+from ..node.testing import NodeProcess, free_port
+
+# Dev accounts that claimed the dev key server ids, in order; further key servers get accounts of their own.
+DEV_SIGNERS = ["//Alice", "//Bob", "//Charlie", "//Dave"]
+USER_ACCOUNTS = ["//Alice", "//Bob", "//Charlie", "//Dave", "//Eve", "//Ferdie"]
+
+
+def key_server_secret(index: int) -> Secret:
+    """Key server i (0-based) has the dev secret 0x0101.., 0x0202.., ... as in the Parity dev chain."""
+    return Secret(bytes([index + 1]) * 32)
+
+
+def signer_suri(index: int) -> str:
+    return DEV_SIGNERS[index] if index < len(DEV_SIGNERS) else f"//KeyServer{index + 1}"
+
+
+@dataclass
+class KeyServerProcess:
+    index: int
+    secret: Secret
+    db_path: Path
+    net_port: int
+    node_port: int
+    signer: str
+    process: subprocess.Popen | None = None
+
+    @property
+    def id(self):
+        return self.secret.public().address()
+
+    @property
+    def log_path(self) -> Path:
+        return self.db_path / "key-server.log"
+
+    def start(self) -> "KeyServerProcess":
+        self.db_path.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "secretstore.cli.main", "-v", "key-server",
+             "--self-secret", self.secret.to_int().to_bytes(32, "big").hex(),  # handed to the child only
+             "--db-path", str(self.db_path), "--net-port", str(self.net_port), "--sub-port", str(self.node_port),
+             "--sub-signer", self.signer],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        return self
+
+    def connected_peers(self) -> int:
+        """Peers currently connected, as this key server's log tells."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return 0
+        peers: dict[str, bool] = {}
+        for line in text.splitlines():
+            if "peer connected" in line or "peer disconnected" in line:
+                peer = line.rsplit("peer=", 1)[-1].split()[0]
+                peers[peer] = "peer connected" in line
+        return sum(peers.values())
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, kill: bool = False) -> None:
+        if not self.alive():
+            return
+        assert self.process is not None
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL if kill else signal.SIGTERM)
+            self.process.wait(timeout=10)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+
+@dataclass
+class LocalNetwork:
+    base_path: Path
+    key_servers: int = 3
+    node: NodeProcess | None = None
+    servers: list[KeyServerProcess] = field(default_factory=list)
+
+    def chain_spec(self, ports: list[int]) -> dict:
+        claims, endowed = {}, {}
+        for name in USER_ACCOUNTS + [signer_suri(i) for i in range(self.key_servers)]:
+            endowed["0x" + Keypair.create_from_uri(name).public_key.hex()] = 1 << 60
+        for i in range(self.key_servers):
+            claims["0x" + Keypair.create_from_uri(signer_suri(i)).public_key.hex()] = key_server_secret(i).public().address().hex()
+        if self.key_servers < 4:  # Dave keeps his dev claim (the id of secret 0x04..04) as a plain user
+            claims["0x" + Keypair.create_from_uri("//Dave").public_key.hex()] = key_server_secret(3).public().address().hex()
+        return {
+            "name": "SecretStore Local",
+            "key_servers": [{"id": key_server_secret(i).public().address().hex(), "address": f"127.0.0.1:{ports[i]}"}
+                            for i in range(self.key_servers)],
+            "claims": claims,
+            "endowed": endowed,
+        }
+
+    def start(self, progress=None, timeout: float = 60.0) -> "LocalNetwork":
+        say = progress or (lambda message: None)
+        self.base_path.mkdir(parents=True, exist_ok=True)
+        ports = [free_port() for _ in range(self.key_servers)]
+        spec_path = self.base_path / "chain-spec.json"
+        if not spec_path.exists():
+            spec_path.write_text(json.dumps(self.chain_spec(ports), indent=2))
+        else:  # a restart of an existing network keeps its key servers' addresses
+            ports = [int(ks["address"].rsplit(":", 1)[1]) for ks in json.loads(spec_path.read_text())["key_servers"]]
+        say("starting the chain node")
+        self.node = NodeProcess(self.base_path / "node", free_port(), chain_spec=spec_path).start()
+        say(f"node ready at {self.node.ws_url}")
+        self.servers = [KeyServerProcess(i, key_server_secret(i), self.base_path / f"key-server-{i + 1}", ports[i],
+                                         self.node.port, signer_suri(i)) for i in range(self.key_servers)]
+        for ks in self.servers:
+            ks.start()
+            say(f"key server {ks.index + 1} ({ks.id.hex()}) starting on 127.0.0.1:{ks.net_port}")
+        self.wait_connected(timeout, say)
+        return self
+
+    def wait_connected(self, timeout: float = 60.0, say=None) -> None:
+        deadline = time.monotonic() + timeout
+        alive = [ks for ks in self.servers if ks.alive()]
+        shown = -1
+        while time.monotonic() < deadline:
+            for ks in self.servers:
+                if ks.process is not None and ks.process.poll() is not None and ks in alive:
+                    raise RuntimeError(f"key server {ks.index + 1} exited: {ks.log_path.read_text()[-2000:]}")
+            links = sum(min(ks.connected_peers(), len(alive) - 1) for ks in alive)
+            if say and links != shown:
+                say(f"cluster links up: {links}/{len(alive) * (len(alive) - 1)}")
+                shown = links
+            if links >= len(alive) * (len(alive) - 1):
+                return
+            time.sleep(0.1)
+        raise TimeoutError("key servers did not connect to each other in time")
+
+    def stop(self) -> None:
+        for ks in self.servers:
+            ks.stop()
+        if self.node is not None:
+            self.node.stop()
+
+    def __enter__(self) -> "LocalNetwork":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
