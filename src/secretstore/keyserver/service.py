@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 API = "SecretStoreRuntimeApi_"
 PAGE = (0, 256)
 POLL_INTERVAL = 0.25
-RESUBMIT_AFTER = 30.0
+RESUBMIT_AFTER = 10.0
+RESCAN_AFTER = 5.0  # scan again even without a new block, so time-based retries happen on a quiet chain
 PERSONAL_PART_PATIENCE = 60.0  # a key server not picked for a retrieval reports an error after this long
 
 # Which piece of work a response call answers (responses to the same piece are not repeated).
@@ -57,7 +58,8 @@ class ChainService:
     indices: dict[Address, int] = field(default_factory=dict)
     order: list[Address] = field(default_factory=list)
     inflight: set[tuple] = field(default_factory=set)
-    submitted: dict[tuple, float] = field(default_factory=dict)
+    submitted: dict[tuple, tuple[float, int]] = field(default_factory=dict)  # key -> (time, head when queued)
+    head_number: int = 0
     first_seen: dict[tuple, float] = field(default_factory=dict)
     synced: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -105,11 +107,13 @@ class ChainService:
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(self._submitter())
-            last = None
+            last, scanned = None, 0.0
             while True:
                 try:
                     head = await self.chain.finalized_head()
-                    if head != last:
+                    if head != last or time.monotonic() - scanned > RESCAN_AFTER:
+                        scanned = time.monotonic()
+                        self.head_number = head[0]
                         await self.refresh_set()
                         self.synced.set()
                         await self.process(tasks)
@@ -123,7 +127,7 @@ class ChainService:
     def respond(self, call: str, params: dict, key: tuple | None = None) -> None:
         """Queue a response; until it is on chain (or RESUBMIT_AFTER passes) the same answer is not worked out again."""
         key = key or (SERVICE_OF[call], params["id"], params.get("requester"))
-        self.submitted[key] = time.monotonic()
+        self.submitted[key] = (time.monotonic(), self.head_number)
         self.submissions.put_nowait((call, params, key))
 
     async def _submitter(self) -> None:
@@ -138,9 +142,13 @@ class ChainService:
                 log.warning("response not submitted", extra={"call": call, "error": str(exc)})
 
     def _fresh(self, key: tuple) -> bool:
-        """True if this response was not submitted recently (a lost submission is retried after a while)."""
-        when = self.submitted.get(key)
-        return when is None or time.monotonic() - when > RESUBMIT_AFTER
+        """True unless this response was queued so recently that it cannot be on chain yet. Once two blocks have
+        passed, a response the runtime still wants is new work (a new request for the same key) or was lost."""
+        mark = self.submitted.get(key)
+        if mark is None:
+            return True
+        when, head = mark
+        return self.head_number > head + 1 or time.monotonic() - when > RESUBMIT_AFTER
 
     def _spawn(self, tasks: asyncio.TaskGroup, key: tuple, work) -> None:
         if key in self.inflight:
@@ -156,9 +164,18 @@ class ChainService:
         tasks.create_task(run())
 
     async def process(self, tasks: asyncio.TaskGroup) -> None:
+        live: set[tuple] = set()  # responses to requests that are still pending
+        await self._process(tasks, live)
+        # a finished request frees its key: an identical new request later is new work
+        for key in list(self.submitted):
+            if key not in live:
+                del self.submitted[key]
+
+    async def _process(self, tasks: asyncio.TaskGroup, live: set[tuple]) -> None:
         for task in await self.api("server_key_generation_tasks", Tuple(U32, U32), PAGE,
                                    Sequence(ServerKeyGenerationTask)):
             key_id = ServerKeyId(task["id"])
+            live.add(("generation", key_id.hex(), None))
             if not await self.required("server_key_generation", bytes(key_id)):
                 continue
             if self._fresh(("generation", key_id.hex(), None)) and self.master_for(key_id, self.order) == self.self_id:
@@ -166,10 +183,12 @@ class ChainService:
                                                                           task["threshold"]))
         for raw in await self.api("server_key_retrieval_tasks", Tuple(U32, U32), PAGE, Sequence(H256)):
             key = ("retrieval", "0x" + raw.hex(), None)
+            live.add(key)
             if self._fresh(key) and await self.required("server_key_retrieval", raw):
                 self._answer_retrieval(ServerKeyId(raw))
         for task in await self.api("document_key_store_tasks", Tuple(U32, U32), PAGE, Sequence(DocumentKeyStoreTask)):
             key = ("store", "0x" + task["id"].hex(), None)
+            live.add(key)
             if self._fresh(key) and await self.required("document_key_store", task["id"]):
                 self._store(task)
         now = time.monotonic()
@@ -177,6 +196,7 @@ class ChainService:
         for task in await self.api("document_key_shadow_retrieval_tasks", Tuple(U32, U32), PAGE,
                                    Sequence(DocumentKeyShadowRetrievalTask)):
             key_id, requester = ServerKeyId(task["id"]), Address(task["requester"])
+            live.update({("common", key_id.hex(), requester.hex()), ("personal", key_id.hex(), requester.hex())})
             if not await self.required("document_key_shadow_retrieval", bytes(key_id), bytes(requester)):
                 continue
             if task["requester_public"] is None:
