@@ -58,7 +58,8 @@ def test_bad_input_is_one_line_and_exit_1(args, fragment):
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
-def test_offline_demo_decrypts():
-    result = run("demo")
-    assert result.returncode == 0, result.stderr
+def test_live_demo_runs_the_whole_story():
+    result = subprocess.run([SCRIPT, "demo"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "refused: DocumentKeyShadowRetrievalError" in result.stdout
     assert 'Decrypted message: "Hello, world!"' in result.stdout
