@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Literal, TypeVar
 
@@ -19,6 +20,8 @@ from substrateinterface.exceptions import SubstrateRequestException
 log = logging.getLogger(__name__)
 
 WaitFor = Literal["pool", "in_block", "finalized"]
+# scalecodec keeps shared registry state while it decodes metadata: connections in one process initialise one at a time
+_RUNTIME_INIT = threading.Lock()
 T = TypeVar("T")
 
 
@@ -106,7 +109,10 @@ class SubstrateChain:
         with self._lock:
             if self._api is None:
                 try:
-                    self._api = SubstrateInterface(url=self.url, ss58_format=42, use_remote_preset=False)
+                    with _RUNTIME_INIT:
+                        api = SubstrateInterface(url=self.url, ss58_format=42, use_remote_preset=False)
+                        api.init_runtime()
+                    self._api = api
                 except (OSError, ConnectionError, SubstrateRequestException) as exc:
                     raise ChainError(f"cannot connect to {self.url}: {exc}") from exc
             return self
@@ -209,7 +215,17 @@ class SubstrateChain:
             )
             return receipt
 
-        receipt = self._call(send)
+        receipt = None
+        for attempt in range(NONCE_RETRIES):
+            try:
+                receipt = self._call(send)
+                break
+            except TransactionRejected as exc:
+                # another submitter of the same account took this nonce: sign again with a fresh one
+                if attempt == NONCE_RETRIES - 1 or not _nonce_conflict(exc):
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+        assert receipt is not None
         if raise_on_failure and receipt.success is False:
             err = receipt.error or {}
             raise DispatchFailed(err.get("module") if isinstance(err.get("module"), str) else None,
@@ -221,8 +237,6 @@ class SubstrateChain:
                         ) -> list[ChainEvent]:
         """Scan finalized blocks from `from_block` on, collecting matching events until `stop_when(collected)` (default:
         the first match) holds or `timeout` seconds pass (then ChainError)."""
-        import time
-
         deadline = time.monotonic() + timeout
         collected: list[ChainEvent] = []
         done = stop_when or (lambda found: bool(found))
@@ -238,6 +252,13 @@ class SubstrateChain:
             if time.monotonic() > deadline:
                 raise ChainError(f"timed out after {timeout:.0f}s waiting for events (scanned to block {next_block - 1})")
             time.sleep(poll_interval)
+
+
+NONCE_RETRIES = 5
+
+
+def _nonce_conflict(exc: TransactionRejected) -> bool:
+    return exc.code == 1012 or (exc.code == 1010 and "outdated" in exc.reason)
 
 
 class AsyncChain:
