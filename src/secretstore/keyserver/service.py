@@ -9,7 +9,9 @@ required.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import secrets
 import signal
 import time
 from dataclasses import dataclass, field
@@ -24,9 +26,9 @@ from ..codec.scale import U32, Bool, Sequence, Tuple
 from ..crypto import Address, KeyPair, Public, Secret, ServerKeyId
 from ..crypto.math import common_shadow_point
 from ..runtime.secretstore.types import (
-    DocumentKeyShadowRetrievalTask, DocumentKeyStoreTask, IndexedKeyServer, ServerKeyGenerationTask,
+    DocumentKeyShadowRetrievalTask, DocumentKeyStoreTask, KeyServerSetSnapshot, ServerKeyGenerationTask,
 )
-from .net import Cluster, KeyServerDirectory, parse_network_address
+from .net import Cluster, ClusterError, KeyServerDirectory, parse_network_address
 from .sessions import KeyServerCore, SessionError
 from .storage import DocumentKeyAlreadyStored, KeyStorage, KeyStorageError
 
@@ -46,7 +48,9 @@ SERVICE_OF = {
     "document_key_stored": "store", "document_key_store_error": "store",
     "document_key_common_retrieved": "common", "document_key_shadow_retrieval_error": "common",
     "document_key_personal_retrieved": "personal",
+    "start_migration": "migration-start", "confirm_migration": "migration-confirm",
 }
+MIGRATION_RETRY = 20.0  # the migration master runs the set change again if it is still not complete after this
 
 
 @dataclass
@@ -62,6 +66,8 @@ class ChainService:
     head_number: int = 0
     first_seen: dict[tuple, float] = field(default_factory=dict)
     synced: asyncio.Event = field(default_factory=asyncio.Event)
+    snapshot: dict = field(default_factory=dict)
+    migration_runs: dict[bytes, float] = field(default_factory=dict)  # migration id -> when a full run succeeded
 
     @property
     def self_id(self) -> Address:
@@ -79,11 +85,13 @@ class ChainService:
         return await self.api(f"is_{service}_response_required", args_type, (bytes(self.self_id), *key), Bool)
 
     async def refresh_set(self) -> None:
-        servers = await self.api("key_server_set_with_indices", Tuple(), (), Sequence(IndexedKeyServer))
-        self.indices = {Address(s["id"]): s["index"] for s in servers}
-        self.order = [Address(s["id"]) for s in sorted(servers, key=lambda s: s["index"])]
+        """Current set (with indices) for sessions; current, new and migration sets for who may connect."""
+        self.snapshot = snap = await self.api("key_server_set_snapshot", H160, bytes(self.self_id), KeyServerSetSnapshot)
+        self.order = [Address(s["id"]) for s in snap["current_set"]]
+        self.indices = {ks: i for i, ks in enumerate(self.order)}
+        everyone = snap["current_set"] + snap["new_set"] + (snap["migration"]["set"] if snap["migration"] else [])
         addresses = {}
-        for s in servers:
+        for s in everyone:
             if Address(s["id"]) != self.self_id:
                 try:
                     addresses[Address(s["id"])] = parse_network_address(s["address"])
@@ -126,7 +134,7 @@ class ChainService:
 
     def respond(self, call: str, params: dict, key: tuple | None = None) -> None:
         """Queue a response; until it is on chain (or RESUBMIT_AFTER passes) the same answer is not worked out again."""
-        key = key or (SERVICE_OF[call], params["id"], params.get("requester"))
+        key = key or (SERVICE_OF[call], params.get("id", params.get("migration_id")), params.get("requester"))
         self.submitted[key] = (time.monotonic(), self.head_number)
         self.submissions.put_nowait((call, params, key))
 
@@ -172,11 +180,14 @@ class ChainService:
                 del self.submitted[key]
 
     async def _process(self, tasks: asyncio.TaskGroup, live: set[tuple]) -> None:
+        migrating = await self._follow_migration(tasks, live)
         for task in await self.api("server_key_generation_tasks", Tuple(U32, U32), PAGE,
                                    Sequence(ServerKeyGenerationTask)):
             key_id = ServerKeyId(task["id"])
             live.add(("generation", key_id.hex(), None))
             if not await self.required("server_key_generation", bytes(key_id)):
+                continue
+            if migrating:  # keys made now would miss the move to the new set: wait for it to complete
                 continue
             if self._fresh(("generation", key_id.hex(), None)) and self.master_for(key_id, self.order) == self.self_id:
                 self._spawn(tasks, ("generation", key_id), self._generate(key_id, Address(task["author"]),
@@ -189,7 +200,7 @@ class ChainService:
         for task in await self.api("document_key_store_tasks", Tuple(U32, U32), PAGE, Sequence(DocumentKeyStoreTask)):
             key = ("store", "0x" + task["id"].hex(), None)
             live.add(key)
-            if self._fresh(key) and await self.required("document_key_store", task["id"]):
+            if not migrating and self._fresh(key) and await self.required("document_key_store", task["id"]):
                 self._store(task)
         now = time.monotonic()
         seen = set()
@@ -208,6 +219,64 @@ class ChainService:
                 await self._personal(tasks, key_id, requester, Public(task["requester_public"]), now)
         for stale in set(self.first_seen) - seen:
             del self.first_seen[stale]
+
+    # ---------------------------------------------------------------------------------------- servers set change
+    async def _follow_migration(self, tasks: asyncio.TaskGroup, live: set[tuple]) -> bool:
+        """Start, run, confirm and settle set changes. True while a migration is running."""
+        snap = self.snapshot
+        current = [Address(s["id"]) for s in snap["current_set"]]
+        new = [Address(s["id"]) for s in snap["new_set"]]
+        migration = snap["migration"]
+        if migration is None:
+            self._settle(current, new)
+            if set(current) != set(new) and self.self_id in set(current) | set(new):
+                live.add(("migration-start", None, None))
+                candidates = sorted(set(current) | set(new), key=bytes)
+                cluster = self.core.cluster
+                master = next((c for c in candidates if cluster is None or cluster.is_connected(c)), None)
+                if master == self.self_id and self._fresh(("migration-start", None, None)):
+                    migration_id = secrets.token_bytes(32)
+                    log.info("starting migration", extra={"migration": migration_id.hex()})
+                    self.respond("start_migration", {"migration_id": "0x" + migration_id.hex()},
+                                 key=("migration-start", None, None))
+            return False
+        migration_id = bytes(migration["id"])
+        members = [Address(s["id"]) for s in migration["set"]]
+        live.add(("migration-confirm", "0x" + migration_id.hex(), None))
+        succeeded = self.migration_runs.get(migration_id)
+        if Address(migration["master"]) == self.self_id and (
+                succeeded is None or time.monotonic() - succeeded > MIGRATION_RETRY):
+            self._spawn(tasks, ("migrate", migration_id), self._migrate(migration_id, current, members))
+        return True
+
+    async def _migrate(self, migration_id: bytes, old: list[Address], new: list[Address]) -> None:
+        try:
+            if migration_id in self.migration_runs:
+                # the shares were moved already: only the confirmations are missing, ask for them again
+                for member in new:
+                    await self.core.cluster.request(member, {"type": "migration_done",  # type: ignore[union-attr]
+                                                             "migration_id": "0x" + migration_id.hex()})
+            else:
+                moved = await self.core.migrate(migration_id, old, new)
+                log.info("migration shares moved", extra={"migration": migration_id.hex(), "keys": moved})
+            self.migration_runs[migration_id] = time.monotonic()
+        except (SessionError, ClusterError) as exc:
+            log.warning("migration attempt failed, will retry", extra={"error": str(exc)})
+
+    def _settle(self, current: list[Address], new: list[Address]) -> None:
+        """After a migration completed: activate the new versions, drop abandoned ones, forget keys if removed."""
+        storage = self.core.storage
+        if self.self_id in current:
+            expected = {h.hex() for h in current}
+            for migration_id, holder_sets in storage.pending_migrations().items():
+                if all({h for h in json.loads(hs)} == expected for hs in holder_sets):
+                    count = storage.promote(migration_id)
+                    log.info("migration completed: new key versions active", extra={"keys": count})
+                else:
+                    storage.drop_pending(migration_id)
+        elif self.self_id not in new and (storage.key_ids() or storage.pending_migrations()):
+            count = storage.delete_all()
+            log.info("removed from the key server set: shares deleted", extra={"keys": count})
 
     # ------------------------------------------------------------------------------------------------ services
     async def _generate(self, key_id: ServerKeyId, author: Address, threshold: int) -> None:

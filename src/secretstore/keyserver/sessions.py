@@ -95,6 +95,8 @@ class KeyServerCore:
         self.cluster: Cluster | None = None
         self.dkg: dict[str, DkgState] = {}
         self.shadows: dict[tuple[ServerKeyId, Address], bytes] = {}
+        # servers set change: (migration id hex, key id hex) -> dealer -> (share, commitments, key facts)
+        self.reshares: dict[tuple[str, str], dict[Address, tuple[int, list[Public], dict]]] = {}
 
     @property
     def self_id(self) -> Address:
@@ -107,6 +109,9 @@ class KeyServerCore:
             "dkg_init": self._dkg_init, "dkg_deal": self._dkg_deal, "dkg_share": self._dkg_share,
             "dkg_finish": self._dkg_finish, "dkg_verify": self._dkg_verify, "dkg_abort": self._dkg_abort,
             "shadow_part": self._shadow_part, "shadow_report": self._shadow_report,
+            "list_keys": self._list_keys, "reshare_deal": self._reshare_deal, "reshare_share": self._reshare_share,
+            "reshare_finish": self._reshare_finish, "migration_done": self._migration_done,
+            "key_facts": self._key_facts,
         }.get(kind)  # type: ignore[arg-type]
         if handler is None:
             raise SessionError(f"unknown request type {kind!r}")
@@ -253,7 +258,151 @@ class KeyServerCore:
             "decrypted_secret": decrypted_secret.hex(), "shadow": "0x" + encrypted.hex()})
         return {}
 
+    # ------------------------------------------------------------------------------- servers set change (participant)
+    async def _list_keys(self, peer: Address, body: dict) -> dict:
+        return {"keys": [k.hex() for k in self.storage.key_ids()]}
+
+    async def _key_facts(self, peer: Address, body: dict) -> dict:
+        share = self.storage.get(ServerKeyId.from_hex(body.get("key_id", ""), "key_id"))
+        if share is None:
+            raise SessionError("unknown key")
+        return {"threshold": share.threshold, "public": share.public.hex()}
+
+    async def _reshare_deal(self, peer: Address, body: dict) -> dict:
+        """As one of t + 1 old holders: deal a fresh degree-t polynomial whose constant term is this server's
+        Lagrange-weighted share, to every server of the new set (directly)."""
+        key_id = ServerKeyId.from_hex(body.get("key_id", ""), "key_id")
+        dealers = parse_ids(body.get("dealers"))
+        new_set = parse_ids(body.get("new_set"))
+        share = self.storage.get(key_id)
+        if share is None:
+            raise SessionError(f"this key server holds no share of {key_id.hex()}")
+        if len(dealers) != share.threshold + 1 or self.self_id not in dealers or not set(dealers) <= set(share.holders):
+            raise SessionError("dealers must be threshold + 1 holders of the key, including this server")
+        if len(new_set) < share.threshold + 1:
+            raise SessionError("the new set is too small for this key's threshold")
+        weighted = share.secret_share * m.lagrange_at_zero(m.id_number(self.self_id), [m.id_number(d) for d in dealers])
+        poly = m.random_polynomial(share.threshold, weighted % m.N)
+        commitments = [p.hex() for p in m.feldman_commitments(poly)]
+        facts = {"public": share.public.hex(), "threshold": share.threshold, "author": share.author.hex(),
+                 "common_point": share.common_point.hex() if share.common_point else None,
+                 "encrypted_point": share.encrypted_point.hex() if share.encrypted_point else None}
+        assert self.cluster is not None
+
+        async def deal(to: Address) -> None:
+            await self.cluster.request(to, {  # type: ignore[union-attr]
+                "type": "reshare_share", "migration_id": body.get("migration_id"), "key_id": key_id.hex(),
+                "share": scalar_hex(m.poly_eval(poly, m.id_number(to))), "commitments": commitments, "facts": facts},
+                timeout=STEP_TIMEOUT)
+
+        async with asyncio.TaskGroup() as tasks:
+            for member in new_set:
+                tasks.create_task(deal(member))
+        return {}
+
+    async def _reshare_share(self, peer: Address, body: dict) -> dict:
+        facts = body.get("facts")
+        if not isinstance(facts, dict) or not isinstance(facts.get("threshold"), int):
+            raise SessionError("missing key facts")
+        commitments = [parse_point(c, "commitment") for c in body.get("commitments", [])]
+        if len(commitments) != facts["threshold"] + 1:
+            raise SessionError("wrong number of commitments")
+        share = parse_scalar(body.get("share"), "share")
+        if not m.verify_feldman(share, m.id_number(self.self_id), commitments):
+            raise SessionError(f"re-shared value from {peer.hex()} does not match its commitments")
+        slot = (str(body.get("migration_id")), ServerKeyId.from_hex(body.get("key_id", ""), "key_id").hex())
+        self.reshares.setdefault(slot, {})[peer] = (share, commitments, facts)
+        return {}
+
+    async def _reshare_finish(self, peer: Address, body: dict) -> dict:
+        migration_id = bytes.fromhex(str(body.get("migration_id", ""))[2:])
+        key_id = ServerKeyId.from_hex(body.get("key_id", ""), "key_id")
+        dealers = parse_ids(body.get("dealers"))
+        new_set = parse_ids(body.get("new_set"))
+        received = self.reshares.pop((str(body.get("migration_id")), key_id.hex()), {})
+        if set(received) != set(dealers):
+            raise SessionError("re-shared values missing from some dealers")
+        facts = [f for _, _, f in received.values()]
+        if any(f != facts[0] for f in facts):
+            raise SessionError("dealers disagree about the key")
+        public = Public.from_hex(facts[0]["public"])
+        # the weighted shares add up to the key: their constant-term commitments must add up to its public
+        if m.point_add(*(c[0] for _, c, _ in received.values())) != public:
+            raise SessionError("re-shared values do not add up to the server key")
+        new_share = KeyShare(
+            key_id, Address.from_hex(facts[0]["author"]), facts[0]["threshold"], public, migration_id[:16],
+            tuple(new_set), sum(s for s, _, _ in received.values()) % m.N,
+            Public.from_hex(facts[0]["common_point"]) if facts[0]["common_point"] else None,
+            Public.from_hex(facts[0]["encrypted_point"]) if facts[0]["encrypted_point"] else None)
+        self.storage.stage_pending(migration_id, new_share)  # durable before the migration is confirmed
+        return {}
+
+    async def _migration_done(self, peer: Address, body: dict) -> dict:
+        migration_id = str(body.get("migration_id", ""))
+        if not migration_id.startswith("0x") or len(migration_id) != 66:
+            raise SessionError("bad migration id")
+        self.on_result("confirm_migration", {"migration_id": migration_id})
+        return {}
+
     # -------------------------------------------------------------------------------------------- master side
+    async def migrate(self, migration_id: bytes, old_set: list[Address], new_set: list[Address]) -> int:
+        """Master of a servers set change: re-share every key held by the old set to the new set without ever
+        reconstructing it, then tell every new member to confirm. Returns the number of keys moved."""
+        assert self.cluster is not None
+        cluster = self.cluster
+        mid = "0x" + migration_id.hex()
+        keys: set[str] = set()
+        holders_of: dict[str, list[Address]] = {}
+        for server in old_set:
+            if not cluster.is_connected(server):
+                continue
+            try:
+                listed = await cluster.request(server, {"type": "list_keys"}, timeout=STEP_TIMEOUT)
+            except ClusterError:
+                continue
+            for key in listed.get("keys", []):
+                keys.add(key)
+                holders_of.setdefault(key, []).append(server)
+        missing = [p.hex() for p in new_set if not cluster.is_connected(p)]
+        if missing:
+            raise SessionError(f"new key servers not connected: {', '.join(missing)}")
+        for key in sorted(keys):
+            key_id = ServerKeyId.from_hex(key)
+            threshold = await self._threshold_of(key_id, holders_of[key])
+            dealers = holders_of[key][: threshold + 1]
+            if len(dealers) < threshold + 1:
+                raise SessionError(f"key {key}: only {len(dealers)} holders reachable, {threshold + 1} needed")
+            body = {"migration_id": mid, "key_id": key, "dealers": [d.hex() for d in dealers],
+                    "new_set": [p.hex() for p in new_set]}
+            try:
+                async with asyncio.timeout(SESSION_TIMEOUT):
+                    async with asyncio.TaskGroup() as tasks:
+                        for dealer in dealers:
+                            tasks.create_task(cluster.request(dealer, dict(body, type="reshare_deal"), timeout=STEP_TIMEOUT))
+                    async with asyncio.TaskGroup() as tasks:
+                        for member in new_set:
+                            tasks.create_task(cluster.request(member, dict(body, type="reshare_finish"), timeout=STEP_TIMEOUT))
+            except (ExceptionGroup, ClusterError, TimeoutError) as exc:
+                raise SessionError(f"key {key}: re-sharing failed: {_reason(exc)}") from None
+        for member in new_set:
+            try:
+                await cluster.request(member, {"type": "migration_done", "migration_id": mid}, timeout=STEP_TIMEOUT)
+            except ClusterError as exc:
+                raise SessionError(f"could not tell {member.hex()} the migration is done: {exc}") from None
+        return len(keys)
+
+    async def _threshold_of(self, key_id: ServerKeyId, holders: list[Address]) -> int:
+        share = self.storage.get(key_id)
+        if share is not None:
+            return share.threshold
+        for holder in holders:  # the master may be a new server that holds nothing yet
+            try:
+                reply = await self.cluster.request(holder, {"type": "key_facts", "key_id": key_id.hex()},  # type: ignore[union-attr]
+                                                   timeout=STEP_TIMEOUT)
+                return int(reply["threshold"])
+            except (ClusterError, KeyError, ValueError):
+                continue
+        raise SessionError(f"no holder of {key_id.hex()} answered")
     async def generate_server_key(self, key_id: ServerKeyId, author: Address, threshold: int,
                                   participants: list[Address]) -> Public:
         """Run a DKG over all `participants`; every participant stores its share and reports the public itself."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..crypto import Address, Public, ServerKeyId
@@ -25,6 +25,20 @@ CREATE TABLE IF NOT EXISTS key_shares (
     secret_share BLOB NOT NULL,
     common_point BLOB,
     encrypted_point BLOB
+);
+-- new versions made by a servers set change, activated only once the chain completes that migration
+CREATE TABLE IF NOT EXISTS pending_shares (
+    migration_id BLOB NOT NULL,
+    key_id BLOB NOT NULL,
+    author BLOB NOT NULL,
+    threshold INTEGER NOT NULL,
+    public BLOB NOT NULL,
+    version BLOB NOT NULL,
+    holders TEXT NOT NULL,
+    secret_share BLOB NOT NULL,
+    common_point BLOB,
+    encrypted_point BLOB,
+    PRIMARY KEY (migration_id, key_id)
 );
 """
 
@@ -73,12 +87,7 @@ class KeyStorage:
     def insert(self, share: KeyShare) -> None:
         with self._lock:
             try:
-                self.conn.execute(
-                    "INSERT INTO key_shares VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (bytes(share.key_id), bytes(share.author), share.threshold, bytes(share.public), share.version,
-                     json.dumps([h.hex() for h in share.holders]), share.secret_share.to_bytes(32, "big"),
-                     bytes(share.common_point) if share.common_point else None,
-                     bytes(share.encrypted_point) if share.encrypted_point else None))
+                self.conn.execute("INSERT INTO key_shares VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", self._row(share))
             except sqlite3.IntegrityError:
                 raise KeyAlreadyExists(f"server key {share.key_id.hex()} already exists") from None
 
@@ -107,11 +116,50 @@ class KeyStorage:
         assert share is not None
         return share
 
-    def replace(self, share: KeyShare) -> None:
-        """Replace a share with a new version of it (servers set change)."""
+    @staticmethod
+    def _row(share: KeyShare) -> tuple:
+        return (bytes(share.key_id), bytes(share.author), share.threshold, bytes(share.public), share.version,
+                json.dumps([h.hex() for h in share.holders]), share.secret_share.to_bytes(32, "big"),
+                bytes(share.common_point) if share.common_point else None,
+                bytes(share.encrypted_point) if share.encrypted_point else None)
+
+    def stage_pending(self, migration_id: bytes, share: KeyShare) -> None:
+        """Durably keep the new version of a key made by a migration (replacing an earlier attempt's)."""
+        with self._lock:
+            self.conn.execute("INSERT OR REPLACE INTO pending_shares VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                              (migration_id,) + self._row(share))
+
+    def pending_migrations(self) -> dict[bytes, set[str]]:
+        """migration id -> the holder sets (JSON) its pending versions were made for."""
+        with self._lock:
+            rows = self.conn.execute("SELECT migration_id, holders FROM pending_shares").fetchall()
+        found: dict[bytes, set[str]] = {}
+        for migration_id, holders in rows:
+            found.setdefault(migration_id, set()).add(holders)
+        return found
+
+    def promote(self, migration_id: bytes) -> int:
+        """The migration completed: its pending versions replace the active shares, all in one transaction."""
         with self._lock, self.conn:
-            self.conn.execute("DELETE FROM key_shares WHERE key_id = ?", (bytes(share.key_id),))
-        self.insert(share)
+            self.conn.execute("BEGIN IMMEDIATE")
+            count = self.conn.execute(
+                "INSERT OR REPLACE INTO key_shares SELECT key_id, author, threshold, public, version, holders, "
+                "secret_share, common_point, encrypted_point FROM pending_shares WHERE migration_id = ?",
+                (migration_id,)).rowcount
+            self.conn.execute("DELETE FROM pending_shares WHERE migration_id = ?", (migration_id,))
+        return count
+
+    def drop_pending(self, migration_id: bytes) -> None:
+        with self._lock:
+            self.conn.execute("DELETE FROM pending_shares WHERE migration_id = ?", (migration_id,))
+
+    def delete_all(self) -> int:
+        """This key server left the set: nothing it held may remain."""
+        with self._lock, self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            count = self.conn.execute("DELETE FROM key_shares").rowcount
+            self.conn.execute("DELETE FROM pending_shares")
+        return count
 
     def delete(self, key_id: ServerKeyId) -> None:
         with self._lock:
@@ -122,4 +170,3 @@ class KeyStorage:
             return [ServerKeyId(r[0]) for r in self.conn.execute("SELECT key_id FROM key_shares ORDER BY key_id")]
 
 
-__all__ = ["KeyShare", "KeyStorage", "KeyStorageError", "KeyAlreadyExists", "DocumentKeyAlreadyStored", "replace"]

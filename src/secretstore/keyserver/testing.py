@@ -95,6 +95,7 @@ class KeyServerProcess:
 class LocalNetwork:
     base_path: Path
     key_servers: int = 3
+    initial_set: int | None = None  # how many of them the genesis set lists (the rest can be added later)
     node: NodeProcess | None = None
     servers: list[KeyServerProcess] = field(default_factory=list)
 
@@ -109,7 +110,8 @@ class LocalNetwork:
         return {
             "name": "SecretStore Local",
             "key_servers": [{"id": key_server_secret(i).public().address().hex(), "address": f"127.0.0.1:{ports[i]}"}
-                            for i in range(self.key_servers)],
+                            for i in range(self.initial_set or self.key_servers)],
+            "key_server_ports": ports,
             "claims": claims,
             "endowed": endowed,
         }
@@ -122,7 +124,7 @@ class LocalNetwork:
         if not spec_path.exists():
             spec_path.write_text(json.dumps(self.chain_spec(ports), indent=2))
         else:  # a restart of an existing network keeps its key servers' addresses
-            ports = [int(ks["address"].rsplit(":", 1)[1]) for ks in json.loads(spec_path.read_text())["key_servers"]]
+            ports = json.loads(spec_path.read_text())["key_server_ports"]
         say("starting the chain node")
         self.node = NodeProcess(self.base_path / "node", free_port(), chain_spec=spec_path).start()
         say(f"node ready at {self.node.ws_url}")
@@ -134,9 +136,11 @@ class LocalNetwork:
         self.wait_connected(timeout, say)
         return self
 
-    def wait_connected(self, timeout: float = 60.0, say=None) -> None:
+    def wait_connected(self, timeout: float = 60.0, say=None, servers: list[KeyServerProcess] | None = None) -> None:
+        """Until every pair of the given (default: the genesis set's) running key servers is linked."""
         deadline = time.monotonic() + timeout
-        alive = [ks for ks in self.servers if ks.alive()]
+        members = servers if servers is not None else self.servers[: self.initial_set or self.key_servers]
+        alive = [ks for ks in members if ks.alive()]
         shown = -1
         while time.monotonic() < deadline:
             for ks in self.servers:

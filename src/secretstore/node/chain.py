@@ -89,6 +89,12 @@ def load_chain_spec(path: Path | None) -> tuple[GenesisConfig, str]:
     except (OSError, json.JSONDecodeError) as exc:
         raise ValueError(f"cannot read chain spec {path}: {exc}") from None
     name = spec.get("name", name)
+    known = {"name", "owner", "key_servers", "claims", "endowed", "is_initialization_completed",
+             "server_key_generation_fee", "server_key_retrieval_fee", "document_key_store_fee",
+             "document_key_shadow_retrieval_fee", "max_pending_requests", "base_fee", "byte_fee", "key_server_ports"}
+    unknown = set(spec) - known
+    if unknown:
+        raise ValueError(f"chain spec {path}: unknown field(s) {', '.join(sorted(unknown))}")
     if "owner" in spec:
         config.owner = _bytes(spec["owner"], 32, "owner")
     if "key_servers" in spec:
