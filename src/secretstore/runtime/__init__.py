@@ -4,8 +4,10 @@ The node drives `Runtime` (see docs/architecture.md); tests may drive it directl
 """
 
 from .dispatch import BadOrigin, DispatchError, InvalidTransaction, ModuleError
-from .runtime import DEV_ACCOUNTS, ApplyOutcome, GenesisConfig, Runtime, ValidTransaction
+from .runtime import (
+    DEV_ACCOUNTS, ApplyOutcome, GenesisConfig, Runtime, RuntimeCall, RuntimeError, RuntimeEvent, ValidTransaction,
+)
 from .storage import MemoryStorage, Overlay, Storage
 
 __all__ = ["BadOrigin", "DispatchError", "InvalidTransaction", "ModuleError", "DEV_ACCOUNTS", "ApplyOutcome",
-           "GenesisConfig", "Runtime", "ValidTransaction", "MemoryStorage", "Overlay", "Storage"]
+           "GenesisConfig", "Runtime", "RuntimeCall", "RuntimeError", "RuntimeEvent", "ValidTransaction", "MemoryStorage", "Overlay", "Storage"]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..codec.primitives import AccountId32, H160
-from ..codec.scale import U8, U32, U128, Array, Bytes, Compact, Field, Tuple, Variant, VariantDef
+from ..codec.primitives import AccountId32
+from ..codec.scale import U8, U128, Array, Bytes, Compact, Field, Tuple, Variant, VariantDef
 from .dispatch import Context, Pallet, call_enum, error_enum, event_enum
 from .frame import Constant
 
@@ -51,13 +51,18 @@ class Balances(Pallet):
         return self.runtime.system.account(storage, who)["data"]["free"]
 
     def _set_free(self, storage, who: bytes, amount: int) -> None:
+        """Write a free balance. An account comes into existence when it first holds funds and is reaped
+        (KilledAccount) when they are gone; its nonce is kept so old transactions can never be replayed."""
         system = self.runtime.system
         info = system.account(storage, who)
-        created = info["providers"] == 0
+        existed = info["providers"] > 0
         info["data"]["free"] = amount
-        if created and amount > 0:
+        if not existed and amount >= EXISTENTIAL_DEPOSIT:
             info["providers"] = 1
             system.deposit_event(storage, ("System", ("NewAccount", {"account": who})))
+        elif existed and amount < EXISTENTIAL_DEPOSIT:
+            info["providers"] = 0
+            system.deposit_event(storage, ("System", ("KilledAccount", {"account": who})))
         system.set_account(storage, who, info)
 
     def withdraw(self, storage, who: bytes, amount: int) -> None:
@@ -72,13 +77,13 @@ class Balances(Pallet):
         free = self.free(storage, source)
         if amount > free:
             raise self.error("InsufficientBalance")
-        if keep_alive and 0 < free - amount < EXISTENTIAL_DEPOSIT or keep_alive and free - amount == 0:
+        if keep_alive and free - amount < EXISTENTIAL_DEPOSIT:
             raise self.error("Expendability")
-        dest_free = self.free(storage, dest)
-        if dest_free == 0 and 0 < amount < EXISTENTIAL_DEPOSIT:
-            raise self.error("ExistentialDeposit")
         if source == dest or amount == 0:
             return
+        dest_free = self.free(storage, dest)
+        if dest_free + amount < EXISTENTIAL_DEPOSIT:
+            raise self.error("ExistentialDeposit")
         self._set_free(storage, source, free - amount)
         self._set_free(storage, dest, dest_free + amount)
         if dest_free == 0:

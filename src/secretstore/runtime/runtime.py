@@ -48,6 +48,25 @@ RUNTIME_APIS = [
 ]
 
 
+PALLETS = (System, Balances, TransactionPayment, SecretStore)
+
+
+def _outer_enum(name: str, part: str, suffix: str) -> Variant:
+    """An outer enum of the runtime: one variant per pallet (at the pallet's index) wrapping its own enum."""
+    return Variant(("secretstore_runtime", name), [
+        VariantDef(cls.NAME, cls.INDEX, (Field(None, getattr(cls, part), f"{cls.MODULE}::{suffix}<Runtime>"),))
+        for cls in PALLETS if getattr(cls, part) is not None])
+
+
+# The SCALE descriptors of the runtime's outer enums: `RuntimeCall` decodes an extrinsic's call, `RuntimeEvent` the
+# event of a `frame_system::EventRecord`, `RuntimeError` names the module errors.
+RuntimeCall = _outer_enum("RuntimeCall", "CALLS", "Call")
+RuntimeEvent = _outer_enum("RuntimeEvent", "EVENTS", "Event")
+RuntimeError = _outer_enum("RuntimeError", "ERRORS", "Error")
+# Largest encoded transaction accepted (bytes): bigger ones could never fit in a block.
+MAX_TRANSACTION_LENGTH = 4 * 1024 * 1024
+
+
 @dataclass
 class GenesisConfig:
     """Initial state. `key_servers` are (KeyServerId, "host:port"); `claims` map accounts to entity ids."""
@@ -105,22 +124,12 @@ class Runtime:
 
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
-        # outer event enum first: System's EventRecord refers to it
-        self.system_events, self.balances_events = System.EVENTS, Balances.EVENTS
-        self.RuntimeEvent = Variant(("secretstore_runtime", "RuntimeEvent"), [
-            VariantDef(cls.NAME, cls.INDEX, (Field(None, cls.EVENTS, f"{cls.MODULE}::Event<Runtime>"),))
-            for cls in (System, Balances, TransactionPayment, SecretStore)])
+        self.RuntimeEvent, self.RuntimeCall, self.RuntimeError = RuntimeEvent, RuntimeCall, RuntimeError
         self.system = System(self)
         self.balances = Balances(self)
         self.payment = TransactionPayment(self)
         self.secretstore = SecretStore(self)
         self.pallet_objects = [self.system, self.balances, self.payment, self.secretstore]
-        self.RuntimeCall = Variant(("secretstore_runtime", "RuntimeCall"), [
-            VariantDef(p.NAME, p.INDEX, (Field(None, p.CALLS, f"{p.MODULE}::Call<Runtime>"),))
-            for p in self.pallet_objects if p.CALLS is not None])
-        self.RuntimeError = Variant(("secretstore_runtime", "RuntimeError"), [
-            VariantDef(p.NAME, p.INDEX, (Field(None, p.ERRORS, f"{p.MODULE}::Error<Runtime>"),))
-            for p in self.pallet_objects if p.ERRORS is not None])
         self._by_name = {p.NAME: p for p in self.pallet_objects}
 
     # -------------------------------------------------------------------------------------------- description
@@ -194,6 +203,8 @@ class Runtime:
         self.system.ExecutionPhase.remove(self.storage)
 
     def _check(self, storage: Storage, signer: bytes, nonce: int, tip: int, call: bytes, length: int) -> tuple[int, bool]:
+        if length > MAX_TRANSACTION_LENGTH:
+            raise InvalidTransaction("ExhaustsResources", f"transaction of {length} bytes exceeds the block length")
         self.decode_call(call)
         expected = self.system.nonce(storage, signer)
         if nonce < expected:

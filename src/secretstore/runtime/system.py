@@ -6,11 +6,12 @@ from typing import Any
 
 from ..codec.hashing import blake2_256
 from ..codec.primitives import AccountId32, AccountInfo, DispatchError, DispatchInfo, H256, Phase
-from ..codec.scale import U8, U16, U32, U64, Bytes, Composite, Field, Sequence, Str, Tuple, Compact
+from ..codec.scale import U16, U32, Bytes, Composite, Field, Sequence
 from .dispatch import Context, Pallet, call_enum, error_enum, event_enum
 from .frame import Constant, StorageEntry
 
 PALLET = "System"
+BLOCK_HASH_COUNT = 4096
 
 
 def empty_account() -> dict:
@@ -61,7 +62,7 @@ class System(Pallet):
 
     def constants(self) -> tuple:
         return (
-            Constant("BlockHashCount", U32, U32.encode(4096), ("Maximum number of block number to block hash mappings to keep.",)),
+            Constant("BlockHashCount", U32, U32.encode(BLOCK_HASH_COUNT), ("Maximum number of block number to block hash mappings to keep.",)),
             Constant("SS58Prefix", U16, U16.encode(42), ("The designated SS58 prefix of this chain.",)),
         )
 
@@ -97,6 +98,9 @@ class System(Pallet):
         self.ParentHash.put(storage, parent_hash)
         if number > 0:
             self.BlockHash.put(storage, parent_hash, number - 1)
+            # keep only the last BlockHashCount hashes (the genesis hash stays, as in Substrate)
+            if number - 1 > BLOCK_HASH_COUNT:
+                self.BlockHash.remove(storage, number - 1 - BLOCK_HASH_COUNT)
         self.Events.remove(storage)
         self.EventCount.remove(storage)
         self.ExecutionPhase.put(storage, ("Initialization", None))

@@ -91,6 +91,7 @@ ERRORS = error_enum(MODULE, [
     ("NotAParticipant", "Reporting key server is not a participant."),
     ("CommonPartNotRetrieved", "The common part of the retrieval is not confirmed yet."),
     ("ShadowTooLong", "The encrypted decrypt shadow is too long."),
+    ("LastKeyServer", "The last key server cannot be removed: the set would never be able to migrate again."),
 ])
 
 EVENTS = event_enum(MODULE, [
@@ -280,6 +281,8 @@ class SecretStore(Pallet):
         remaining = [ks for ks in new_set if ks["id"] != id]
         if len(remaining) == len(new_set):
             raise self.error("UnknownKeyServer")
+        if not remaining:
+            raise self.error("LastKeyServer")
         self.NewKeyServers.put(storage, remaining)
         if not self.IsInitializationCompleted.get(storage):
             self._set_current(storage, [dict(ks) for ks in remaining], ctx.block_number)
@@ -404,25 +407,31 @@ class SecretStore(Pallet):
             return
         on_request(request, index, n)
 
-    def call_server_key_generated(self, ctx: Context, id: bytes, server_key_public: bytes) -> None:
-        self._check_point(server_key_public, "InvalidServerKeyPublic")
-
+    def _unanimous(self, ctx: Context, entry: StorageEntry, id: bytes, response: bytes,
+                   on_confirmed: Callable[[bytes], None], error_event: str) -> None:
+        """Services every current key server must agree on (T = n - 1): count the answer, settle when decided."""
         def respond(request: dict, index: int, n: int) -> None:
             state = request["responses"]
             rs.refresh(state, self._change_block(ctx.storage))
             if rs.has_responded(state, index):
                 raise self.error("AlreadyResponded")
-            outcome, public = rs.insert(state, index, server_key_public, n - 1, n)
+            outcome, agreed = rs.insert(state, index, response, n - 1, n)
             if outcome is Outcome.PENDING:
-                self.ServerKeyGenerationRequests.put(ctx.storage, request, id)
+                entry.put(ctx.storage, request, id)
                 return
-            self.ServerKeyGenerationRequests.remove(ctx.storage, id)
+            entry.remove(ctx.storage, id)
             if outcome is Outcome.CONFIRMED:
-                self.deposit(ctx.storage, "ServerKeyGenerated", id=id, public=public)
+                on_confirmed(agreed)
             else:
-                self.deposit(ctx.storage, "ServerKeyGenerationError", id=id)
+                self.deposit(ctx.storage, error_event, id=id)
 
-        self._respond(ctx, self.ServerKeyGenerationRequests, id, respond)
+        self._respond(ctx, entry, id, respond)
+
+    def call_server_key_generated(self, ctx: Context, id: bytes, server_key_public: bytes) -> None:
+        self._check_point(server_key_public, "InvalidServerKeyPublic")
+        self._unanimous(ctx, self.ServerKeyGenerationRequests, id, server_key_public,
+                        lambda public: self.deposit(ctx.storage, "ServerKeyGenerated", id=id, public=public),
+                        "ServerKeyGenerationError")
 
     def call_server_key_generation_error(self, ctx: Context, id: bytes) -> None:
         def respond(request: dict, index: int, n: int) -> None:
@@ -497,20 +506,8 @@ class SecretStore(Pallet):
                      encrypted_point=encrypted_point)
 
     def call_document_key_stored(self, ctx: Context, id: bytes) -> None:
-        def respond(request: dict, index: int, n: int) -> None:
-            state = request["responses"]
-            rs.refresh(state, self._change_block(ctx.storage))
-            if rs.has_responded(state, index):
-                raise self.error("AlreadyResponded")
-            outcome, _ = rs.insert(state, index, b"stored", n - 1, n)
-            if outcome is Outcome.PENDING:
-                self.DocumentKeyStoreRequests.put(ctx.storage, request, id)
-                return
-            self.DocumentKeyStoreRequests.remove(ctx.storage, id)
-            self.deposit(ctx.storage, "DocumentKeyStored" if outcome is Outcome.CONFIRMED else "DocumentKeyStoreError",
-                         id=id)
-
-        self._respond(ctx, self.DocumentKeyStoreRequests, id, respond)
+        self._unanimous(ctx, self.DocumentKeyStoreRequests, id, b"stored",
+                        lambda _: self.deposit(ctx.storage, "DocumentKeyStored", id=id), "DocumentKeyStoreError")
 
     def call_document_key_store_error(self, ctx: Context, id: bytes) -> None:
         def respond(request: dict, index: int, n: int) -> None:
@@ -575,7 +572,9 @@ class SecretStore(Pallet):
             raise self.error("InvalidThreshold")
         request = self._shadow_request(ctx.storage, id, requester)
         if request is not None and request["threshold"] is not None:
-            raise self.error("AlreadyResponded")
+            # the common part is already agreed: a late answer is no longer needed (a no-op, like a finished request)
+            self.key_server_caller(ctx)
+            return
         self._common_response(ctx, id, requester, common_point + bytes([threshold]))
 
     def call_document_key_personal_retrieved(self, ctx: Context, id: bytes, requester: bytes, participants: int,
