@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from secretstore.codec.primitives import H160, H256
+from secretstore.codec.scale import Bool, Tuple
 from secretstore.crypto import Secret
 from secretstore.runtime import DEV_ACCOUNTS, GenesisConfig, MemoryStorage, Runtime
 
@@ -16,6 +18,18 @@ KS_IDS = [bytes(s.public().address()) for s in KS_SECRETS]
 DAVE_SECRET = Secret(b"\x04" * 32)
 DAVE_ID = bytes(DAVE_SECRET.public().address())
 KEY = b"\x42" * 32
+
+
+SERVERS = (ALICE, BOB, CHARLIE)  # accounts that claimed the three key server ids
+PUBLIC = bytes(Secret.random().public())
+OTHER_PUBLIC = bytes(Secret.random().public())
+OFF_CURVE = b"\x00" * 64
+
+
+def required(chain, service, ks, *key):
+    """is_<service>_response_required through the runtime API."""
+    args_type = Tuple(H160, H256, H160) if len(key) == 2 else Tuple(H160, H256)
+    return chain.api(f"is_{service}_response_required", args_type, (ks, *key), Bool)
 
 
 class Failed(Exception):
@@ -91,3 +105,39 @@ def ss(chain: Chain, who: bytes, name: str, **args):
 
 def names(events) -> list[str]:
     return [e[1] for e in events]
+
+
+SERVERS = (ALICE, BOB, CHARLIE)  # the accounts that claimed the three dev key server ids
+OFF_CURVE = b"\x00" * 64  # 64 bytes that are not a secp256k1 point
+NOT_ON_CURVE = b"\x01" * 64
+
+
+def point() -> bytes:
+    """A fresh valid public point (64 bytes)."""
+    return bytes(Secret.random().public())
+
+
+def required(chain: Chain, service: str, key_server: bytes, *key) -> bool:
+    from secretstore.codec.primitives import H160, H256
+    from secretstore.codec.scale import Bool, Tuple
+
+    args_type = Tuple(H160, H256, H160) if len(key) == 2 else Tuple(H160, H256)
+    return chain.api(f"is_{service}_response_required", args_type, (key_server, *key), Bool)
+
+
+def tasks(chain: Chain, service: str, result_item, begin: int = 0, end: int = 1000) -> list:
+    from secretstore.codec.scale import U32, Sequence, Tuple
+
+    return chain.api(f"{service}_tasks", Tuple(U32, U32), (begin, end), Sequence(result_item))
+
+
+def fund(chain: Chain, account: bytes, amount: int = 10**9) -> None:
+    chain.call(ALICE, "Balances", "transfer_allow_death", dest=("Id", account), value=amount)
+
+
+def outsider(chain: Chain, entity: bytes = b"\x66" * 20, seed: int = 0x79) -> bytes:
+    """A funded account with a claimed id that is not a key server."""
+    account = bytes([seed]) * 32
+    fund(chain, account)
+    ss(chain, account, "claim_id", id=entity)
+    return account

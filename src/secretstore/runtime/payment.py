@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..codec.primitives import AccountId32
-from ..codec.scale import U8, U128, Variant, VariantDef
+from ..codec.scale import U8, U128
 from .dispatch import Pallet, event_enum
 from .frame import Constant, StorageEntry
 

@@ -15,7 +15,8 @@ from .dispatch import Context, DispatchError, InvalidTransaction, ModuleError
 from .frame import PalletDecl
 from .payment import CALL_WEIGHT, TransactionPayment
 from .secretstore import api as secretstore_api
-from .secretstore.pallet import SecretStore
+from .secretstore.pallet import SecretStore, valid_network_address
+from .secretstore.types import MAX_KEY_SERVERS
 from .storage import MemoryStorage, Overlay, Storage
 from .system import System
 
@@ -38,8 +39,9 @@ DEV_ENDOWMENT = 1 << 60
 
 
 def api_id(name: str) -> bytes:
-    """Runtime API ids are the first 8 bytes of blake2b-256 of the API's name (as sp-api derives them)."""
-    return hashlib.blake2b(name.encode(), digest_size=32).digest()[:8]
+    """A runtime API's id: blake2b with an 8-byte digest (blake2_64) of the API trait's name, as sp-api derives it
+    (so Core is 0xdf6acb689907609b, the id clients look for)."""
+    return hashlib.blake2b(name.encode(), digest_size=8).digest()
 
 
 RUNTIME_APIS = [
@@ -102,6 +104,40 @@ class GenesisConfig:
                    endowed={account: DEV_ENDOWMENT for account in DEV_ACCOUNTS.values()})
 
 
+class InvalidGenesis(ValueError):
+    """A genesis configuration the runtime cannot start from (the message names the offending field)."""
+
+
+def _check_genesis(config: GenesisConfig) -> None:
+    def need(ok: bool, what: str) -> None:
+        if not ok:
+            raise InvalidGenesis(f"genesis {what}")
+
+    def amount(value: object, what: str, bits: int = 128) -> None:
+        need(isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 1 << bits,
+             f"{what} must be an integer in [0, 2^{bits})")
+
+    need(isinstance(config.owner, bytes) and len(config.owner) == 32, "owner must be a 32-byte account id")
+    need(0 < len(config.key_servers) <= MAX_KEY_SERVERS, f"needs 1..{MAX_KEY_SERVERS} key servers")
+    ids = [ks_id for ks_id, _ in config.key_servers]
+    need(all(isinstance(i, bytes) and len(i) == 20 for i in ids), "key server ids must be 20-byte addresses")
+    need(len(set(ids)) == len(ids), "key server ids must be distinct")
+    need(all(valid_network_address(address) for _, address in config.key_servers),
+         "key server addresses must be non-empty 'host:port' bytes of at most 256 bytes")
+    need(all(isinstance(a, bytes) and len(a) == 32 and isinstance(e, bytes) and len(e) == 20
+             for a, e in config.claims.items()), "claims must map 32-byte accounts to 20-byte entity ids")
+    need(len(set(config.claims.values())) == len(config.claims), "claims must give each entity id to one account")
+    need(all(isinstance(a, bytes) and len(a) == 32 for a in config.endowed), "endowed accounts must be 32 bytes")
+    for account_balance in config.endowed.values():
+        amount(account_balance, "endowment")
+    need(isinstance(config.is_initialization_completed, bool), "is_initialization_completed must be a boolean")
+    for name in ("server_key_generation_fee", "server_key_retrieval_fee", "document_key_store_fee",
+                 "document_key_shadow_retrieval_fee", "base_fee", "byte_fee"):
+        amount(getattr(config, name), name)
+    amount(config.max_pending_requests, "max_pending_requests", 32)
+    need(config.max_pending_requests > 0, "max_pending_requests must be positive")
+
+
 @dataclass(frozen=True)
 class ValidTransaction:
     priority: int
@@ -153,6 +189,8 @@ class Runtime:
     # ----------------------------------------------------------------------------------------------- genesis
     @staticmethod
     def genesis_storage(config: GenesisConfig) -> dict[bytes, bytes]:
+        """The initial state for `config`; raises InvalidGenesis if the configuration is not usable."""
+        _check_genesis(config)
         storage = MemoryStorage()
         runtime = Runtime(storage)
         ss = runtime.secretstore

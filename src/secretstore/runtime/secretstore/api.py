@@ -81,8 +81,14 @@ def shadow_required(pallet: SecretStore, storage, args: tuple) -> bool:
 
 def shadow_tasks(pallet: SecretStore, storage, page: tuple[int, int]) -> list:
     requests = pallet.DocumentKeyShadowRetrievalRequests.items(storage)
+    change_block = pallet._change_block(storage)
+
+    def common_part_known(request: dict) -> bool:
+        # after a set change the common part must be agreed again, even if it was known before
+        return request["threshold"] is not None and request["common_responses"]["set_change_block"] == change_block
+
     return [{"id": key[0], "requester": key[1],
-             "requester_public": request["requester_public"] if request["threshold"] is not None else None}
+             "requester_public": request["requester_public"] if common_part_known(request) else None}
             for key, request in _page(requests, page)]
 
 

@@ -137,6 +137,11 @@ def _entry(name: str, value, hashers=(), key=None, default: bytes | None = None,
                         default or b"", (docs,))
 
 
+def valid_network_address(address: object) -> bool:
+    """A key server's network address: non-empty 'host:port' bytes, bounded in size."""
+    return isinstance(address, bytes) and 0 < len(address) <= MAX_NETWORK_ADDRESS_LEN and b":" in address
+
+
 def _popcount(mask: int) -> int:
     return bin(mask).count("1")
 
@@ -241,12 +246,15 @@ class SecretStore(Pallet):
         self.IsInitializationCompleted.put(ctx.storage, True)
 
     def _set_current(self, storage, servers: list[dict], block: int) -> None:
+        # Only a change of membership or order moves the change block (restarting response counting): an address
+        # update leaves every key server's index, and so every collected response, valid.
+        if [ks["id"] for ks in servers] != [ks["id"] for ks in self.current_set(storage)]:
+            self.CurrentSetChangeBlock.put(storage, block)
         self.CurrentKeyServers.put(storage, servers)
-        self.CurrentSetChangeBlock.put(storage, block)
 
     def call_add_key_server(self, ctx: Context, id: bytes, network_address: bytes) -> None:
         self.ensure_owner(ctx)
-        if not 0 < len(network_address) <= MAX_NETWORK_ADDRESS_LEN or b":" not in network_address:
+        if not valid_network_address(network_address):
             raise self.error("InvalidNetworkAddress")
         storage = ctx.storage
         new_set = self.NewKeyServers.get(storage)
