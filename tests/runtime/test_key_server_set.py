@@ -80,3 +80,65 @@ def test_remove_server_then_migrate():
     chain.fails(CHARLIE, "SecretStore", "confirm_migration", "NotInMigrationSet", migration_id=mid)
     assert names(ss(chain, BOB, "confirm_migration", migration_id=mid)) == ["MigrationCompleted"]
     assert ids(snapshot(chain)["current_set"]) == KS_IDS[:2]
+
+
+def test_set_size_is_bounded():
+    servers = [((i + 1).to_bytes(20, "big"), b"127.0.0.1:1") for i in range(255)]
+    chain = make_chain(key_servers=servers, is_initialization_completed=False)
+    chain.fails(ALICE, "SecretStore", "add_key_server", "TooManyKeyServers", id=DAVE_ID, network_address=ADDR)
+    # an address update of a member is still fine
+    assert names(ss(chain, ALICE, "add_key_server", id=servers[0][0], network_address=ADDR)) == ["KeyServerUpdated"]
+
+
+def test_last_key_server_cannot_be_removed():
+    chain = make_chain(key_servers=[(KS_IDS[0], b"127.0.0.1:10000")])
+    chain.fails(ALICE, "SecretStore", "remove_key_server", "LastKeyServer", id=KS_IDS[0])
+
+
+def test_migration_needs_a_claimed_id():
+    chain = make_chain()
+    ss(chain, ALICE, "add_key_server", id=DAVE_ID, network_address=ADDR)
+    stranger = b"\x7a" * 32
+    chain.call(ALICE, "Balances", "transfer_allow_death", dest=("Id", stranger), value=10**9)
+    chain.fails(stranger, "SecretStore", "start_migration", "NoAssociatedId", migration_id=b"\x01" * 32)
+    chain.fails(stranger, "SecretStore", "confirm_migration", "NoAssociatedId", migration_id=b"\x01" * 32)
+
+
+def test_set_changes_during_a_migration_wait_for_the_next_one():
+    chain = make_chain()
+    mid = b"\x04" * 32
+    ss(chain, ALICE, "add_key_server", id=DAVE_ID, network_address=ADDR)
+    ss(chain, ALICE, "start_migration", migration_id=mid)
+    snap = snapshot(chain)
+    assert snap["migration"]["id"] == mid and snap["migration"]["master"] == KS_IDS[0]
+    assert ids(snap["migration"]["set"]) == KS_IDS + [DAVE_ID]
+    ss(chain, ALICE, "remove_key_server", id=KS_IDS[1])  # changes the new set only
+    assert ids(snapshot(chain)["migration"]["set"]) == KS_IDS + [DAVE_ID]
+    for who in (ALICE, BOB, CHARLIE, DAVE):
+        ss(chain, who, "confirm_migration", migration_id=mid)
+    snap = snapshot(chain)
+    assert ids(snap["current_set"]) == KS_IDS + [DAVE_ID]
+    assert ids(snap["new_set"]) == [KS_IDS[0], KS_IDS[2], DAVE_ID]
+    # the owner's latest change needs another migration
+    assert names(ss(chain, CHARLIE, "start_migration", migration_id=b"\x05" * 32)) == ["MigrationStarted"]
+
+
+def test_completed_migration_restarts_pending_requests():
+    from secretstore.crypto import Secret
+
+    from .conftest import KEY, required
+
+    chain = make_chain()
+    public = bytes(Secret.random().public())
+    ss(chain, DAVE, "generate_server_key", id=KEY, threshold=1)
+    ss(chain, ALICE, "server_key_generated", id=KEY, server_key_public=public)
+    ss(chain, ALICE, "remove_key_server", id=KS_IDS[2])
+    mid = b"\x06" * 32
+    ss(chain, BOB, "start_migration", migration_id=mid)
+    assert not required(chain, "server_key_generation", KS_IDS[0], KEY)  # the current set has not changed yet
+    chain.next_block()
+    ss(chain, ALICE, "confirm_migration", migration_id=mid)
+    ss(chain, BOB, "confirm_migration", migration_id=mid)
+    assert required(chain, "server_key_generation", KS_IDS[0], KEY)
+    ss(chain, BOB, "server_key_generated", id=KEY, server_key_public=public)
+    assert names(ss(chain, ALICE, "server_key_generated", id=KEY, server_key_public=public)) == ["ServerKeyGenerated"]

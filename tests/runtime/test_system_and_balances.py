@@ -1,14 +1,8 @@
 import pytest
-from substrateinterface import Keypair
 
-from secretstore.runtime import DEV_ACCOUNTS, InvalidTransaction
+from secretstore.runtime import InvalidTransaction
 
 from .conftest import ALICE, BOB, Failed, make_chain
-
-
-@pytest.mark.parametrize("name", list(DEV_ACCOUNTS))
-def test_dev_accounts_are_the_well_known_keys(name):
-    assert Keypair.create_from_uri("//" + name).public_key == DEV_ACCOUNTS[name]
 
 
 def test_transfer_moves_balance_and_emits_events(chain):
@@ -81,3 +75,97 @@ def test_events_carry_phase_and_are_cleared_each_block(chain):
     assert ("ApplyExtrinsic", 0) in phases and ("ApplyExtrinsic", 1) in phases
     chain.next_block()
     assert chain.runtime.system.events(chain.storage) == []
+
+
+def test_keep_alive_refuses_to_empty_the_sender(chain):
+    newcomer = b"\x61" * 32
+    chain.call(ALICE, "Balances", "transfer_allow_death", dest=("Id", newcomer), value=1000)
+    with pytest.raises(Failed) as info:
+        chain.call(newcomer, "Balances", "transfer_keep_alive", dest=("Id", BOB), value=1000)
+    assert info.value.name == "Expendability"
+    chain.call(newcomer, "Balances", "transfer_keep_alive", dest=("Id", BOB), value=999)
+    assert chain.runtime.balances.free(chain.storage, newcomer) == 1
+
+
+def test_emptied_account_is_reaped_but_keeps_its_nonce(chain):
+    newcomer = b"\x62" * 32
+    events = chain.runtime.system.events
+    chain.call(ALICE, "Balances", "transfer_allow_death", dest=("Id", newcomer), value=500)
+    assert ("System", ("NewAccount", {"account": newcomer})) in [e["event"] for e in events(chain.storage)]
+    assert ("Balances", ("Endowed", {"account": newcomer, "free_balance": 500})) in [
+        e["event"] for e in events(chain.storage)]
+    chain.call(newcomer, "Balances", "transfer_allow_death", dest=("Id", BOB), value=500)
+    assert ("System", ("KilledAccount", {"account": newcomer})) in [e["event"] for e in events(chain.storage)]
+    info = chain.runtime.system.account(chain.storage, newcomer)
+    assert info["data"]["free"] == 0 and info["providers"] == 0 and info["nonce"] == 1
+
+
+def test_only_account_id_destinations_are_supported(chain):
+    with pytest.raises(Failed) as info:
+        chain.call(ALICE, "Balances", "transfer_allow_death", dest=("Raw", b"\x01\x02"), value=1)
+    assert info.value.name == "UnsupportedAddress"
+    with pytest.raises(Failed) as info:
+        chain.call(ALICE, "Balances", "transfer_allow_death", dest=("Address20", b"\x01" * 20), value=1)
+    assert info.value.name == "UnsupportedAddress"
+
+
+def test_existential_deposit_is_enforced(chain, monkeypatch):
+    from secretstore.runtime import balances as balances_module
+
+    monkeypatch.setattr(balances_module, "EXISTENTIAL_DEPOSIT", 100)
+    with pytest.raises(Failed) as info:
+        chain.call(ALICE, "Balances", "transfer_allow_death", dest=("Id", b"\x63" * 32), value=99)
+    assert info.value.name == "ExistentialDeposit"
+    chain.call(ALICE, "Balances", "transfer_allow_death", dest=("Id", b"\x63" * 32), value=100)
+
+
+def test_failed_call_still_pays_and_bumps_nonce_but_writes_nothing_else():
+    chain = make_chain(base_fee=50)
+    rt = chain.runtime
+    before = rt.balances.free(chain.storage, BOB)
+    call = rt.RuntimeCall.encode(("SecretStore", ("change_owner", {"new_owner": BOB})))
+    outcome = rt.apply_extrinsic(0, BOB, 0, 0, call, 10)
+    assert not outcome.success and outcome.error.name == "NotOwner"
+    assert outcome.error.value == ("Module", {"index": 3, "error": bytes([0, 0, 0, 0])})
+    assert rt.secretstore.Owner.get(chain.storage) == ALICE
+    assert rt.balances.free(chain.storage, BOB) == before - 50
+    assert rt.system.nonce(chain.storage, BOB) == 1
+    kinds = [e["event"][1][0] for e in rt.system.events(chain.storage)]
+    assert kinds[-1] == "ExtrinsicFailed" and "OwnerChanged" not in kinds
+
+
+def test_direct_dispatch_is_transactional(chain):
+    from secretstore.runtime import BadOrigin, ModuleError
+
+    rt = chain.runtime
+    before = chain.storage.items()
+    with pytest.raises(BadOrigin):
+        rt.dispatch(None, rt.RuntimeCall.encode(("System", ("remark", {"remark": b""}))))
+    with pytest.raises(ModuleError):
+        rt.dispatch(BOB, rt.RuntimeCall.encode(("SecretStore", ("change_owner", {"new_owner": BOB}))))
+    assert chain.storage.items() == before
+    rt.dispatch(ALICE, rt.RuntimeCall.encode(("SecretStore", ("change_owner", {"new_owner": BOB}))))
+    assert rt.secretstore.Owner.get(chain.storage) == BOB
+
+
+def test_oversized_transactions_exhaust_resources(chain):
+    from secretstore.runtime.runtime import MAX_TRANSACTION_LENGTH
+
+    call = chain.runtime.RuntimeCall.encode(("System", ("remark", {"remark": b""})))
+    with pytest.raises(InvalidTransaction) as info:
+        chain.runtime.validate_transaction(ALICE, 0, 0, call, MAX_TRANSACTION_LENGTH + 1)
+    assert info.value.kind == "ExhaustsResources"
+
+
+def test_block_hashes_are_kept_for_block_hash_count_blocks(chain):
+    from secretstore.runtime.system import BLOCK_HASH_COUNT
+
+    system, storage = chain.runtime.system, chain.storage
+    last = BLOCK_HASH_COUNT + 3
+    for number in range(2, last + 1):
+        system.initialize(storage, number, number.to_bytes(32, "big"))  # records BlockHash[number - 1]
+    stored = {number for number, _ in system.BlockHash.items(storage)}
+    # the newest BlockHashCount hashes, and the genesis hash
+    assert stored == {0} | set(range(last - BLOCK_HASH_COUNT, last))
+    assert system.BlockHash.get(storage, last - 1) == last.to_bytes(32, "big")
+    assert system.BlockHash.get(storage, 1) == bytes(32)  # pruned: reads as the default
