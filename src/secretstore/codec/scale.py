@@ -15,7 +15,7 @@ Value conventions (what `decode` returns and `encode` accepts):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterable, Sequence as Seq
 
 

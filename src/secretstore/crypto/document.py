@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from . import ecies
-from .keys import DecryptionError, InvalidSecret, N, Public, Secret
+from .keys import DecryptionError, N, Public, Secret
 from .math import base_mul, decrypt_with_shadow_coefficients, point_add, point_mul, random_scalar
 
 IV_LENGTH = 16

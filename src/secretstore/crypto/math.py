@@ -191,13 +191,10 @@ def reconstruct(shares: Mapping[int, int]) -> int:
 
 def node_shadow(share: int, x_i: int, participants: Iterable[int]) -> int:
     """λ_i·s_i with the sign-flipped coefficient Π_{j≠i} x_j / (x_i − x_j), so Σ over t+1 nodes = (−1)^t·secret."""
-    numerator, denominator = 1, 1
-    for x_j in participants:
-        if x_j == x_i:
-            continue
-        numerator = numerator * x_j % N
-        denominator = denominator * (x_i - x_j) % N
-    return share * numerator % N * inverse(denominator) % N
+    xs = list(participants)
+    flips = sum(1 for x_j in xs if x_j != x_i)  # one sign change per factor (x_i − x_j) = −(x_j − x_i)
+    coefficient = lagrange_at_zero(x_i, xs)
+    return share * (N - coefficient if flips % 2 else coefficient) % N
 
 
 def node_shadow_point(shadow: int, access_key: int, common_point: Public, decrypt_shadow: int | None = None) -> Public:

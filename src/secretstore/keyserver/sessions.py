@@ -228,8 +228,8 @@ class KeyServerCore:
         requester = requester_public.address()
         participants = parse_ids(body.get("participants"))
         access_key = parse_scalar(body.get("access_key"), "access_key")
-        share = self.storage.get(key_id)
-        if share is None or share.common_point is None or share.encrypted_point is None:
+        share = self._negotiated_share(key_id, body.get("version"))
+        if share.common_point is None or share.encrypted_point is None:
             raise SessionError(f"no document key stored for {key_id.hex()}")
         if len(participants) != share.threshold + 1 or not set(participants) <= set(share.holders) \
                 or self.self_id not in participants:
@@ -244,6 +244,23 @@ class KeyServerCore:
         encrypted = ecies.encrypt(requester_public, coefficient.to_bytes(32, "big"))
         self.shadows[(key_id, requester)] = encrypted
         return {"shadow_point": point.hex()}
+
+    def _negotiated_share(self, key_id: ServerKeyId, version: object) -> KeyShare:
+        """This server's share of the key version the master uses. A master can only be on a migration's new version
+        once the chain completed that migration, so a pending version it names is activated here; any other mismatch
+        is refused rather than mixing shares of two sharings (which would decrypt to garbage)."""
+        share = self.storage.get(key_id)
+        if share is None:
+            raise SessionError(f"no share of {key_id.hex()}")
+        if not isinstance(version, str) or share.version.hex() == version:
+            return share
+        for migration_id in self.storage.pending_migrations():
+            if migration_id[:16].hex() == version:
+                self.storage.promote(migration_id)
+                promoted = self.storage.get(key_id)
+                if promoted is not None and promoted.version.hex() == version:
+                    return promoted
+        raise SessionError(f"key version mismatch for {key_id.hex()}")
 
     async def _shadow_report(self, peer: Address, body: dict) -> dict:
         key_id = ServerKeyId.from_hex(body.get("key_id", ""), "key_id")
@@ -455,7 +472,8 @@ class KeyServerCore:
             raise SessionError(f"only {len(candidates)} holders reachable, {share.threshold + 1} needed")
         participants = candidates[: share.threshold + 1]
         access_key = m.random_scalar()
-        request = {"type": "shadow_part", "key_id": key_id.hex(), "requester_public": requester_public.hex(),
+        request = {"type": "shadow_part", "key_id": key_id.hex(), "version": share.version.hex(),
+                   "requester_public": requester_public.hex(),
                    "access_key": scalar_hex(access_key), "participants": [p.hex() for p in participants]}
         try:
             async with asyncio.timeout(SESSION_TIMEOUT):

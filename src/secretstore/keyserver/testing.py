@@ -6,8 +6,6 @@ Used by the tests, the benchmarks and `secretstore dev`.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -17,7 +15,7 @@ from pathlib import Path
 from substrateinterface import Keypair
 
 from ..crypto import Secret
-from ..node.testing import NodeProcess, free_port
+from ..node.testing import NodeProcess, free_port, stop_process_group
 
 # Dev accounts that claimed the dev key server ids, in order; further key servers get accounts of their own.
 DEV_SIGNERS = ["//Alice", "//Bob", "//Charlie", "//Dave"]
@@ -80,15 +78,7 @@ class KeyServerProcess:
         return self.process is not None and self.process.poll() is None
 
     def stop(self, kill: bool = False) -> None:
-        if not self.alive():
-            return
-        assert self.process is not None
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL if kill else signal.SIGTERM)
-            self.process.wait(timeout=10)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
+        stop_process_group(self.process, kill)
 
 
 @dataclass

@@ -14,7 +14,7 @@ import nacl.signing
 import sr25519
 
 from ..codec.hashing import blake2_256
-from ..codec.scale import U32, U128, CodecError, Reader, decode_compact, encode_compact
+from ..codec.scale import U32, CodecError, Reader, decode_compact, encode_compact
 
 SIGNED = 0x84
 UNSIGNED = 0x04

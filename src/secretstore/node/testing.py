@@ -28,6 +28,21 @@ def rpc_call(url: str, method: str, params: list | None = None, timeout: float =
         return json.loads(response.read())
 
 
+def stop_process_group(process: subprocess.Popen | None, kill: bool = False) -> None:
+    """Stop a process started with start_new_session=True and everything it started: SIGTERM (or SIGKILL), then
+    SIGKILL if it has not exited within 10 seconds."""
+    if process is None or process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGKILL if kill else signal.SIGTERM)
+        process.wait(timeout=10)
+    except ProcessLookupError:
+        pass
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+
+
 @dataclass
 class NodeProcess:
     base_path: Path
@@ -70,14 +85,7 @@ class NodeProcess:
         raise TimeoutError(f"node did not answer on port {self.port} within {timeout}s")
 
     def stop(self, kill: bool = False) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL if kill else signal.SIGTERM)
-            self.process.wait(timeout=10)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
+        stop_process_group(self.process, kill)
 
     def __enter__(self) -> "NodeProcess":
         return self.start()

@@ -1,4 +1,11 @@
-"""TransactionPayment: a deterministic length-based fee plus the tip, withdrawn before dispatch."""
+"""TransactionPayment: a deterministic length-based fee plus the tip, withdrawn before dispatch.
+
+    fee = BaseFee + ByteFee * encoded_transaction_length + tip
+
+BaseFee and ByteFee come from genesis (`GenesisConfig.base_fee` / `byte_fee`, both 0 on the dev chain). There is no
+weight-based or congestion-based part: every call has the same flat weight. The fee is paid even when the call fails,
+and is burned (it goes to no account). `query_info` reports the fee without the tip, as payment_queryInfo does.
+"""
 
 from __future__ import annotations
 

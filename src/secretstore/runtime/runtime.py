@@ -6,6 +6,7 @@ Pure: storage in, events out. No I/O, no clock (the block number is an input), n
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 
 from ..codec.primitives import AccountId32
@@ -19,6 +20,8 @@ from .secretstore.pallet import SecretStore, valid_network_address
 from .secretstore.types import MAX_KEY_SERVERS
 from .storage import MemoryStorage, Overlay, Storage
 from .system import System
+
+log = logging.getLogger(__name__)
 
 SPEC_NAME = "secretstore"
 SPEC_VERSION = 1
@@ -278,6 +281,10 @@ class Runtime:
             self.system.deposit_event(block, ("System", ("ExtrinsicFailed", {
                 "dispatch_error": error.value, "dispatch_info": info})))
         block.commit()
+        if log.isEnabledFor(logging.DEBUG):
+            pallet, name, _ = self.decode_call(call)
+            log.debug("extrinsic applied index=%d call=%s.%s outcome=%s fee=%d", index, pallet, name,
+                      "ok" if error is None else getattr(error, "name", type(error).__name__), fee)
         return ApplyOutcome(error is None, error, fee)
 
     def query_info(self, call: bytes, length: int) -> dict:

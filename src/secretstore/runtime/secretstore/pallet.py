@@ -1,4 +1,25 @@
-"""The SecretStore pallet: identities, key ownership, the key server set with migration, and the four services."""
+"""The SecretStore pallet: identities, key ownership, the key server set with migration, and the four services.
+
+Behaviour in brief (spec runtime.md is the requirement):
+
+* Identities: `claim_id` binds one account to one EntityId (H160) and back. Calls that act for an entity resolve the
+  caller's claim first (`NoAssociatedId`). Key servers answer from the account that claimed their KeyServerId.
+* Key server set: three lists - current, migration, new - where a key server's index is its position in the current
+  list. Before `complete_initialization` the owner's changes apply to current and new at once; afterwards only to the
+  new list, and a key server of current or new starts a migration that completes when every member of the migration
+  set has confirmed. `add_key_server` for a member with a different address updates the address (KeyServerUpdated)
+  in the new set and, since no share moves, also in the current set without a migration. `CurrentSetChangeBlock`
+  records the block of the last membership change of the current set; collected responses of a pending request are
+  discarded when it moves (the request itself stays queued).
+* Services: a request is validated (points on the curve, threshold range), refused if the same request is queued or
+  the queue holds `MaxPendingRequests` (genesis, default 64), charged its fee (split equally among the accounts that
+  claimed the current key servers' ids, the remainder to the last), stored, and announced with a *Requested event.
+  Responses are counted by `responses` (one vote per key server and request); the thresholds per service are in the
+  spec. A response to a request that no longer exists, or is no longer needed, is a successful no-op; a key server
+  answering the same request twice gets `AlreadyResponded`.
+* Every refusal is a named error of `ERRORS` (DispatchError::Module{index 3, error}); nothing a failed call wrote
+  remains, because the runtime dispatches each call in its own storage overlay.
+"""
 
 from __future__ import annotations
 
