@@ -13,7 +13,8 @@ Behaviour in brief (spec runtime.md is the requirement):
   discarded when it moves (the request itself stays queued).
 * Services: a request is validated (points on the curve, threshold range), refused if the same request is queued or
   the queue holds `MaxPendingRequests` (genesis, default 64), charged its fee (split equally among the accounts that
-  claimed the current key servers' ids, the remainder to the last), stored, and announced with a *Requested event.
+  claimed the current key servers' ids, the remainder to the last; burned if no key server has claimed an account),
+  stored, and announced with a *Requested event.
   Responses are counted by `responses` (one vote per key server and request); the thresholds per service are in the
   spec. A response to a request that no longer exists, or is no longer needed, is a successful no-op; a key server
   answering the same request twice gets `AlreadyResponded`.
