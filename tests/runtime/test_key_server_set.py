@@ -142,3 +142,22 @@ def test_completed_migration_restarts_pending_requests():
     assert required(chain, "server_key_generation", KS_IDS[0], KEY)
     ss(chain, BOB, "server_key_generated", id=KEY, server_key_public=public)
     assert names(ss(chain, ALICE, "server_key_generated", id=KEY, server_key_public=public)) == ["ServerKeyGenerated"]
+
+
+def test_two_membership_changes_in_one_block_still_restart_counting():
+    from secretstore.crypto import Secret
+
+    from .conftest import KEY, required
+
+    chain = make_chain(is_initialization_completed=False)
+    public = bytes(Secret.random().public())
+    ss(chain, DAVE, "generate_server_key", id=KEY, threshold=1)
+    chain.next_block()
+    ss(chain, ALICE, "remove_key_server", id=KS_IDS[0])  # Bob is now index 0, Charlie index 1
+    ss(chain, BOB, "server_key_generated", id=KEY, server_key_public=public)
+    ss(chain, ALICE, "add_key_server", id=KS_IDS[0], network_address=b"127.0.0.1:10000")  # same block
+    # Bob's vote was cast under the old indices: it must not be counted for Alice (index 2 now) or anyone else
+    assert required(chain, "server_key_generation", KS_IDS[1], KEY)
+    for who in (ALICE, CHARLIE):
+        assert ss(chain, who, "server_key_generated", id=KEY, server_key_public=public) == []
+    assert names(ss(chain, BOB, "server_key_generated", id=KEY, server_key_public=public)) == ["ServerKeyGenerated"]

@@ -272,7 +272,23 @@ class SecretStore(Pallet):
         # update leaves every key server's index, and so every collected response, valid.
         if [ks["id"] for ks in servers] != [ks["id"] for ks in self.current_set(storage)]:
             self.CurrentSetChangeBlock.put(storage, block)
+            self._restart_pending_requests(storage, block)
         self.CurrentKeyServers.put(storage, servers)
+
+    def _restart_pending_requests(self, storage, block: int) -> None:
+        """Discard the collected responses of every pending request. Counting would also restart lazily when the
+        change block moves, but two membership changes within one block leave the block unchanged, and the masks of
+        responses collected between them would point at the wrong key servers."""
+        for entry, states in ((self.ServerKeyGenerationRequests, ("responses",)),
+                              (self.ServerKeyRetrievalRequests, ("threshold_responses", "public_responses")),
+                              (self.DocumentKeyStoreRequests, ("responses",))):
+            for key, request in list(entry.items(storage)):
+                for state in states:
+                    request[state] = rs.new_state(block)
+                entry.put(storage, request, key)
+        shadow = self.DocumentKeyShadowRetrievalRequests
+        for key, request in list(shadow.items(storage)):
+            shadow.put(storage, self._fresh_shadow_request(request["requester_public"], block), key)
 
     def call_add_key_server(self, ctx: Context, id: bytes, network_address: bytes) -> None:
         self.ensure_owner(ctx)
