@@ -24,7 +24,7 @@ from .system import System
 log = logging.getLogger(__name__)
 
 SPEC_NAME = "secretstore"
-SPEC_VERSION = 1
+SPEC_VERSION = 2  # bump whenever the metadata changes: clients cache it per version
 TRANSACTION_VERSION = 1
 
 # Well-known sr25519 dev accounts (//Alice etc.); a test derives them again with substrate-interface.
