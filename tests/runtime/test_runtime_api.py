@@ -51,3 +51,14 @@ def test_bad_arguments_are_codec_errors(chain, method, args):
 def test_snapshot_of_an_unknown_server_still_shows_the_sets(chain):
     snapshot = chain.runtime.api_call("SecretStoreRuntimeApi_key_server_set_snapshot", H160.encode(b"\x09" * 20))
     assert len(snapshot) > 3 * 20
+
+
+def test_system_constants(chain):
+    from secretstore.codec.scale import U16
+
+    system = next(p for p in chain.runtime.pallets if p.name == "System")
+    constants = {c.name: c.type.decode(c.value) for c in system.constants}
+    assert constants["SS58Prefix"] == 42
+    assert constants["Version"] == chain.runtime.version()
+    assert constants["BlockHashCount"] == 4096
+    assert U16.decode(next(c for c in system.constants if c.name == "SS58Prefix").value) == 42

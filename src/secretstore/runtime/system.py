@@ -61,8 +61,12 @@ class System(Pallet):
                         self.ExecutionPhase)
 
     def constants(self) -> tuple:
+        from .runtime import RuntimeVersion  # the runtime module imports this one
+
         return (
             Constant("BlockHashCount", U32, U32.encode(BLOCK_HASH_COUNT), ("Maximum number of block number to block hash mappings to keep.",)),
+            Constant("Version", RuntimeVersion, RuntimeVersion.encode(self.runtime.version()),
+                     ("Get the chain's in-code version.",)),
             Constant("SS58Prefix", U16, U16.encode(42), ("The designated SS58 prefix of this chain.",)),
         )
 
