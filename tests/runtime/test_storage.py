@@ -104,3 +104,12 @@ def test_system_account_key_is_substrates(chain):
     assert key.hex() == ("26aa394eea5630e07c48ae0c9558cef7b99d880ec681799c0cf30e8886371da9"
                          "de1e86a9a8c739864cf3cc5ec2bea59f" + ALICE.hex())
     assert chain.storage.get(key) is not None
+
+
+@given(st.binary(max_size=3), st.lists(st.binary(max_size=4), max_size=30))
+def test_prefix_iteration_at_the_edges_of_the_key_space(prefix, extra):
+    # prefixes of 0xff bytes have no upper bound; keys just past the prefix must not leak in
+    keys = set(extra) | {prefix + b"\xff", prefix + b"\xff\xff", prefix, b"\xff" * 4}
+    store = MemoryStorage({k: b"v" for k in keys})
+    assert [k for k, _ in store.iter_prefix(prefix)] == sorted(k for k in keys if k.startswith(prefix))
+    assert [k for k, _ in store.iter_prefix(b"\xff")] == sorted(k for k in keys if k.startswith(b"\xff"))

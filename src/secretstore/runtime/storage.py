@@ -15,6 +15,14 @@ class Storage(Protocol):
     def iter_prefix(self, prefix: bytes, start_after: bytes | None = None) -> Iterator[tuple[bytes, bytes]]: ...
 
 
+def _prefix_end(prefix: bytes) -> bytes | None:
+    """The smallest key greater than every key starting with `prefix` (None if there is none)."""
+    stripped = prefix.rstrip(b"\xff")
+    if not stripped:
+        return None
+    return stripped[:-1] + bytes([stripped[-1] + 1])
+
+
 class MemoryStorage:
     """A sorted in-memory store (genesis building, tests, and the node's cache)."""
 
@@ -36,10 +44,14 @@ class MemoryStorage:
 
     def iter_prefix(self, prefix: bytes, start_after: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
         start = max(prefix, start_after + b"\x00") if start_after is not None else prefix
-        for key in self._keys[bisect.bisect_left(self._keys, start):]:
-            if not key.startswith(prefix):
-                break
-            yield key, self._data[key]
+        begin = bisect.bisect_left(self._keys, start)
+        bound = _prefix_end(prefix)
+        end = bisect.bisect_left(self._keys, bound, begin) if bound is not None else len(self._keys)
+        # a copy of just the matching range: callers may write while they iterate
+        for key in self._keys[begin:end]:
+            value = self._data.get(key)
+            if value is not None:
+                yield key, value
 
     def items(self) -> dict[bytes, bytes]:
         return dict(self._data)
