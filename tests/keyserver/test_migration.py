@@ -4,29 +4,12 @@ import secrets
 import time
 
 from secretstore.client import SecretStoreClient
-from secretstore.codec.primitives import H160
 from secretstore.crypto import Secret, ServerKeyId
 from secretstore.crypto import math as m
 from secretstore.keyserver.storage import KeyStorage
 from secretstore.keyserver.testing import LocalNetwork
-from secretstore.runtime.secretstore.types import KeyServerSetSnapshot
 
 ALICE = Secret(b"\x01" * 32)
-
-
-def snapshot(client):
-    raw = client.chain.state_call("SecretStoreRuntimeApi_key_server_set_snapshot", H160.encode(b"\x00" * 20))
-    return KeyServerSetSnapshot.decode(raw)
-
-
-def wait_for_migration(client, ids, timeout=90):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        snap = snapshot(client)
-        if snap["migration"] is None and sorted(s["id"] for s in snap["current_set"]) == sorted(ids):
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"migration did not complete: {snapshot(client)}")
 
 
 def eventually(condition, timeout=20.0):
@@ -67,7 +50,7 @@ def test_add_then_remove_a_key_server(tmp_path):
             assert key_count(extra) == 0
 
             receipt = alice.submit("add_key_server", id=extra.id.hex(), network_address=f"127.0.0.1:{extra.net_port}")
-            wait_for_migration(alice, [bytes(ks.id) for ks in network.servers])
+            alice.wait_for_key_server_set([ks.id for ks in network.servers], timeout=90)
             events = alice.chain.wait_for_events(lambda e: e.name in ("MigrationStarted", "MigrationCompleted"),
                                                  from_block=receipt.block_number, timeout=10,
                                                  stop_when=lambda found: len(found) >= 2)
@@ -95,7 +78,7 @@ def test_add_then_remove_a_key_server(tmp_path):
 
             removed = original[2]
             alice.submit("remove_key_server", id=removed.id.hex())
-            wait_for_migration(alice, [bytes(ks.id) for ks in network.servers if ks is not removed])
+            alice.wait_for_key_server_set([ks.id for ks in network.servers if ks is not removed], timeout=90)
             eventually(lambda: key_count(removed) == 0)
             for key_id, encrypted, text in documents:
                 assert alice.decrypt_document(alice.retrieve_document_key(key_id, ALICE), encrypted) == text
@@ -119,13 +102,13 @@ def test_migration_waits_for_a_crashed_member_and_finishes_when_it_returns(tmp_p
             extra = network.servers[3]
             extra.stop(kill=True)  # the new member is down when the set changes
             alice.submit("add_key_server", id=extra.id.hex(), network_address=f"127.0.0.1:{extra.net_port}")
-            eventually(lambda: snapshot(alice)["migration"] is not None)
+            eventually(lambda: alice.key_server_set()["migration"] is not None)
             time.sleep(2)
-            assert snapshot(alice)["migration"] is not None  # cannot finish without it
+            assert alice.key_server_set()["migration"] is not None  # cannot finish without it
             # meanwhile the current set keeps serving retrievals with the shares it holds
             assert alice.decrypt_document(alice.retrieve_document_key(key_id, ALICE), encrypted) == b"kept"
             extra.start()
-            wait_for_migration(alice, [bytes(ks.id) for ks in network.servers])
+            alice.wait_for_key_server_set([ks.id for ks in network.servers], timeout=90)
             eventually(lambda: key_count(extra) == 1)
             assert alice.decrypt_document(alice.retrieve_document_key(key_id, ALICE), encrypted) == b"kept"
     finally:

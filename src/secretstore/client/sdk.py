@@ -13,16 +13,19 @@ Every request call waits for its result event on a finalized block (or the match
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from substrateinterface import Keypair
 
 from ..chain.client import ChainError, ChainEvent, DispatchFailed, Receipt, SubstrateChain, TransactionRejected
+from ..codec.primitives import H160
 from ..crypto import Address, Public, Secret, ServerKeyId
 from ..crypto.document import (
     GeneratedDocumentKey, decrypt_document, encrypt_document, generate_document_key, recover_document_key,
 )
+from ..runtime.secretstore.types import KeyServerSetSnapshot
 
 DEFAULT_TIMEOUT = 60.0
 
@@ -168,6 +171,24 @@ class SecretStoreClient:
     def retrieve_document_key(self, key_id: ServerKeyId, requester: Secret) -> Public:
         """Shadow retrieval plus local decryption: the document key, which only the requester can compute."""
         return self.retrieve_document_key_shadow(key_id, requester).document_key(requester)
+
+    # -------------------------------------------------------------------------------------------- key server set
+    def key_server_set(self) -> dict:
+        """The current / new sets and the running migration, as the runtime's KeyServerSetSnapshot."""
+        raw = self.chain.state_call("SecretStoreRuntimeApi_key_server_set_snapshot", H160.encode(bytes(20)))
+        return KeyServerSetSnapshot.decode(raw)
+
+    def wait_for_key_server_set(self, ids: list[Address], timeout: float | None = None) -> None:
+        """Until no migration runs and the current set is exactly `ids` (e.g. after add/remove_key_server)."""
+        deadline = time.monotonic() + (timeout or self.timeout)
+        wanted = sorted(bytes(i) for i in ids)
+        while True:
+            snap = self.key_server_set()
+            if snap["migration"] is None and sorted(s["id"] for s in snap["current_set"]) == wanted:
+                return
+            if time.monotonic() > deadline:
+                raise RequestTimeout("the key server set did not reach the expected members in time")
+            time.sleep(0.2)
 
     @staticmethod
     def encrypt_document(document_key: Public, plaintext: bytes) -> bytes:

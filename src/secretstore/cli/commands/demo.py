@@ -2,7 +2,8 @@
 
 Starts a node and three key servers in a temporary directory, then: Alice claims a key, the key servers generate it,
 Alice stores a document key, encrypts "Hello, world!", retrieves the document key shadow and decrypts; the key is
-transferred to Bob, Alice is refused and Bob succeeds; a key server is added to and removed from the set.
+transferred to Bob, Alice is refused and Bob succeeds; a fourth key server is added to the set and removed again,
+each change followed by the automatic migration of every key, and Bob still decrypts after each.
 Exits 0 only if every step did what it should.
 """
 
@@ -19,7 +20,7 @@ from typing import Iterator
 
 from ...client import RequestFailed, SecretStoreClient
 from ...crypto import Secret, ServerKeyId
-from ...keyserver.testing import LocalNetwork, key_server_secret
+from ...keyserver.testing import LocalNetwork
 
 MESSAGE = b"Hello, world!"
 ALICE = Secret(b"\x01" * 32)  # //Alice's entity id is this key's address (dev chain)
@@ -50,8 +51,9 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.threshold < args.key_servers:
         raise ValueError("--threshold must be below --key-servers")
     base = Path(tempfile.mkdtemp(prefix="secretstore-demo-"))
-    network = LocalNetwork(base, key_servers=args.key_servers)
-    print(f"SecretStore demo: a live network of 1 node and {args.key_servers} key servers in {base}")
+    # one more key server process runs outside the set, to be added (and removed) at the end of the story
+    network = LocalNetwork(base, key_servers=args.key_servers + 1, initial_set=args.key_servers)
+    print(f"SecretStore demo: a live network of 1 node and {args.key_servers} key servers (+1 spare) in {base}")
     try:
         with step("start the network"):
             network.start(progress=lambda m: print(f"    {m}", flush=True))
@@ -101,14 +103,25 @@ def story(network: LocalNetwork, threshold: int) -> int:
             if plaintext != MESSAGE:
                 raise StepFailed("Bob decrypted something else")
             print(f"    decrypted: {plaintext.decode()!r}")
-        extra = key_server_secret(len(network.servers)).public().address()
-        with step(f"the owner adds key server {extra.hex()} to the set"):
-            receipt = alice.submit("add_key_server", id=extra.hex(), network_address="127.0.0.1:1")
+        members = [ks.id for ks in network.servers[:-1]]
+        extra = network.servers[-1]
+        with step(f"the owner adds key server {extra.id.hex()}; the key servers migrate every key to the new set"):
+            receipt = alice.submit("add_key_server", id=extra.id.hex(), network_address=f"127.0.0.1:{extra.net_port}")
             if "KeyServerAdded" not in [e.name for e in receipt.events]:
                 raise StepFailed("no KeyServerAdded event")
-        with step("and removes it again"):
-            receipt = alice.submit("remove_key_server", id=extra.hex())
+            alice.wait_for_key_server_set(members + [extra.id])
+            print(f"    migration completed: {len(members) + 1} key servers hold the keys")
+        with step("Bob still decrypts with the grown set"):
+            if bob.decrypt_document(bob.retrieve_document_key(key_id, BOB), encrypted) != MESSAGE:
+                raise StepFailed("Bob decrypted something else after the migration")
+        with step(f"the owner removes key server {extra.id.hex()} again; the keys migrate back"):
+            receipt = alice.submit("remove_key_server", id=extra.id.hex())
             if "KeyServerRemoved" not in [e.name for e in receipt.events]:
                 raise StepFailed("no KeyServerRemoved event")
+            alice.wait_for_key_server_set(members)
+            print(f"    migration completed: back to {len(members)} key servers")
+        with step("Bob still decrypts after the removal"):
+            if bob.decrypt_document(bob.retrieve_document_key(key_id, BOB), encrypted) != MESSAGE:
+                raise StepFailed("Bob decrypted something else after the removal")
     print('Decrypted message: "Hello, world!" — every step did what it should.')
     return 0
