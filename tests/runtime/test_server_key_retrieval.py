@@ -5,7 +5,7 @@ import pytest
 from secretstore.codec.primitives import H256
 
 from .conftest import (
-    ALICE, BOB, CHARLIE, DAVE, DAVE_ID, KEY, KS_IDS, OFF_CURVE, make_chain, names, outsider, point, required, ss,
+    ALICE, BOB, CHARLIE, DAVE, KEY, KS_IDS, OFF_CURVE, make_chain, names, outsider, point, required, ss,
     tasks,
 )
 
