@@ -98,3 +98,22 @@ def test_runtime_apis_through_state_call(node):
     assert Option(Bytes).decode(bytes.fromhex(v15[2:]))[:5] == b"meta\x0f"
     nonce = rpc_call(node.http_url, "state_call", ["AccountNonceApi_account_nonce", "0x" + "00" * 32])["result"]
     assert nonce == "0x00000000"
+
+
+def test_storage_subscription_reports_changes(node, substrate, alice):
+    key = substrate.create_storage_key("System", "Account", [alice.ss58_address]).to_hex()
+    conn = websocket.create_connection(node.ws_url, timeout=10)
+    try:
+        conn.send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "state_subscribeStorage", "params": [[key]]}))
+        sub = json.loads(conn.recv())["result"]
+        initial = json.loads(conn.recv())["params"]
+        assert initial["subscription"] == sub and initial["result"]["changes"][0][0] == key
+        before = initial["result"]["changes"][0][1]
+        call = substrate.compose_call("System", "remark", {"remark": "0x08"})
+        substrate.submit_extrinsic(substrate.create_signed_extrinsic(call, alice), wait_for_inclusion=True)
+        update = json.loads(conn.recv())["params"]["result"]
+        assert update["changes"][0][0] == key and update["changes"][0][1] != before  # the nonce moved
+        conn.send(json.dumps({"jsonrpc": "2.0", "id": 2, "method": "state_unsubscribeStorage", "params": [sub]}))
+        assert json.loads(conn.recv())["result"] is True
+    finally:
+        conn.close()

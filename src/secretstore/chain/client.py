@@ -233,7 +233,7 @@ class SubstrateChain:
         return receipt
 
     def wait_for_events(self, match: Callable[[ChainEvent], bool], *, from_block: int, timeout: float,
-                        poll_interval: float = 0.2, stop_when: Callable[[list[ChainEvent]], bool] | None = None
+                        poll_interval: float = 0.1, stop_when: Callable[[list[ChainEvent]], bool] | None = None
                         ) -> list[ChainEvent]:
         """Scan finalized blocks from `from_block` on, collecting matching events until `stop_when(collected)` (default:
         the first match) holds or `timeout` seconds pass (then ChainError)."""

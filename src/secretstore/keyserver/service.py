@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 API = "SecretStoreRuntimeApi_"
 PAGE = (0, 256)
-POLL_INTERVAL = 0.25
+POLL_INTERVAL = 0.1
 RESUBMIT_AFTER = 10.0
 RESCAN_AFTER = 5.0  # scan again even without a new block, so time-based retries happen on a quiet chain
 PERSONAL_PART_PATIENCE = 60.0  # a key server not picked for a retrieval reports an error after this long
