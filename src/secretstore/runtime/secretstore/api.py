@@ -16,7 +16,10 @@ Arguments and results are SCALE, with the descriptors below (key servers decode 
 | is_document_key_store_response_required | key_server: H160, key: H256 | bool |
 | is_document_key_shadow_retrieval_response_required | key_server: H160, key: H256, requester: H160 | bool |
 
-Task lists page over pending requests in storage order: `begin` inclusive, `end` exclusive.
+Task lists page over pending requests in storage order: `begin` inclusive, `end` exclusive. A shadow retrieval task
+carries `requester_public` only once the common part is agreed (the personal part is due); until then, and again after
+a change of the current key server set, it is None. `is_*_response_required` is false for a key server outside the
+current set and for a request that is not pending. Unknown names raise KeyError, undecodable arguments CodecError.
 """
 
 from __future__ import annotations
