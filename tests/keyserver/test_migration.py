@@ -35,17 +35,20 @@ def key_count(ks):
         storage.close()
 
 
+def store_document(alice, text: bytes) -> tuple[ServerKeyId, bytes, bytes]:
+    """A new key with a stored document key, and `text` encrypted with it."""
+    key_id = ServerKeyId(secrets.token_bytes(32))
+    alice.claim_key(key_id)
+    server_key = alice.generate_server_key(key_id, threshold=1)
+    generated = alice.store_new_document_key(key_id, server_key, ALICE)
+    return key_id, alice.encrypt_document(generated.document_key, text), text
+
+
 def test_add_then_remove_a_key_server(tmp_path):
     network = LocalNetwork(tmp_path, key_servers=4, initial_set=3).start()
     try:
         with SecretStoreClient(network.node.ws_url, "//Alice", timeout=60) as alice:
-            documents = []
-            for text in (b"first", b"second", b"third"):
-                key_id = ServerKeyId(secrets.token_bytes(32))
-                alice.claim_key(key_id)
-                server_key = alice.generate_server_key(key_id, threshold=1)
-                generated = alice.store_new_document_key(key_id, server_key, ALICE)
-                documents.append((key_id, alice.encrypt_document(generated.document_key, text), text))
+            documents = [store_document(alice, text) for text in (b"first", b"second", b"third")]
             original, extra = network.servers[:3], network.servers[3]
             assert key_count(extra) == 0
 
@@ -94,11 +97,7 @@ def test_migration_waits_for_a_crashed_member_and_finishes_when_it_returns(tmp_p
     network = LocalNetwork(tmp_path, key_servers=4, initial_set=3).start()
     try:
         with SecretStoreClient(network.node.ws_url, "//Alice", timeout=60) as alice:
-            key_id = ServerKeyId(secrets.token_bytes(32))
-            alice.claim_key(key_id)
-            server_key = alice.generate_server_key(key_id, threshold=1)
-            generated = alice.store_new_document_key(key_id, server_key, ALICE)
-            encrypted = alice.encrypt_document(generated.document_key, b"kept")
+            key_id, encrypted, _ = store_document(alice, b"kept")
             extra = network.servers[3]
             extra.stop(kill=True)  # the new member is down when the set changes
             alice.submit("add_key_server", id=extra.id.hex(), network_address=f"127.0.0.1:{extra.net_port}")
