@@ -54,3 +54,29 @@ def test_kill_9_leaves_a_consistent_database(tmp_path, alice):
         api.close()
     finally:
         node.stop()
+
+
+def test_pool_survives_a_crash(tmp_path, alice):
+    """A transaction waiting in the pool (its nonce is ahead) is still there after kill -9 and lands once the gap
+    is filled."""
+    node = NodeProcess(tmp_path, free_port()).start()
+    api = SubstrateInterface(url=node.ws_url, use_remote_preset=False)
+    nonce = api.get_account_nonce(alice.ss58_address)
+    ahead = api.create_signed_extrinsic(api.compose_call("System", "remark", {"remark": "0x0a"}), alice, nonce=nonce + 1)
+    assert "result" in rpc_call(node.http_url, "author_submitExtrinsic", [str(ahead.data)])
+    api.close()
+    node.stop(kill=True)
+    node = NodeProcess(tmp_path, free_port()).start()
+    try:
+        assert rpc_call(node.http_url, "author_pendingExtrinsics")["result"] == [str(ahead.data)]
+        api = SubstrateInterface(url=node.ws_url, use_remote_preset=False)
+        gap = api.create_signed_extrinsic(api.compose_call("System", "remark", {"remark": "0x0b"}), alice, nonce=nonce)
+        api.submit_extrinsic(gap, wait_for_inclusion=True)
+        deadline = time.monotonic() + 10
+        while api.get_account_nonce(alice.ss58_address) < nonce + 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert rpc_call(node.http_url, "author_pendingExtrinsics")["result"] == []
+        api.close()
+    finally:
+        node.stop()

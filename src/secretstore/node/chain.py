@@ -128,7 +128,20 @@ class Chain:
         self.head_number, self.head_hash = self.db.head()  # type: ignore[misc]
         self.genesis_hash = self.db.block_by_number(0)[0]  # type: ignore[index]
         self._metadata_cache: dict[int, bytes] = {}
-        log.info("chain opened", extra={"head": self.head_number})
+        self._restore_pool()
+        log.info("chain opened", extra={"head": self.head_number, "pooled": len(self.pool)})
+
+    def _restore_pool(self) -> None:
+        """Transactions accepted before a stop or crash are validated again; the ones still valid wait again."""
+        for encoded in self.db.pool_entries():
+            try:
+                ext = self.check(encoded)
+            except ExtrinsicError as exc:
+                log.info("pooled transaction no longer valid", extra={"reason": str(exc)})
+                self.db.pool_remove(blake2_256(encoded))  # the extrinsic hash
+                continue
+            self._order += 1
+            self.pool[ext.hash] = PooledTransaction(ext, self._order)
 
     def close(self) -> None:
         self.db.close()
@@ -222,6 +235,7 @@ class Chain:
         if len(self.pool) >= MAX_POOL:
             raise ExtrinsicError("Transaction pool is full", 1012)
         self._order += 1
+        self.db.pool_add(ext.hash, self._order, encoded)  # durable before the submitter hears "accepted"
         self.pool[ext.hash] = PooledTransaction(ext, self._order)
         return ext.hash
 
@@ -267,7 +281,8 @@ class Chain:
                   "extrinsics_root": extrinsics_root(extrinsics), "digest": {"logs": []}}
         encoded_header = Header.encode(header)
         block_hash = blake2_256(encoded_header)
-        self.db.commit_block(number, block_hash, encoded_header, Sequence(Bytes).encode(extrinsics), changes)
+        self.db.commit_block(number, block_hash, encoded_header, Sequence(Bytes).encode(extrinsics), changes,
+                             leaving_pool=[e.hash for e in included] + [h for h, _ in dropped])
         block_state.commit()
         self.head_number, self.head_hash = number, block_hash
         for ext in included:

@@ -22,6 +22,11 @@ CREATE TABLE IF NOT EXISTS state (
     value BLOB,            -- NULL: deleted at this block
     PRIMARY KEY (key, block)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pool (   -- accepted transactions not yet in a block: they survive a restart
+    hash BLOB PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    extrinsic BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS meta (
     name TEXT PRIMARY KEY,
     value BLOB NOT NULL
@@ -47,14 +52,26 @@ class ChainDatabase:
 
     # ---------------------------------------------------------------------------------------------------- blocks
     def commit_block(self, number: int, block_hash: bytes, header: bytes, extrinsics: bytes,
-                     changes: dict[bytes, bytes | None], meta: dict[str, bytes] | None = None) -> None:
+                     changes: dict[bytes, bytes | None], meta: dict[str, bytes] | None = None,
+                     leaving_pool: list[bytes] = ()) -> None:
+        """The block, its state changes, and the pool transactions it included or dropped: all or nothing."""
         with self.conn:
             self.conn.execute("BEGIN IMMEDIATE")
+            self.conn.executemany("DELETE FROM pool WHERE hash = ?", [(h,) for h in leaving_pool])
             self.conn.execute("INSERT INTO blocks VALUES (?, ?, ?, ?)", (number, block_hash, header, extrinsics))
             self.conn.executemany("INSERT OR REPLACE INTO state VALUES (?, ?, ?)",
                                   [(k, number, v) for k, v in changes.items()])
             for name, value in (meta or {}).items():
                 self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, value))
+
+    def pool_add(self, ext_hash: bytes, seq: int, extrinsic: bytes) -> None:
+        self.conn.execute("INSERT OR REPLACE INTO pool VALUES (?, ?, ?)", (ext_hash, seq, extrinsic))
+
+    def pool_remove(self, ext_hash: bytes) -> None:
+        self.conn.execute("DELETE FROM pool WHERE hash = ?", (ext_hash,))
+
+    def pool_entries(self) -> list[bytes]:
+        return [row[0] for row in self.conn.execute("SELECT extrinsic FROM pool ORDER BY seq")]
 
     def head(self) -> tuple[int, bytes] | None:
         row = self.conn.execute("SELECT number, hash FROM blocks ORDER BY number DESC LIMIT 1").fetchone()
