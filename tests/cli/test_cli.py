@@ -65,3 +65,13 @@ def test_live_demo_runs_the_whole_story():
     assert "migration completed: 4 key servers hold the keys" in result.stdout
     assert "migration completed: back to 3 key servers" in result.stdout
     assert 'Decrypted message: "Hello, world!"' in result.stdout
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--self-secret=0x00"], "--self-secret: expected 32 bytes"),
+    (["--self-secret-file=/nonexistent/secret"], "--self-secret-file: No such file"),
+    (["--self-secret=0x" + "00" * 32], "range"),
+])
+def test_key_server_refuses_bad_secrets(tmp_path, args, fragment):
+    result = run("key-server", *args, f"--db-path={tmp_path}", "--sub-port=1")
+    assert result.returncode == 1 and fragment in result.stderr and "Traceback" not in result.stderr

@@ -6,6 +6,7 @@ Used by the tests, the benchmarks and `secretstore dev`.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -51,10 +52,14 @@ class KeyServerProcess:
 
     def start(self) -> "KeyServerProcess":
         self.db_path.mkdir(parents=True, exist_ok=True)
+        secret_file = self.db_path / "self-secret"
+        if not secret_file.exists():  # readable by this user only; never on a command line
+            fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(self.secret.to_int().to_bytes(32, "big").hex())
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "secretstore.cli.main", "-v", "key-server",
-             "--self-secret", self.secret.to_int().to_bytes(32, "big").hex(),  # handed to the child only
+            [sys.executable, "-m", "secretstore.cli.main", "-v", "key-server", "--self-secret-file", str(secret_file),
              "--db-path", str(self.db_path), "--net-port", str(self.net_port), "--sub-port", str(self.node_port),
              "--sub-signer", self.signer],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

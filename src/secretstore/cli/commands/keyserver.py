@@ -9,7 +9,10 @@ from pathlib import Path
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("key-server", help="run a key server")
-    p.add_argument("--self-secret", required=True, help="this key server's secp256k1 secret (hex)")
+    secret = p.add_mutually_exclusive_group(required=True)
+    secret.add_argument("--self-secret", help="this key server's secp256k1 secret (hex; visible to other local users "
+                                              "in the process list — prefer --self-secret-file)")
+    secret.add_argument("--self-secret-file", type=Path, help="file holding the secret (hex)")
     p.add_argument("--db-path", required=True, type=Path, help="directory of the key share database")
     p.add_argument("--net-host", default="127.0.0.1", help="cluster listen address")
     p.add_argument("--net-port", type=int, default=10000, help="cluster listen port")
@@ -25,7 +28,14 @@ def run(args: argparse.Namespace) -> int:
     from ...crypto import Secret
     from ...keyserver.service import run_key_server
 
-    secret = Secret.from_hex(args.self_secret, "--self-secret")
+    if args.self_secret_file is not None:
+        try:
+            text = args.self_secret_file.read_text().strip()
+        except OSError as exc:
+            raise ValueError(f"--self-secret-file: {exc.strerror}") from None
+        secret = Secret.from_hex(text, "--self-secret-file")
+    else:
+        secret = Secret.from_hex(args.self_secret, "--self-secret")
     try:
         signer = Keypair.create_from_uri(args.sub_signer)
     except Exception as exc:  # the library raises several kinds for a bad SURI
