@@ -6,7 +6,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 from substrateinterface import Keypair, SubstrateInterface
 
 from secretstore.node.testing import NodeProcess, free_port, rpc_call

@@ -117,14 +117,6 @@ def point() -> bytes:
     return bytes(Secret.random().public())
 
 
-def required(chain: Chain, service: str, key_server: bytes, *key) -> bool:
-    from secretstore.codec.primitives import H160, H256
-    from secretstore.codec.scale import Bool, Tuple
-
-    args_type = Tuple(H160, H256, H160) if len(key) == 2 else Tuple(H160, H256)
-    return chain.api(f"is_{service}_response_required", args_type, (key_server, *key), Bool)
-
-
 def tasks(chain: Chain, service: str, result_item, begin: int = 0, end: int = 1000) -> list:
     from secretstore.codec.scale import U32, Sequence, Tuple
 

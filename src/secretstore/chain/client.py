@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Literal, TypeVar
+from typing import Any, Callable, Literal, TypeVar
 
 from substrateinterface import Keypair, SubstrateInterface
 from substrateinterface.exceptions import SubstrateRequestException
@@ -55,11 +55,6 @@ class ChainEvent:
     name: str
     attributes: Any  # dict for named fields, tuple for unnamed ones, None for none
     extrinsic_index: int | None = None
-
-    def get(self, key: str | int) -> Any:
-        if isinstance(self.attributes, dict):
-            return self.attributes[key]
-        return self.attributes[key]
 
 
 @dataclass(frozen=True)
@@ -275,12 +270,6 @@ class AsyncChain:
     async def finalized_head(self) -> tuple[int, str]:
         return await self.run(self.chain.finalized_head)
 
-    async def block_hash(self, number: int) -> str | None:
-        return await self.run(self.chain.block_hash, number)
-
-    async def events(self, block_hash: str) -> list[ChainEvent]:
-        return await self.run(self.chain.events, block_hash)
-
     async def state_call(self, method: str, args: bytes, block_hash: str | None = None) -> bytes:
         return await self.run(self.chain.state_call, method, args, block_hash)
 
@@ -290,6 +279,3 @@ class AsyncChain:
     async def aclose(self) -> None:
         await asyncio.to_thread(self.chain.close)
 
-
-def events_named(events: Iterable[ChainEvent], pallet: str, *names: str) -> list[ChainEvent]:
-    return [e for e in events if e.pallet == pallet and e.name in names]

@@ -66,6 +66,23 @@ def _bytes(value: Any) -> bytes:
     return bytes(value)
 
 
+def shadow_retrieval_result(events: list[ChainEvent]) -> tuple[ChainEvent, bytes, tuple[bytes, ...]] | None:
+    """The common part and t + 1 personal parts of one participant set (same decrypted secret) among a retrieval's
+    events, or None while incomplete. Shadows only combine within one set, hence the grouping."""
+    common = next((e for e in events if e.name == "DocumentKeyCommonRetrieved"), None)
+    if common is None:
+        return None
+    needed = common.attributes["threshold"] + 1
+    groups: dict[bytes, list[bytes]] = {}
+    for e in events:
+        if e.name == "DocumentKeyPersonalRetrieved":
+            shadows = groups.setdefault(_bytes(e.attributes["decrypted_secret"]), [])
+            shadows.append(_bytes(e.attributes["shadow"]))
+            if len(shadows) == needed:
+                return common, _bytes(e.attributes["decrypted_secret"]), tuple(shadows)
+    return None
+
+
 class SecretStoreClient:
     """Synchronous client. `signer` is a SURI (e.g. "//Alice") or a substrate-interface Keypair."""
 
@@ -143,30 +160,15 @@ class SecretStoreClient:
             return _bytes(e.attributes.get("requester", b"")) == requester_id and e.name in (
                 "DocumentKeyCommonRetrieved", "DocumentKeyPersonalRetrieved")
 
-        def complete(found: list[ChainEvent]) -> bool:
-            common = [e for e in found if e.name == "DocumentKeyCommonRetrieved"]
-            if not common:
-                return False
-            threshold = common[0].attributes["threshold"]
-            groups: dict[bytes, int] = {}
-            for e in found:
-                if e.name == "DocumentKeyPersonalRetrieved":
-                    d = _bytes(e.attributes["decrypted_secret"])
-                    groups[d] = groups.get(d, 0) + 1
-            return any(count >= threshold + 1 for count in groups.values())
-
         events = self._request("retrieve_document_key_shadow", {"id": key_id.hex(),
                                                                  "requester_public": requester.public().hex()},
-                               key_id, mine, {"DocumentKeyShadowRetrievalError"}, complete)
-        common = next(e for e in events if e.name == "DocumentKeyCommonRetrieved")
-        threshold = common.attributes["threshold"]
-        groups: dict[bytes, list[bytes]] = {}
-        for e in events:  # shadows only combine within one participant set: group by decrypted secret
-            if e.name == "DocumentKeyPersonalRetrieved":
-                groups.setdefault(_bytes(e.attributes["decrypted_secret"]), []).append(_bytes(e.attributes["shadow"]))
-        decrypted, shadows = next((d, s) for d, s in groups.items() if len(s) >= threshold + 1)
-        return DocumentKeyShadow(Public(_bytes(common.attributes["common_point"])), threshold, Public(decrypted),
-                                 tuple(shadows[: threshold + 1]))
+                               key_id, mine, {"DocumentKeyShadowRetrievalError"},
+                               lambda found: shadow_retrieval_result(found) is not None)
+        result = shadow_retrieval_result(events)
+        assert result is not None  # the wait above ends only on an error event (raised) or a complete result
+        common, decrypted, shadows = result
+        return DocumentKeyShadow(Public(_bytes(common.attributes["common_point"])), common.attributes["threshold"],
+                                 Public(decrypted), shadows)
 
     def retrieve_document_key(self, key_id: ServerKeyId, requester: Secret) -> Public:
         """Shadow retrieval plus local decryption: the document key, which only the requester can compute."""

@@ -91,24 +91,19 @@ class ChainDatabase:
             "SELECT value FROM state WHERE key = ? AND block <= ? ORDER BY block DESC LIMIT 1", (key, at)).fetchone()
         return row[0] if row else None
 
-    def iter_prefix(self, prefix: bytes, at: int, start_after: bytes | None = None,
-                    limit: int | None = None) -> Iterator[tuple[bytes, bytes]]:
+    def iter_prefix(self, prefix: bytes, at: int, start_after: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
         """Live (key, value) pairs under `prefix` as of block `at`, in key order."""
         low = max(prefix, start_after + b"\x00") if start_after is not None else prefix
+        upper = _upper(prefix)
         # SQLite returns the bare column `value` from the row holding MAX(block) of each group
         query = ("SELECT key, value, MAX(block) FROM state WHERE key >= ? AND block <= ? "
-                 + ("AND key < ? " if _upper(prefix) else "") + "GROUP BY key ORDER BY key")
-        params: tuple = (low, at) + ((_upper(prefix),) if _upper(prefix) else ())
-        count = 0
+                 + ("AND key < ? " if upper else "") + "GROUP BY key ORDER BY key")
+        params: tuple = (low, at) + ((upper,) if upper else ())
         for key, value, _ in self.conn.execute(query, params):
             if not key.startswith(prefix):
                 break
-            if value is None:
-                continue
-            yield key, value
-            count += 1
-            if limit is not None and count >= limit:
-                return
+            if value is not None:
+                yield key, value
 
     def latest_state(self) -> dict[bytes, bytes]:
         head = self.head()

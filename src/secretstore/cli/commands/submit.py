@@ -110,6 +110,6 @@ def _finished(call: str, found: list, failed: set[str]) -> bool:
         return True
     if call != "retrieve_document_key_shadow":
         return bool(found)
-    common = [e for e in found if e.name == "DocumentKeyCommonRetrieved"]
-    personal = [e for e in found if e.name == "DocumentKeyPersonalRetrieved"]
-    return bool(common) and len(personal) >= common[0].attributes["threshold"] + 1
+    from ...client.sdk import shadow_retrieval_result
+
+    return shadow_retrieval_result(found) is not None
