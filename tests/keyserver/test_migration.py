@@ -104,9 +104,9 @@ def test_migration_waits_for_a_crashed_member_and_finishes_when_it_returns(tmp_p
             extra = network.servers[3]
             extra.stop(kill=True)  # the new member is down when the set changes
             alice.submit("add_key_server", id=extra.id.hex(), network_address=f"127.0.0.1:{extra.net_port}")
-            eventually(lambda: alice.key_server_set()["migration"] is not None)
+            eventually(lambda: alice.key_server_set().migration is not None)
             time.sleep(2)
-            assert alice.key_server_set()["migration"] is not None  # cannot finish without it
+            assert alice.key_server_set().migration is not None  # cannot finish without it
             # meanwhile the current set keeps serving retrievals with the shares it holds
             assert alice.decrypt_document(alice.retrieve_document_key(key_id, ALICE), encrypted) == b"kept"
             extra.start()

@@ -6,10 +6,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from secretstore.codec.primitives import H160, H256
-from secretstore.codec.scale import Bool, Tuple
 from secretstore.crypto import Secret
 from secretstore.runtime import DEV_ACCOUNTS, GenesisConfig, MemoryStorage, Runtime
+from secretstore.runtime.secretstore.api import method as api_method
 
 ALICE, BOB, CHARLIE, DAVE = (DEV_ACCOUNTS[n] for n in ("Alice", "Bob", "Charlie", "Dave"))
 # Key server secrets of the dev chain and the entity ids they claim.
@@ -28,8 +27,7 @@ OFF_CURVE = b"\x00" * 64
 
 def required(chain, service, ks, *key):
     """is_<service>_response_required through the runtime API."""
-    args_type = Tuple(H160, H256, H160) if len(key) == 2 else Tuple(H160, H256)
-    return chain.api(f"is_{service}_response_required", args_type, (ks, *key), Bool)
+    return chain.api(f"SecretStoreServiceApi_is_{service}_response_required", ks, *key)
 
 
 class Failed(Exception):
@@ -80,9 +78,10 @@ class Chain:
         assert info.value.name == error
         assert self.ss_state() == before
 
-    def api(self, method: str, args_type, args, result_type):
-        raw = self.runtime.api_call(f"SecretStoreRuntimeApi_{method}", args_type.encode(args))
-        return result_type.decode(raw)
+    def api(self, name: str, *args):
+        """A SecretStore runtime API method by its full state_call name, SCALE-encoded both ways."""
+        spec = api_method(name)
+        return spec.result.decode(self.runtime.api_call(name, spec.args.encode(args)))
 
 
 def make_chain(**overrides) -> Chain:
@@ -117,10 +116,9 @@ def point() -> bytes:
     return bytes(Secret.random().public())
 
 
-def tasks(chain: Chain, service: str, result_item, begin: int = 0, end: int = 1000) -> list:
-    from secretstore.codec.scale import U32, Sequence, Tuple
-
-    return chain.api(f"{service}_tasks", Tuple(U32, U32), (begin, end), Sequence(result_item))
+def tasks(chain: Chain, service: str, begin: int = 0, end: int = 1000) -> list:
+    """The service's pending requests as ServiceTask values: (variant name, fields)."""
+    return chain.api(f"SecretStoreServiceApi_{service}_tasks", begin, end)
 
 
 def fund(chain: Chain, account: bytes, amount: int = 10**9) -> None:

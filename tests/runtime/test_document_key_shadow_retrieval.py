@@ -3,7 +3,6 @@ part; keyed by (key, requester entity)."""
 
 import pytest
 
-from secretstore.runtime.secretstore.types import DocumentKeyShadowRetrievalTask
 
 from .conftest import (
     ALICE, BOB, CHARLIE, DAVE, DAVE_ID, DAVE_SECRET, KEY, KS_IDS, KS_SECRETS, OFF_CURVE, make_chain, names, outsider,
@@ -15,7 +14,7 @@ REQUESTER_PUBLIC = bytes(DAVE_SECRET.public())
 
 
 def pending(chain, begin=0, end=1000):
-    return tasks(chain, SERVICE, DocumentKeyShadowRetrievalTask, begin, end)
+    return tasks(chain, SERVICE, begin, end)
 
 
 def request(chain, key=KEY):
@@ -47,7 +46,7 @@ def is_required(chain, index):
 
 def test_full_flow(chain):
     request(chain)
-    assert pending(chain) == [{"id": KEY, "requester": DAVE_ID, "requester_public": None}]
+    assert pending(chain) == [("RetrieveShadowDocumentKeyCommon", (KEY, DAVE_ID))]
     assert all(is_required(chain, i) for i in range(3))
     common_point, secret_point = point(), point()
     assert common(chain, ALICE, common_point) == []
@@ -59,7 +58,7 @@ def test_full_flow(chain):
         ("SecretStore", "DocumentKeyPersonalRetrievalRequested", {"id": KEY, "requester_public": REQUESTER_PUBLIC}),
     ]
     # now the personal part is due from everybody, with the requester's public in the task
-    assert pending(chain) == [{"id": KEY, "requester": DAVE_ID, "requester_public": REQUESTER_PUBLIC}]
+    assert pending(chain) == [("RetrieveShadowDocumentKeyPersonal", (KEY, REQUESTER_PUBLIC))]
     assert all(is_required(chain, i) for i in range(3))
     events = personal(chain, ALICE, 0b011, secret_point, b"shadow-a")
     assert events == [("SecretStore", "DocumentKeyPersonalRetrieved", {
@@ -75,7 +74,7 @@ def test_late_common_answer_is_a_no_op(chain):
     request(chain)
     agree_common(chain)
     assert common(chain, CHARLIE, point()) == []
-    assert pending(chain)[0]["requester_public"] == REQUESTER_PUBLIC
+    assert pending(chain)[0] == ("RetrieveShadowDocumentKeyPersonal", (KEY, REQUESTER_PUBLIC))
 
 
 def test_personal_reports_are_grouped_by_participants_and_secret(chain):
@@ -170,7 +169,7 @@ def test_requests_are_per_requester(chain):
     request(chain)
     events = ss(chain, ALICE, "retrieve_document_key_shadow", id=KEY, requester_public=bytes(KS_SECRETS[0].public()))
     assert names(events) == ["DocumentKeyShadowRetrievalRequested"]
-    assert sorted(t["requester"] for t in pending(chain)) == sorted([DAVE_ID, KS_IDS[0]])
+    assert sorted(fields[1] for _, fields in pending(chain)) == sorted([DAVE_ID, KS_IDS[0]])
 
 
 def test_queue_cap_and_fee():
@@ -192,7 +191,7 @@ def test_set_change_restarts_from_the_common_part():
     stranger = outsider(chain, entity=b"\x70" * 20)
     ss(chain, ALICE, "add_key_server", id=b"\x70" * 20, network_address=b"127.0.0.1:10003")
     # the request is kept, but the common part has to be agreed again by the new set
-    assert pending(chain) == [{"id": KEY, "requester": DAVE_ID, "requester_public": None}]
+    assert pending(chain) == [("RetrieveShadowDocumentKeyCommon", (KEY, DAVE_ID))]
     assert is_required(chain, 0)
     common_point = point()
     for who in (ALICE, BOB):

@@ -2,8 +2,6 @@
 
 import pytest
 
-from secretstore.runtime.secretstore.types import DocumentKeyStoreTask
-
 from .conftest import (
     ALICE, BOB, CHARLIE, DAVE, DAVE_ID, KEY, KS_IDS, NOT_ON_CURVE, OFF_CURVE, make_chain, names, point, required, ss,
     tasks,
@@ -13,7 +11,7 @@ SERVICE = "document_key_store"
 
 
 def pending(chain, begin=0, end=1000):
-    return tasks(chain, SERVICE, DocumentKeyStoreTask, begin, end)
+    return tasks(chain, SERVICE, begin, end)
 
 
 def request(chain, key=KEY):
@@ -26,7 +24,7 @@ def request(chain, key=KEY):
 
 def test_every_key_server_confirms(chain):
     common, encrypted = request(chain)
-    assert pending(chain) == [{"id": KEY, "author": DAVE_ID, "common_point": common, "encrypted_point": encrypted}]
+    assert pending(chain) == [("StoreDocumentKey", (KEY, DAVE_ID, common, encrypted))]
     assert ss(chain, ALICE, "document_key_stored", id=KEY) == []
     assert not required(chain, SERVICE, KS_IDS[0], KEY) and required(chain, SERVICE, KS_IDS[2], KEY)
     assert ss(chain, BOB, "document_key_stored", id=KEY) == []

@@ -5,10 +5,8 @@ import dataclasses
 import pytest
 from substrateinterface import Keypair
 
-from secretstore.codec.primitives import H160
 from secretstore.crypto import Secret
 from secretstore.runtime import DEV_ACCOUNTS, GenesisConfig, InvalidGenesis, MemoryStorage, Runtime
-from secretstore.runtime.secretstore.types import KeyServerSetSnapshot
 
 from .conftest import make_chain
 
@@ -24,16 +22,14 @@ def test_dev_preset_matches_the_spec():
     pallet, storage = chain.runtime.secretstore, chain.storage
     assert pallet.Owner.get(storage) == DEV_ACCOUNTS["Alice"]
     assert pallet.IsInitializationCompleted.get(storage) is True
-    snapshot = chain.api("key_server_set_snapshot", H160, bytes(20), KeyServerSetSnapshot)
-    expected = [
-        {"id": bytes(Secret(bytes([i]) * 32).public().address()), "address": f"127.0.0.1:{9999 + i}".encode()}
-        for i in (1, 2, 3)]
-    assert [ks["id"].hex() for ks in expected] == ["1a642f0e3c3af545e7acbd38b07251b3990914f1",
+    snapshot = chain.api("SecretStoreKeyServerSetApi_snapshot", bytes(20))
+    expected = [(bytes(Secret(bytes([i]) * 32).public().address()), f"127.0.0.1:{9999 + i}".encode()) for i in (1, 2, 3)]
+    assert [ks_id.hex() for ks_id, _ in expected] == ["1a642f0e3c3af545e7acbd38b07251b3990914f1",
                                                    "5050a4f4b3f9338c3472dcc01a87c76a144b3c9c",
                                                    "3325a78425f17a7e487eb5666b2bfd93abb06c70"]
     assert snapshot == {"current_set": expected, "new_set": expected, "migration": None}
     claims = {name: pallet.ClaimedId.get(storage, DEV_ACCOUNTS[name]) for name in ("Alice", "Bob", "Charlie", "Dave")}
-    assert [claims[n] for n in ("Alice", "Bob", "Charlie")] == [ks["id"] for ks in expected]
+    assert [claims[n] for n in ("Alice", "Bob", "Charlie")] == [ks_id for ks_id, _ in expected]
     assert claims["Dave"].hex() == "c48b812bb43401392c037381aca934f4069c0517"
     for name in ("Alice", "Bob", "Charlie"):
         assert pallet.ClaimedBy.get(storage, claims[name]) == DEV_ACCOUNTS[name]

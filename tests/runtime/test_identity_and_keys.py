@@ -1,5 +1,3 @@
-from secretstore.codec.primitives import H160, H256
-from secretstore.codec.scale import Bool, Tuple
 
 from .conftest import ALICE, BOB, DAVE, DAVE_ID, KEY, KS_IDS, ss
 
@@ -28,7 +26,7 @@ def test_change_owner_is_owner_only(chain):
 
 
 def access(chain, key, who):
-    return chain.api("check_key_access", Tuple(H256, H160), (key, who), Bool)
+    return chain.api("SecretStoreAclApi_check", who, key)
 
 
 def test_claim_and_transfer_key_control_access(chain):

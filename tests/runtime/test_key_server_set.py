@@ -1,17 +1,14 @@
-from secretstore.codec.primitives import H160
-from secretstore.runtime.secretstore.types import KeyServerSetSnapshot
-
 from .conftest import ALICE, BOB, CHARLIE, DAVE, DAVE_ID, KS_IDS, make_chain, names, ss
 
 ADDR = b"127.0.0.1:10003"
 
 
 def snapshot(chain, ks=KS_IDS[0]):
-    return chain.api("key_server_set_snapshot", H160, ks, KeyServerSetSnapshot)
+    return chain.api("SecretStoreKeyServerSetApi_snapshot", ks)
 
 
 def ids(servers):
-    return [s["id"] for s in servers]
+    return [ks_id for ks_id, _ in servers]
 
 
 def test_before_initialization_changes_apply_directly():
@@ -38,7 +35,7 @@ def test_set_changes_are_owner_only_and_validated(chain):
 def test_address_update_needs_no_migration(chain):
     assert names(ss(chain, ALICE, "add_key_server", id=KS_IDS[0], network_address=b"10.0.0.1:1")) == ["KeyServerUpdated"]
     snap = snapshot(chain)
-    assert snap["current_set"][0]["address"] == b"10.0.0.1:1"
+    assert snap["current_set"][0] == (KS_IDS[0], b"10.0.0.1:1")
     chain.fails(BOB, "SecretStore", "start_migration", "MigrationNotRequired", migration_id=b"\x01" * 32)
 
 

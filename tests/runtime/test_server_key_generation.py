@@ -2,8 +2,6 @@
 
 import pytest
 
-from secretstore.runtime.secretstore.types import ServerKeyGenerationTask
-
 from .conftest import (
     ALICE, BOB, CHARLIE, DAVE, DAVE_ID, KEY, KS_IDS, OFF_CURVE, SERVERS, make_chain, names, outsider, point, required,
     ss, tasks,
@@ -13,14 +11,14 @@ SERVICE = "server_key_generation"
 
 
 def pending(chain):
-    return tasks(chain, SERVICE, ServerKeyGenerationTask)
+    return tasks(chain, SERVICE)
 
 
 def test_all_key_servers_must_agree(chain):
     public = point()
     events = ss(chain, DAVE, "generate_server_key", id=KEY, threshold=1)
     assert events == [("SecretStore", "ServerKeyGenerationRequested", {"id": KEY, "author": DAVE_ID, "threshold": 1})]
-    assert pending(chain) == [{"id": KEY, "author": DAVE_ID, "threshold": 1}]
+    assert pending(chain) == [("GenerateServerKey", (KEY, DAVE_ID, 1))]
     assert all(required(chain, SERVICE, ks, KEY) for ks in KS_IDS)
     assert ss(chain, ALICE, "server_key_generated", id=KEY, server_key_public=public) == []
     assert not required(chain, SERVICE, KS_IDS[0], KEY)
@@ -133,12 +131,11 @@ def test_tasks_page_through_pending_requests(chain):
     for key in keys:
         ss(chain, DAVE, "generate_server_key", id=key, threshold=0)
     everything = pending(chain)
-    assert sorted(t["id"] for t in everything) == keys
-    pages = tasks(chain, SERVICE, ServerKeyGenerationTask, 0, 2) + tasks(chain, SERVICE, ServerKeyGenerationTask, 2, 3) \
-        + tasks(chain, SERVICE, ServerKeyGenerationTask, 3, 99)
+    assert sorted(fields[0] for _, fields in everything) == keys
+    pages = tasks(chain, SERVICE, 0, 2) + tasks(chain, SERVICE, 2, 3) + tasks(chain, SERVICE, 3, 99)
     assert pages == everything
-    assert tasks(chain, SERVICE, ServerKeyGenerationTask, 4, 1) == []
-    assert tasks(chain, SERVICE, ServerKeyGenerationTask, 5, 10) == []
+    assert tasks(chain, SERVICE, 4, 1) == []
+    assert tasks(chain, SERVICE, 5, 10) == []
 
 
 def test_response_required_is_false_for_outsiders_and_unknown_requests(chain):

@@ -2,8 +2,6 @@
 
 import pytest
 
-from secretstore.codec.primitives import H256
-
 from .conftest import (
     ALICE, BOB, CHARLIE, DAVE, KEY, KS_IDS, OFF_CURVE, make_chain, names, outsider, point, required, ss,
     tasks,
@@ -13,13 +11,13 @@ SERVICE = "server_key_retrieval"
 
 
 def pending(chain, begin=0, end=1000):
-    return tasks(chain, SERVICE, H256, begin, end)
+    return tasks(chain, SERVICE, begin, end)
 
 
 def test_threshold_then_public_agreed(chain):
     public = point()
     assert names(ss(chain, DAVE, "retrieve_server_key", id=KEY)) == ["ServerKeyRetrievalRequested"]
-    assert pending(chain) == [KEY]
+    assert pending(chain) == [("RetrieveServerKey", KEY)]
     assert ss(chain, ALICE, "server_key_retrieved", id=KEY, server_key_public=public, threshold=1) == []
     assert not required(chain, SERVICE, KS_IDS[0], KEY) and required(chain, SERVICE, KS_IDS[1], KEY)
     # threshold 1 agreed by 2 of 3 (n / 2 = 1, so 2 answers); the public needs t + 1 = 2: Bob's answer makes both
@@ -139,6 +137,6 @@ def test_paging(chain):
     for i in range(5):
         ss(chain, DAVE, "retrieve_server_key", id=bytes([i]) * 32)
     everything = pending(chain)
-    assert sorted(everything) == sorted(bytes([i]) * 32 for i in range(5))
+    assert sorted(everything) == [("RetrieveServerKey", bytes([i]) * 32) for i in range(5)]
     assert pending(chain, 0, 2) + pending(chain, 2, 4) + pending(chain, 4, 9) == everything
     assert pending(chain, 3, 1) == []

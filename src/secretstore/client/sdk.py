@@ -20,12 +20,11 @@ from typing import Any, Callable
 from substrateinterface import Keypair
 
 from ..chain.client import ChainError, ChainEvent, DispatchFailed, Receipt, SubstrateChain, TransactionRejected
-from ..codec.primitives import H160
+from ..chain.secretstore_api import KeyServerSetSnapshot, decode_result, encode_call, snapshot_from
 from ..crypto import Address, Public, Secret, ServerKeyId
 from ..crypto.document import (
     GeneratedDocumentKey, decrypt_document, encrypt_document, generate_document_key, recover_document_key,
 )
-from ..runtime.secretstore.types import KeyServerSetSnapshot
 
 DEFAULT_TIMEOUT = 60.0
 
@@ -175,10 +174,11 @@ class SecretStoreClient:
         return self.retrieve_document_key_shadow(key_id, requester).document_key(requester)
 
     # -------------------------------------------------------------------------------------------- key server set
-    def key_server_set(self) -> dict:
-        """The current / new sets and the running migration, as the runtime's KeyServerSetSnapshot."""
-        raw = self.chain.state_call("SecretStoreRuntimeApi_key_server_set_snapshot", H160.encode(bytes(20)))
-        return KeyServerSetSnapshot.decode(raw)
+    def key_server_set(self) -> KeyServerSetSnapshot:
+        """The current / new sets and the running migration (SecretStoreKeyServerSetApi_snapshot)."""
+        name = "SecretStoreKeyServerSetApi_snapshot"
+        # asked for the zero id: the sets do not depend on who asks, only `is_confirmed` does
+        return snapshot_from(decode_result(name, self.chain.state_call(name, encode_call(name, bytes(20)))))
 
     def wait_for_key_server_set(self, ids: list[Address], timeout: float | None = None) -> None:
         """Until no migration runs and the current set is exactly `ids` (e.g. after add/remove_key_server)."""
@@ -186,7 +186,7 @@ class SecretStoreClient:
         wanted = sorted(bytes(i) for i in ids)
         while True:
             snap = self.key_server_set()
-            if snap["migration"] is None and sorted(s["id"] for s in snap["current_set"]) == wanted:
+            if snap.migration is None and sorted(bytes(ks_id) for ks_id in snap.current_set) == wanted:
                 return
             if time.monotonic() > deadline:
                 raise RequestTimeout("the key server set did not reach the expected members in time")

@@ -1,9 +1,10 @@
 """The key server process: cluster, share storage and the chain service, under one structured lifetime.
 
-The chain service talks to the chain only through Substrate JSON-RPC. On every new finalized block it refreshes the
-key server set and reads the pending tasks of each service through the SecretStore runtime API, so a key server that
-was down simply catches up. A response is submitted only while the runtime says one from this key server is still
-required.
+The chain service talks to the chain only through Substrate JSON-RPC and the three runtime API traits MathChain's
+runtime implements (`SecretStoreAclApi`, `SecretStoreKeyServerSetApi`, `SecretStoreServiceApi`), so the same process
+serves our node and a MathChain node. On every new finalized block it refreshes the key server set and reads the
+pending tasks of each service, so a key server that was down simply catches up. A response is submitted only while
+the runtime says one from this key server is still required. Responses are composed by name from the chain's metadata.
 """
 
 from __future__ import annotations
@@ -16,26 +17,22 @@ import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from substrateinterface import Keypair
 
 from ..chain.client import AsyncChain, ChainError, SubstrateChain
-from ..codec.primitives import H160, H256
-from ..codec.scale import U32, Bool, Sequence, Tuple
+from ..chain.secretstore_api import (
+    GenerateServerKey, KeyServerSetSnapshot, RetrieveServerKey, RetrieveShadowDocumentKeyCommon,
+    RetrieveShadowDocumentKeyPersonal, SecretStoreRuntimeApi, StoreDocumentKey,
+)
 from ..crypto import Address, KeyPair, Public, Secret, ServerKeyId
 from ..crypto.math import common_shadow_point
-from ..runtime.secretstore.types import (
-    DocumentKeyShadowRetrievalTask, DocumentKeyStoreTask, KeyServerSetSnapshot, ServerKeyGenerationTask,
-)
 from .net import Cluster, ClusterError, KeyServerDirectory, parse_network_address
 from .sessions import KeyServerCore, SessionError
 from .storage import DocumentKeyAlreadyStored, KeyStorage, KeyStorageError
 
 log = logging.getLogger(__name__)
 
-API = "SecretStoreRuntimeApi_"
-PAGE = (0, 256)
 POLL_INTERVAL = 0.1
 RESUBMIT_AFTER = 10.0
 RESCAN_AFTER = 5.0  # scan again even without a new block, so time-based retries happen on a quiet chain
@@ -58,6 +55,7 @@ class ChainService:
     chain: AsyncChain
     core: KeyServerCore
     directory: KeyServerDirectory
+    runtime_api: SecretStoreRuntimeApi
     submissions: asyncio.Queue = field(default_factory=asyncio.Queue)
     indices: dict[Address, int] = field(default_factory=dict)
     order: list[Address] = field(default_factory=list)
@@ -66,7 +64,7 @@ class ChainService:
     head_number: int = 0
     first_seen: dict[tuple, float] = field(default_factory=dict)
     synced: asyncio.Event = field(default_factory=asyncio.Event)
-    snapshot: dict = field(default_factory=dict)
+    snapshot: KeyServerSetSnapshot | None = None
     migration_runs: dict[bytes, float] = field(default_factory=dict)  # migration id -> when a full run succeeded
 
     @property
@@ -74,27 +72,22 @@ class ChainService:
         return self.core.self_id
 
     # ------------------------------------------------------------------------------------------------ chain reads
-    async def api(self, name: str, args_type, args, result_type) -> Any:
-        return result_type.decode(await self.chain.state_call(API + name, args_type.encode(args)))
-
     async def check_access(self, key_id: ServerKeyId, requester: Address) -> bool:
-        return await self.api("check_key_access", Tuple(H256, H160), (bytes(key_id), bytes(requester)), Bool)
+        return await self.runtime_api.check(requester, key_id)
 
-    async def required(self, service: str, *key: bytes) -> bool:
-        args_type = Tuple(H160, H256, H160) if len(key) == 2 else Tuple(H160, H256)
-        return await self.api(f"is_{service}_response_required", args_type, (bytes(self.self_id), *key), Bool)
+    async def required(self, service: str, key_id: ServerKeyId, requester: Address | None = None) -> bool:
+        return await self.runtime_api.is_response_required(service, self.self_id, key_id, requester)  # type: ignore[arg-type]
 
     async def refresh_set(self) -> None:
-        """Current set (with indices) for sessions; current, new and migration sets for who may connect."""
-        self.snapshot = snap = await self.api("key_server_set_snapshot", H160, bytes(self.self_id), KeyServerSetSnapshot)
-        self.order = [Address(s["id"]) for s in snap["current_set"]]
-        self.indices = {ks: i for i, ks in enumerate(self.order)}
-        everyone = snap["current_set"] + snap["new_set"] + (snap["migration"]["set"] if snap["migration"] else [])
+        """Current set with the chain's indices for sessions; current, new and migration sets for who may connect."""
+        self.snapshot = snap = await self.runtime_api.snapshot(self.self_id)
+        self.indices = await self.runtime_api.current_set_with_indices()
+        self.order = sorted(self.indices, key=self.indices.__getitem__)
         addresses = {}
-        for s in everyone:
-            if Address(s["id"]) != self.self_id:
+        for ks_id, address in snap.members().items():
+            if ks_id != self.self_id:
                 try:
-                    addresses[Address(s["id"])] = parse_network_address(s["address"])
+                    addresses[ks_id] = parse_network_address(address)
                 except ValueError as exc:
                     log.warning("skipping key server with a bad address", extra={"error": str(exc)})
         self.directory.update(addresses)
@@ -181,42 +174,44 @@ class ChainService:
 
     async def _process(self, tasks: asyncio.TaskGroup, live: set[tuple]) -> None:
         migrating = await self._follow_migration(tasks, live)
-        for task in await self.api("server_key_generation_tasks", Tuple(U32, U32), PAGE,
-                                   Sequence(ServerKeyGenerationTask)):
-            key_id = ServerKeyId(task["id"])
+        api = self.runtime_api
+        for task in await api.tasks("server_key_generation"):
+            assert isinstance(task, GenerateServerKey)
+            key_id = task.key_id
             live.add(("generation", key_id.hex(), None))
-            if not await self.required("server_key_generation", bytes(key_id)):
+            if not await self.required("server_key_generation", key_id):
                 continue
             if migrating:  # keys made now would miss the move to the new set: wait for it to complete
                 continue
             if self._fresh(("generation", key_id.hex(), None)) and self.master_for(key_id, self.order) == self.self_id:
-                self._spawn(tasks, ("generation", key_id), self._generate(key_id, Address(task["author"]),
-                                                                          task["threshold"]))
-        for raw in await self.api("server_key_retrieval_tasks", Tuple(U32, U32), PAGE, Sequence(H256)):
-            key = ("retrieval", "0x" + raw.hex(), None)
+                self._spawn(tasks, ("generation", key_id), self._generate(key_id, task.author, task.threshold))
+        for task in await api.tasks("server_key_retrieval"):
+            assert isinstance(task, RetrieveServerKey)
+            key = ("retrieval", task.key_id.hex(), None)
             live.add(key)
-            if self._fresh(key) and await self.required("server_key_retrieval", raw):
-                self._answer_retrieval(ServerKeyId(raw))
-        for task in await self.api("document_key_store_tasks", Tuple(U32, U32), PAGE, Sequence(DocumentKeyStoreTask)):
-            key = ("store", "0x" + task["id"].hex(), None)
+            if self._fresh(key) and await self.required("server_key_retrieval", task.key_id):
+                self._answer_retrieval(task.key_id)
+        for task in await api.tasks("document_key_store"):
+            assert isinstance(task, StoreDocumentKey)
+            key = ("store", task.key_id.hex(), None)
             live.add(key)
-            if not migrating and self._fresh(key) and await self.required("document_key_store", task["id"]):
+            if not migrating and self._fresh(key) and await self.required("document_key_store", task.key_id):
                 self._store(task)
         now = time.monotonic()
         seen = set()
-        for task in await self.api("document_key_shadow_retrieval_tasks", Tuple(U32, U32), PAGE,
-                                   Sequence(DocumentKeyShadowRetrievalTask)):
-            key_id, requester = ServerKeyId(task["id"]), Address(task["requester"])
+        for task in await api.tasks("document_key_shadow_retrieval"):
+            assert isinstance(task, (RetrieveShadowDocumentKeyCommon, RetrieveShadowDocumentKeyPersonal))
+            key_id, requester = task.key_id, task.requester
             live.update({("common", key_id.hex(), requester.hex()), ("personal", key_id.hex(), requester.hex())})
-            if not await self.required("document_key_shadow_retrieval", bytes(key_id), bytes(requester)):
+            if not await self.required("document_key_shadow_retrieval", key_id, requester):
                 continue
-            if task["requester_public"] is None:
+            if isinstance(task, RetrieveShadowDocumentKeyCommon):
                 key = ("common", key_id.hex(), requester.hex())
                 if self._fresh(key):
                     await self._answer_common(key_id, requester)
             else:
                 seen.add(("personal", key_id, requester))
-                await self._personal(tasks, key_id, requester, Public(task["requester_public"]), now)
+                await self._personal(tasks, key_id, requester, task.requester_public, now)
         for stale in set(self.first_seen) - seen:
             del self.first_seen[stale]
 
@@ -224,9 +219,9 @@ class ChainService:
     async def _follow_migration(self, tasks: asyncio.TaskGroup, live: set[tuple]) -> bool:
         """Start, run, confirm and settle set changes. True while a migration is running."""
         snap = self.snapshot
-        current = [Address(s["id"]) for s in snap["current_set"]]
-        new = [Address(s["id"]) for s in snap["new_set"]]
-        migration = snap["migration"]
+        assert snap is not None  # refreshed before every scan
+        current, new = list(snap.current_set), list(snap.new_set)
+        migration = snap.migration
         if migration is None:
             self._settle(current, new)
             if set(current) != set(new) and self.self_id in set(current) | set(new):
@@ -240,11 +235,11 @@ class ChainService:
                     self.respond("start_migration", {"migration_id": "0x" + migration_id.hex()},
                                  key=("migration-start", None, None))
             return False
-        migration_id = bytes(migration["id"])
-        members = [Address(s["id"]) for s in migration["set"]]
+        migration_id = migration.id
+        members = list(migration.set)
         live.add(("migration-confirm", "0x" + migration_id.hex(), None))
         succeeded = self.migration_runs.get(migration_id)
-        if Address(migration["master"]) == self.self_id and (
+        if migration.master == self.self_id and (
                 succeeded is None or time.monotonic() - succeeded > MIGRATION_RETRY):
             self._spawn(tasks, ("migrate", migration_id), self._migrate(migration_id, current, members))
         return True
@@ -294,15 +289,15 @@ class ChainService:
             self.respond("server_key_retrieved", {"id": key_id.hex(), "server_key_public": share.public.hex(),
                                                   "threshold": share.threshold})
 
-    def _store(self, task: dict) -> None:
-        key_id = ServerKeyId(task["id"])
+    def _store(self, task: StoreDocumentKey) -> None:
+        key_id = task.key_id
         share = self.core.storage.get(key_id)
         try:
             if share is None:
                 raise KeyStorageError("unknown server key")
-            if bytes(share.author) != task["author"]:
+            if share.author != task.author:
                 raise KeyStorageError("only the key's author may store its document key")
-            self.core.storage.store_document_key(key_id, Public(task["common_point"]), Public(task["encrypted_point"]))
+            self.core.storage.store_document_key(key_id, Public(task.common_point), Public(task.encrypted_point))
         except (KeyStorageError, DocumentKeyAlreadyStored, ValueError) as exc:
             log.info("document key not stored", extra={"key": key_id.hex(), "reason": str(exc)})
             self.respond("document_key_store_error", {"id": key_id.hex()})
@@ -320,7 +315,14 @@ class ChainService:
             "threshold": share.threshold})
 
     async def _personal(self, tasks: asyncio.TaskGroup, key_id: ServerKeyId, requester: Address,
-                        requester_public: Public, now: float) -> None:
+                        raw_requester_public: bytes, now: float) -> None:
+        try:
+            requester_public = Public(raw_requester_public)
+        except ValueError:
+            # only a chain that does not check the curve can hold this; nobody can decrypt for it: refuse it
+            self.respond("document_key_shadow_retrieval_error", {"id": key_id.hex(), "requester": requester.hex()},
+                         key=("personal", key_id.hex(), requester.hex()))
+            return
         share = self.core.storage.get(key_id)
         holders = [h for h in self.order if share is not None and h in share.holders]
         key = ("personal", key_id, requester)
@@ -352,7 +354,7 @@ async def run_key_server(self_secret: Secret, db_path: Path, net_host: str, net_
     directory = KeyServerDirectory()
     service: ChainService
     core = KeyServerCore(keypair, storage, lambda k, r: service.check_access(k, r), lambda c, p: service.respond(c, p))
-    service = ChainService(chain, core, directory)
+    service = ChainService(chain, core, directory, SecretStoreRuntimeApi(chain.state_call))
     cluster = Cluster(keypair, net_host, net_port, directory, core.handle)
     core.cluster = cluster
     stop = stop or asyncio.Event()

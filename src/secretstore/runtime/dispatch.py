@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import Any, Iterable, Protocol, Sequence
 
 from ..codec.scale import Field, ScaleType, Variant, VariantDef
 from .frame import PalletDecl, StorageEntry
 from .storage import Storage
 
-if TYPE_CHECKING:
-    from .runtime import Runtime
+
+class PalletHost(Protocol):
+    """What a pallet uses of the runtime that composes it (the Runtime, without importing it: it imports us)."""
+
+    @property
+    def system(self) -> Any: ...
+
+    @property
+    def balances(self) -> Any: ...
+
+    def version(self) -> dict: ...
 
 
 class DispatchError(Exception):
@@ -90,7 +99,7 @@ class Pallet:
     STORAGE: tuple[StorageEntry, ...] = ()
     DOCS: tuple[str, ...] = ()
 
-    def __init__(self, runtime: "Runtime") -> None:
+    def __init__(self, runtime: PalletHost) -> None:
         self.runtime = runtime
 
     def constants(self) -> tuple:

@@ -8,8 +8,6 @@ handling: `sp_runtime::generic::unchecked_extrinsic::UncheckedExtrinsic` with pa
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from ..codec.metadata import encode_prefixed
 from ..codec.primitives import H256
 from ..codec.scale import (
@@ -17,9 +15,7 @@ from ..codec.scale import (
     newtype,
 )
 from .balances import MultiAddress
-
-if TYPE_CHECKING:
-    from .runtime import Runtime
+from .frame import PalletDecl
 
 EXTRINSIC_VERSION = 4
 
@@ -52,10 +48,10 @@ SIGNED_EXTENSIONS: list[tuple[str, ScaleType, ScaleType]] = [
 SignedExtra = Tuple(*(extra for _, extra, _ in SIGNED_EXTENSIONS))
 
 
-def extrinsic_type(runtime: "Runtime") -> Composite:
+def extrinsic_type(call: Variant) -> Composite:
     return Composite(("sp_runtime", "generic", "unchecked_extrinsic", "UncheckedExtrinsic"),
                      [Field(None, Bytes)],
-                     params=(("Address", MultiAddress), ("Call", runtime.RuntimeCall), ("Signature", MultiSignature),
+                     params=(("Address", MultiAddress), ("Call", call), ("Signature", MultiSignature),
                              ("Extra", SignedExtra)))
 
 
@@ -77,13 +73,15 @@ def _storage(registry: TypeRegistry, pallet) -> dict | None:
     return {"prefix": pallet.name, "entries": entries}
 
 
-def build_metadata(runtime: "Runtime", version: int = 14) -> bytes:
+def build_metadata(pallets: list[PalletDecl], call: Variant, event: Variant, error: Variant, event_record: ScaleType,
+                   version: int = 14) -> bytes:
+    """RuntimeMetadataPrefixed of the pallets' declarations and the runtime's outer enums (call, event, error)."""
     if version not in (14, 15):
         raise ValueError(f"metadata version {version} is not supported (14 and 15 are)")
     registry = TypeRegistry()
-    ext_ty = registry.register(extrinsic_type(runtime))
-    pallets = []
-    for pallet in runtime.pallets:
+    ext_ty = registry.register(extrinsic_type(call))
+    pallet_entries = []
+    for pallet in pallets:
         entry = {
             "name": pallet.name,
             "storage": _storage(registry, pallet),
@@ -96,26 +94,26 @@ def build_metadata(runtime: "Runtime", version: int = 14) -> bytes:
         }
         if version == 15:
             entry["docs"] = list(pallet.docs)
-        pallets.append(entry)
-    registry.register(runtime.system.EventRecord)
+        pallet_entries.append(entry)
+    registry.register(event_record)
     signed_extensions = [{"identifier": name, "ty": registry.register(extra), "additional_signed": registry.register(add)}
                          for name, extra, add in SIGNED_EXTENSIONS]
     runtime_ty = registry.register(RuntimeType)
     if version == 14:
-        metadata = {"types": None, "pallets": pallets,
+        metadata = {"types": None, "pallets": pallet_entries,
                     "extrinsic": {"ty": ext_ty, "version": EXTRINSIC_VERSION, "signed_extensions": signed_extensions},
                     "ty": runtime_ty}
     else:
         metadata = {
-            "types": None, "pallets": pallets,
+            "types": None, "pallets": pallet_entries,
             "extrinsic": {"version": EXTRINSIC_VERSION, "address_ty": registry.register(MultiAddress),
-                          "call_ty": registry.register(runtime.RuntimeCall),
+                          "call_ty": registry.register(call),
                           "signature_ty": registry.register(MultiSignature),
                           "extra_ty": registry.register(SignedExtra), "signed_extensions": signed_extensions},
             "ty": runtime_ty, "apis": [],
-            "outer_enums": {"call_enum_ty": registry.register(runtime.RuntimeCall),
-                            "event_enum_ty": registry.register(runtime.RuntimeEvent),
-                            "error_enum_ty": registry.register(runtime.RuntimeError)},
+            "outer_enums": {"call_enum_ty": registry.register(call),
+                            "event_enum_ty": registry.register(event),
+                            "error_enum_ty": registry.register(error)},
             "custom": [],
         }
     metadata["types"] = registry.portable()

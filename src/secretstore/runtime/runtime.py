@@ -5,26 +5,27 @@ Pure: storage in, events out. No I/O, no clock (the block number is an input), n
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 
 from ..codec.primitives import AccountId32
-from ..codec.scale import U8, U32, Array, CodecError, Composite, Field, Sequence, Str, Tuple, Variant, VariantDef
+from ..codec.scale import U32, CodecError, Field, Variant, VariantDef
 from .balances import Balances
 from .dispatch import Context, DispatchError, InvalidTransaction, ModuleError
 from .frame import PalletDecl
+from .metadata import build_metadata
 from .payment import CALL_WEIGHT, TransactionPayment
 from .secretstore import api as secretstore_api
 from .secretstore.pallet import SecretStore, valid_network_address
 from .secretstore.types import MAX_KEY_SERVERS
 from .storage import MemoryStorage, Overlay, Storage
 from .system import System
+from .version import RuntimeVersion, api_id
 
 log = logging.getLogger(__name__)
 
 SPEC_NAME = "secretstore"
-SPEC_VERSION = 2  # bump whenever the metadata changes: clients cache it per version
+SPEC_VERSION = 3  # bump whenever the metadata changes: clients cache it per version
 TRANSACTION_VERSION = 1
 
 # Well-known sr25519 dev accounts (//Alice etc.); a test derives them again with substrate-interface.
@@ -41,16 +42,10 @@ DEV_ACCOUNTS = {
 DEV_ENDOWMENT = 1 << 60
 
 
-def api_id(name: str) -> bytes:
-    """A runtime API's id: blake2b with an 8-byte digest (blake2_64) of the API trait's name, as sp-api derives it
-    (so Core is 0xdf6acb689907609b, the id clients look for)."""
-    return hashlib.blake2b(name.encode(), digest_size=8).digest()
-
-
 RUNTIME_APIS = [
     ("Core", 4), ("Metadata", 2), ("BlockBuilder", 6), ("TaggedTransactionQueue", 3), ("AccountNonceApi", 1),
-    ("TransactionPaymentApi", 4), (secretstore_api.API_NAME, 1),
-]
+    ("TransactionPaymentApi", 4),
+] + [(trait, secretstore_api.TRAIT_VERSION) for trait in secretstore_api.TRAITS]
 
 
 PALLETS = (System, Balances, TransactionPayment, SecretStore)
@@ -185,9 +180,8 @@ class Runtime:
         }
 
     def metadata(self, version: int = 14) -> bytes:
-        from .metadata import build_metadata  # built by the node layer's metadata module, imported lazily
-
-        return build_metadata(self, version)
+        return build_metadata(self.pallets, self.RuntimeCall, self.RuntimeEvent, self.RuntimeError,
+                              self.system.EventRecord, version)
 
     # ----------------------------------------------------------------------------------------------- genesis
     @staticmethod
@@ -294,18 +288,10 @@ class Runtime:
     # ------------------------------------------------------------------------------------------ runtime APIs
     def api_call(self, name: str, args: bytes) -> bytes:
         """state_call: SCALE args in, SCALE result out. Raises KeyError for unknown names, CodecError for bad args."""
-        api, _, method = name.partition("_")
-        if api == secretstore_api.API_NAME:
-            return secretstore_api.call(self.secretstore, self.storage, method, args)
+        if name.partition("_")[0] in secretstore_api.TRAITS:
+            return secretstore_api.call(self.secretstore, self.storage, name, args)
         if name == "AccountNonceApi_account_nonce":
             return U32.encode(self.system.nonce(self.storage, AccountId32.decode(args)))
         if name == "Core_version":
             return RuntimeVersion.encode(self.version())
         raise KeyError(f"unknown runtime API method {name}")
-
-
-RuntimeVersion = Composite(("sp_version", "RuntimeVersion"), [
-    Field("spec_name", Str), Field("impl_name", Str), Field("authoring_version", U32), Field("spec_version", U32),
-    Field("impl_version", U32), Field("apis", Sequence(Tuple(Array(U8, 8), U32))), Field("transaction_version", U32),
-    Field("state_version", U8),
-])

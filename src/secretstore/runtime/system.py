@@ -9,6 +9,7 @@ from ..codec.primitives import AccountId32, AccountInfo, DispatchError, Dispatch
 from ..codec.scale import U16, U32, Bytes, Composite, Field, Sequence
 from .dispatch import Context, Pallet, call_enum, error_enum, event_enum
 from .frame import Constant, StorageEntry
+from .version import RuntimeVersion
 
 PALLET = "System"
 BLOCK_HASH_COUNT = 4096
@@ -61,8 +62,6 @@ class System(Pallet):
                         self.ExecutionPhase)
 
     def constants(self) -> tuple:
-        from .runtime import RuntimeVersion  # the runtime module imports this one
-
         return (
             Constant("BlockHashCount", U32, U32.encode(BLOCK_HASH_COUNT), ("Maximum number of block number to block hash mappings to keep.",)),
             Constant("Version", RuntimeVersion, RuntimeVersion.encode(self.runtime.version()),

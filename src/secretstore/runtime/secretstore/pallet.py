@@ -24,6 +24,7 @@ Behaviour in brief (spec runtime.md is the requirement):
 
 from __future__ import annotations
 
+from itertools import islice
 from typing import Any, Callable
 
 from ...codec.primitives import AccountId32, H160, H256, H512
@@ -431,7 +432,8 @@ class SecretStore(Pallet):
             amount = share + (fee - share * len(accounts) if i == len(accounts) - 1 else 0)
             balances.transfer(ctx.storage, payer, account, amount)
 
-    def _change_block(self, storage) -> int:
+    def current_set_change_block(self, storage) -> int:
+        """Block of the last membership change of the current set (collected responses older than it are void)."""
         return self.CurrentSetChangeBlock.get(storage)
 
     # -------------------------------------------------------------------------------- server key generation
@@ -441,7 +443,8 @@ class SecretStore(Pallet):
             raise self.error("InvalidThreshold")
         self._accept_request(ctx, self.ServerKeyGenerationRequests, id, self.ServerKeyGenerationFee)
         self.ServerKeyGenerationRequests.put(ctx.storage, {
-            "author": author, "threshold": threshold, "responses": rs.new_state(self._change_block(ctx.storage))}, id)
+            "author": author, "threshold": threshold,
+            "responses": rs.new_state(self.current_set_change_block(ctx.storage))}, id)
         self.deposit(ctx.storage, "ServerKeyGenerationRequested", id=id, author=author, threshold=threshold)
 
     def _respond(self, ctx: Context, entry: StorageEntry, key: Any,
@@ -458,7 +461,7 @@ class SecretStore(Pallet):
         """Services every current key server must agree on (T = n - 1): count the answer, settle when decided."""
         def respond(request: dict, index: int, n: int) -> None:
             state = request["responses"]
-            rs.refresh(state, self._change_block(ctx.storage))
+            rs.refresh(state, self.current_set_change_block(ctx.storage))
             if rs.has_responded(state, index):
                 raise self.error("AlreadyResponded")
             outcome, agreed = rs.insert(state, index, response, n - 1, n)
@@ -490,14 +493,14 @@ class SecretStore(Pallet):
     def call_retrieve_server_key(self, ctx: Context, id: bytes) -> None:
         self.entity_of(ctx.storage, ctx.signed())
         self._accept_request(ctx, self.ServerKeyRetrievalRequests, id, self.ServerKeyRetrievalFee)
-        block = self._change_block(ctx.storage)
+        block = self.current_set_change_block(ctx.storage)
         self.ServerKeyRetrievalRequests.put(ctx.storage, {
             "threshold_responses": rs.new_state(block), "public_responses": rs.new_state(block)}, id)
         self.deposit(ctx.storage, "ServerKeyRetrievalRequested", id=id)
 
     def _retrieval_response(self, ctx: Context, id: bytes, public: bytes | None, threshold: int) -> None:
         def respond(request: dict, index: int, n: int) -> None:
-            block = self._change_block(ctx.storage)
+            block = self.current_set_change_block(ctx.storage)
             thresholds, publics = request["threshold_responses"], request["public_responses"]
             rs.refresh(thresholds, block)
             rs.refresh(publics, block)
@@ -547,7 +550,7 @@ class SecretStore(Pallet):
         self._accept_request(ctx, self.DocumentKeyStoreRequests, id, self.DocumentKeyStoreFee)
         self.DocumentKeyStoreRequests.put(ctx.storage, {
             "author": author, "common_point": common_point, "encrypted_point": encrypted_point,
-            "responses": rs.new_state(self._change_block(ctx.storage))}, id)
+            "responses": rs.new_state(self.current_set_change_block(ctx.storage))}, id)
         self.deposit(ctx.storage, "DocumentKeyStoreRequested", id=id, author=author, common_point=common_point,
                      encrypted_point=encrypted_point)
 
@@ -573,8 +576,8 @@ class SecretStore(Pallet):
             raise self.error("RequesterPublicMismatch")
         entry = self.DocumentKeyShadowRetrievalRequests
         self._accept_request(ctx, entry, (id, requester), self.DocumentKeyShadowRetrievalFee)
-        entry.put(ctx.storage, self._fresh_shadow_request(requester_public, self._change_block(ctx.storage)),
-                  (id, requester))
+        block = self.current_set_change_block(ctx.storage)
+        entry.put(ctx.storage, self._fresh_shadow_request(requester_public, block), (id, requester))
         self.deposit(ctx.storage, "DocumentKeyShadowRetrievalRequested", id=id, requester=requester)
 
     @staticmethod
@@ -582,16 +585,18 @@ class SecretStore(Pallet):
         return {"requester_public": requester_public, "common_responses": rs.new_state(block), "threshold": None,
                 "personal_responses": [], "personal_errors": 0}
 
-    def _shadow_request(self, storage, id: bytes, requester: bytes) -> dict | None:
+    def shadow_retrieval_request(self, storage, id: bytes, requester: bytes) -> dict | None:
+        """The pending retrieval as it counts now: after a set change, with its common part to be agreed again."""
         request = self.DocumentKeyShadowRetrievalRequests.get(storage, (id, requester))
-        if request is not None and request["common_responses"]["set_change_block"] != self._change_block(storage):
-            request = self._fresh_shadow_request(request["requester_public"], self._change_block(storage))
+        block = self.current_set_change_block(storage)
+        if request is not None and request["common_responses"]["set_change_block"] != block:
+            request = self._fresh_shadow_request(request["requester_public"], block)
         return request
 
     def _common_response(self, ctx: Context, id: bytes, requester: bytes, response: bytes) -> None:
         entry = self.DocumentKeyShadowRetrievalRequests
         index, n = self.key_server_caller(ctx)
-        request = self._shadow_request(ctx.storage, id, requester)
+        request = self.shadow_retrieval_request(ctx.storage, id, requester)
         if request is None:
             return
         state = request["common_responses"]
@@ -616,7 +621,7 @@ class SecretStore(Pallet):
         self._check_point(common_point, "InvalidCommonPoint")
         if threshold >= ERROR_THRESHOLD:
             raise self.error("InvalidThreshold")
-        request = self._shadow_request(ctx.storage, id, requester)
+        request = self.shadow_retrieval_request(ctx.storage, id, requester)
         if request is not None and request["threshold"] is not None:
             # the common part is already agreed: a late answer is no longer needed (a no-op, like a finished request)
             self.key_server_caller(ctx)
@@ -630,7 +635,7 @@ class SecretStore(Pallet):
             raise self.error("ShadowTooLong")
         entry = self.DocumentKeyShadowRetrievalRequests
         index, n = self.key_server_caller(ctx)
-        request = self._shadow_request(ctx.storage, id, requester)
+        request = self.shadow_retrieval_request(ctx.storage, id, requester)
         if request is None:
             return
         if request["threshold"] is None:
@@ -653,7 +658,7 @@ class SecretStore(Pallet):
             entry.put(ctx.storage, request, (id, requester))
 
     def call_document_key_shadow_retrieval_error(self, ctx: Context, id: bytes, requester: bytes) -> None:
-        request = self._shadow_request(ctx.storage, id, requester)
+        request = self.shadow_retrieval_request(ctx.storage, id, requester)
         if request is not None and request["threshold"] is None:
             self._common_response(ctx, id, requester, bytes(64) + bytes([ERROR_THRESHOLD]))
             return
@@ -669,3 +674,68 @@ class SecretStore(Pallet):
             self.deposit(ctx.storage, "DocumentKeyShadowRetrievalError", id=id, requester=requester)
         else:
             entry.put(ctx.storage, request, (id, requester))
+
+    # ----------------------------------------------------------------------- read surface (the runtime APIs)
+    def requests(self, service: str) -> StorageEntry:
+        """The storage map of one service's pending requests (`service` is one of SERVICES)."""
+        return {"server_key_generation": self.ServerKeyGenerationRequests,
+                "server_key_retrieval": self.ServerKeyRetrievalRequests,
+                "document_key_store": self.DocumentKeyStoreRequests,
+                "document_key_shadow_retrieval": self.DocumentKeyShadowRetrievalRequests}[service]
+
+    def key_server_set_snapshot(self, storage, key_server: bytes) -> dict:
+        """Current, new and migration sets as `KeyServerSetSnapshot`; `is_confirmed` is as seen by `key_server`."""
+        def entries(servers: list[dict]) -> list[tuple[bytes, bytes]]:
+            return [(ks["id"], ks["address"]) for ks in servers]
+
+        migration = self.MigrationInfo.get(storage)
+        return {
+            "current_set": entries(self.current_set(storage)),
+            "new_set": entries(self.NewKeyServers.get(storage)),
+            "migration": None if migration is None else {
+                "id": migration["id"], "set": entries(self.MigrationKeyServers.get(storage)),
+                "master": migration["master"], "is_confirmed": key_server in self.MigrationConfirmations.get(storage)},
+        }
+
+    def current_set_with_indices(self, storage) -> list[tuple[bytes, int]]:
+        """(KeyServerId, index) of the current set: the indices that response masks and `participants` use."""
+        return [(ks["id"], i) for i, ks in enumerate(self.current_set(storage))]
+
+    def service_tasks(self, storage, service: str, begin: int, end: int) -> list[tuple[str, Any]]:
+        """Pending requests of one service as `ServiceTask` values, paged in storage order: `begin` inclusive, `end`
+        exclusive. A shadow retrieval is a common-part task until the common part is agreed (again, after a set
+        change), then a personal-part task."""
+        page = islice(self.requests(service).items(storage), begin, max(begin, end))
+        if service == "server_key_generation":
+            return [("GenerateServerKey", (k, r["author"], r["threshold"])) for k, r in page]
+        if service == "server_key_retrieval":
+            return [("RetrieveServerKey", k) for k, _ in page]
+        if service == "document_key_store":
+            return [("StoreDocumentKey", (k, r["author"], r["common_point"], r["encrypted_point"])) for k, r in page]
+        change_block = self.current_set_change_block(storage)
+        return [("RetrieveShadowDocumentKeyPersonal", (id, r["requester_public"]))
+                if r["threshold"] is not None and r["common_responses"]["set_change_block"] == change_block
+                else ("RetrieveShadowDocumentKeyCommon", (id, requester))
+                for (id, requester), r in page]
+
+    def is_response_required(self, storage, service: str, key_server: bytes, key: bytes,
+                             requester: bytes | None = None) -> bool:
+        """Whether `key_server` still owes an answer to the request: false outside the current set, for a request that
+        is not pending, and once its vote (or, for a shadow retrieval, its personal part or error) is counted."""
+        index = self.current_index(storage, key_server)
+        if index is None:
+            return False
+        if service == "document_key_shadow_retrieval":
+            request = self.shadow_retrieval_request(storage, key, requester)
+            if request is None:
+                return False
+            if request["threshold"] is None:
+                return not rs.has_responded(request["common_responses"], index)
+            if request["personal_errors"] >> index & 1:
+                return False
+            return not any(g["reporters"] >> index & 1 for g in request["personal_responses"])
+        request = self.requests(service).get(storage, key)
+        if request is None:
+            return False
+        state = request["threshold_responses" if service == "server_key_retrieval" else "responses"]
+        return state["set_change_block"] != self.current_set_change_block(storage) or not rs.has_responded(state, index)

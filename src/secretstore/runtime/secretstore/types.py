@@ -1,9 +1,11 @@
-"""SCALE types of the SecretStore pallet: storage records, response counters, and the read API's results."""
+"""SCALE types of the SecretStore pallet: storage records, response counters, and the types of its runtime APIs."""
 
 from __future__ import annotations
 
 from ...codec.primitives import H160, H256, H512
-from ...codec.scale import U8, U32, U256, Bool, Bytes, Composite, Field, Option, Sequence, Tuple, newtype
+from ...codec.scale import (
+    U8, U32, U256, Bool, Bytes, Composite, Field, Option, Sequence, Tuple, Variant, VariantDef, newtype,
+)
 
 MODULE = "pallet_secretstore"
 
@@ -57,28 +59,32 @@ DocumentKeyShadowRetrievalRequest = _struct(
     ("personal_errors", KeyServersMask, "KeyServersMask"),
 )
 
-# ------------------------------------------------------------------------------------------- read API results
+# ------------------------------------------------------------------------------- runtime API types (the traits)
+# As Parity's secretstore-runtime-primitives declares them (field order = SCALE order), so that key servers read
+# our node and a MathChain node alike.
+PRIMITIVES = "secretstore_runtime_primitives"
 
-MigrationSnapshot = _struct(
-    "MigrationSnapshot",
-    ("id", H256, "MigrationId"), ("master", H160, "KeyServerId"), ("set", Sequence(KeyServer), "Vec<KeyServer>"),
-    ("is_confirmed", Bool, "bool"))
+# (KeyServerId, KeyServerNetworkAddress): the same bytes as a `KeyServer` record.
+KeyServerEntry = Tuple(H160, Bytes)
 
-KeyServerSetSnapshot = _struct(
-    "KeyServerSetSnapshot",
-    ("current_set", Sequence(KeyServer), "Vec<KeyServer>"),
-    ("new_set", Sequence(KeyServer), "Vec<KeyServer>"),
-    ("migration", Option(MigrationSnapshot), "Option<MigrationSnapshot>"),
-)
+KeyServerSetMigration = Composite((PRIMITIVES, "key_server_set", "KeyServerSetMigration"), [
+    Field("id", H256, "MigrationId"), Field("set", Sequence(KeyServerEntry), "Vec<(KeyServerId, KeyServerNetworkAddress)>"),
+    Field("master", H160, "KeyServerId"), Field("is_confirmed", Bool, "bool")])
 
-IndexedKeyServer = _struct("IndexedKeyServer", ("id", H160, "KeyServerId"), ("index", U8, "u8"),
-                           ("address", Bytes, "KeyServerNetworkAddress"))
+KeyServerSetSnapshot = Composite((PRIMITIVES, "key_server_set", "KeyServerSetSnapshot"), [
+    Field("current_set", Sequence(KeyServerEntry), "Vec<(KeyServerId, KeyServerNetworkAddress)>"),
+    Field("new_set", Sequence(KeyServerEntry), "Vec<(KeyServerId, KeyServerNetworkAddress)>"),
+    Field("migration", Option(KeyServerSetMigration), "Option<KeyServerSetMigration>")])
 
-ServerKeyGenerationTask = _struct("ServerKeyGenerationTask", ("id", H256, "ServerKeyId"), ("author", H160, "EntityId"),
-                                  ("threshold", U8, "u8"))
-DocumentKeyStoreTask = _struct("DocumentKeyStoreTask", ("id", H256, "ServerKeyId"), ("author", H160, "EntityId"),
-                               ("common_point", H512, "H512"), ("encrypted_point", H512, "H512"))
-# requester_public is None while the common part is being agreed, then the personal part is due.
-DocumentKeyShadowRetrievalTask = _struct(
-    "DocumentKeyShadowRetrievalTask", ("id", H256, "ServerKeyId"), ("requester", H160, "EntityId"),
-    ("requester_public", Option(H512), "Option<H512>"))
+# One pending request, as a key server sees it. Values are (variant name, tuple of fields) - a single field bare.
+ServiceTask = Variant((PRIMITIVES, "service", "ServiceTask"), [
+    VariantDef("GenerateServerKey", 0, (Field(None, H256, "ServerKeyId"), Field(None, H160, "EntityId"),
+                                        Field(None, U8, "u8"))),
+    VariantDef("RetrieveServerKey", 1, (Field(None, H256, "ServerKeyId"),)),
+    VariantDef("StoreDocumentKey", 2, (Field(None, H256, "ServerKeyId"), Field(None, H160, "EntityId"),
+                                       Field(None, H512, "H512"), Field(None, H512, "H512"))),
+    # while the common part (common point, threshold) is being agreed
+    VariantDef("RetrieveShadowDocumentKeyCommon", 3, (Field(None, H256, "ServerKeyId"), Field(None, H160, "EntityId"))),
+    # once it is agreed: every holder computes its personal part for this requester public
+    VariantDef("RetrieveShadowDocumentKeyPersonal", 4, (Field(None, H256, "ServerKeyId"), Field(None, H512, "H512"))),
+])

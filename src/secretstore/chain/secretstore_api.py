@@ -1,0 +1,158 @@
+"""Typed client of the SecretStore runtime APIs that MathChain's runtime implements (Parity's pallet):
+`SecretStoreAclApi`, `SecretStoreKeyServerSetApi` and `SecretStoreServiceApi`, called through `state_call`.
+
+These three traits, standard RPC and events are all that key servers and the SDK read from a chain, so the same
+processes serve our node and a MathChain node (MathChain's pallet does not even publish its storage in metadata).
+Arguments and results use the SCALE descriptors the runtime declares for the traits; nothing calls into a runtime.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Literal, Union
+
+from ..crypto import Address, ServerKeyId, keccak256
+from ..runtime.secretstore.api import ACL_API, KEY_SERVER_SET_API, SERVICE_API
+from ..runtime.secretstore.api import method as api_method
+
+Service = Literal["server_key_generation", "server_key_retrieval", "document_key_store",
+                  "document_key_shadow_retrieval"]
+SERVICES: tuple[Service, ...] = ("server_key_generation", "server_key_retrieval", "document_key_store",
+                                 "document_key_shadow_retrieval")
+TASK_PAGE = 64  # tasks read per state_call; a short page ends the list
+
+
+def encode_call(name: str, *args: Any) -> bytes:
+    return api_method(name).args.encode(args)
+
+
+def decode_result(name: str, raw: bytes) -> Any:
+    return api_method(name).result.decode(raw)
+
+
+# ------------------------------------------------------------------------------------------------ key server set
+@dataclass(frozen=True)
+class KeyServerSetMigration:
+    id: bytes  # MigrationId
+    set: dict[Address, bytes]  # key server -> network address ("host:port"), in the chain's order
+    master: Address
+    is_confirmed: bool  # by the key server the snapshot was asked for
+
+
+@dataclass(frozen=True)
+class KeyServerSetSnapshot:
+    current_set: dict[Address, bytes]
+    new_set: dict[Address, bytes]
+    migration: KeyServerSetMigration | None
+
+    def members(self) -> dict[Address, bytes]:
+        """Everyone who may take part in cluster traffic now: current, new and migration sets."""
+        return {**self.current_set, **self.new_set, **(self.migration.set if self.migration else {})}
+
+
+def _servers(entries: list[tuple[bytes, bytes]]) -> dict[Address, bytes]:
+    return {Address(ks_id): address for ks_id, address in entries}
+
+
+def snapshot_from(value: dict) -> KeyServerSetSnapshot:
+    migration = value["migration"]
+    return KeyServerSetSnapshot(
+        _servers(value["current_set"]), _servers(value["new_set"]),
+        None if migration is None else KeyServerSetMigration(
+            migration["id"], _servers(migration["set"]), Address(migration["master"]), migration["is_confirmed"]))
+
+
+# ----------------------------------------------------------------------------------------------------- tasks
+@dataclass(frozen=True)
+class GenerateServerKey:
+    key_id: ServerKeyId
+    author: Address
+    threshold: int
+
+
+@dataclass(frozen=True)
+class RetrieveServerKey:
+    key_id: ServerKeyId
+
+
+@dataclass(frozen=True)
+class StoreDocumentKey:
+    key_id: ServerKeyId
+    author: Address
+    common_point: bytes  # validated by the key server that stores it: a bad point is a store error, not a crash
+    encrypted_point: bytes
+
+
+@dataclass(frozen=True)
+class RetrieveShadowDocumentKeyCommon:
+    key_id: ServerKeyId
+    requester: Address
+
+
+@dataclass(frozen=True)
+class RetrieveShadowDocumentKeyPersonal:
+    key_id: ServerKeyId
+    requester_public: bytes  # 64 bytes; a chain that does not check the curve may hold a bad one (then: an error)
+
+    @property
+    def requester(self) -> Address:
+        # the pallet keys the request by the requester's entity id: the address (keccak) of these 64 bytes
+        return Address(keccak256(self.requester_public)[12:])
+
+
+ServiceTask = Union[GenerateServerKey, RetrieveServerKey, StoreDocumentKey, RetrieveShadowDocumentKeyCommon,
+                    RetrieveShadowDocumentKeyPersonal]
+
+
+def task_from(value: tuple[str, Any]) -> ServiceTask:
+    """A decoded `ServiceTask` enum value as its typed task."""
+    name, fields = value
+    if name == "GenerateServerKey":
+        return GenerateServerKey(ServerKeyId(fields[0]), Address(fields[1]), fields[2])
+    if name == "RetrieveServerKey":
+        return RetrieveServerKey(ServerKeyId(fields))
+    if name == "StoreDocumentKey":
+        return StoreDocumentKey(ServerKeyId(fields[0]), Address(fields[1]), fields[2], fields[3])
+    if name == "RetrieveShadowDocumentKeyCommon":
+        return RetrieveShadowDocumentKeyCommon(ServerKeyId(fields[0]), Address(fields[1]))
+    return RetrieveShadowDocumentKeyPersonal(ServerKeyId(fields[0]), fields[1])
+
+
+# ---------------------------------------------------------------------------------------------------- client
+StateCall = Callable[[str, bytes], Awaitable[bytes]]
+
+
+class SecretStoreRuntimeApi:
+    """The three traits over an async `state_call(method, args) -> result bytes` (at the best block)."""
+
+    def __init__(self, state_call: StateCall) -> None:
+        self._state_call = state_call
+
+    async def _call(self, name: str, *args: Any) -> Any:
+        return decode_result(name, await self._state_call(name, encode_call(name, *args)))
+
+    async def check(self, requester: Address, key_id: ServerKeyId) -> bool:
+        """The ACL: may `requester` use the key?"""
+        return await self._call(f"{ACL_API}_check", bytes(requester), bytes(key_id))
+
+    async def snapshot(self, key_server: Address) -> KeyServerSetSnapshot:
+        return snapshot_from(await self._call(f"{KEY_SERVER_SET_API}_snapshot", bytes(key_server)))
+
+    async def current_set_with_indices(self) -> dict[Address, int]:
+        """The current set with the indices that response masks (e.g. shadow retrieval participants) use."""
+        return {Address(ks_id): index for ks_id, index in
+                await self._call(f"{KEY_SERVER_SET_API}_current_set_with_indices")}
+
+    async def tasks(self, service: Service, page: int = TASK_PAGE) -> list[ServiceTask]:
+        """Every pending request of `service`, read page by page."""
+        found: list[ServiceTask] = []
+        while True:
+            batch = await self._call(f"{SERVICE_API}_{service}_tasks", len(found), len(found) + page)
+            found.extend(task_from(value) for value in batch)
+            if len(batch) < page:
+                return found
+
+    async def is_response_required(self, service: Service, key_server: Address, key_id: ServerKeyId,
+                                   requester: Address | None = None) -> bool:
+        args = (bytes(key_server), bytes(key_id)) + ((bytes(requester),) if requester is not None else ())
+        return await self._call(f"{SERVICE_API}_is_{service}_response_required", *args)
