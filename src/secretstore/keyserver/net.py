@@ -209,6 +209,15 @@ class Cluster:
     def is_connected(self, peer: Address) -> bool:
         return peer == self.self_id or (peer in self.connections and not self.connections[peer].closed)
 
+    async def wait_connected(self, peers: list[Address], timeout: float) -> list[Address]:
+        """Wait up to `timeout` seconds until every peer is connected; the ones still missing then."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            missing = [p for p in peers if not self.is_connected(p)]
+            if not missing or asyncio.get_running_loop().time() >= deadline:
+                return missing
+            await asyncio.sleep(0.05)
+
     async def run(self) -> None:
         """Serve until cancelled: accept peers, dial the ones this server is responsible for, keep links alive."""
         server = await asyncio.start_server(self._accept, self.host, self.port, limit=MAX_FRAME + 64)

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 SESSION_TIMEOUT = 30.0
 STEP_TIMEOUT = 15.0
+CONNECT_GRACE = 5.0  # seconds a DKG waits for participants that are not connected yet
 
 AccessChecker = Callable[[ServerKeyId, Address], Awaitable[bool]]
 ResultSink = Callable[[str, dict], None]
@@ -426,7 +427,8 @@ class KeyServerCore:
         assert self.cluster is not None
         cluster = self.cluster
         session = secrets.token_hex(16)
-        unreachable = [p.hex() for p in participants if not cluster.is_connected(p)]
+        # a key server that has just started (or restarted) gets a moment to connect before its absence fails the key
+        unreachable = [p.hex() for p in await cluster.wait_connected(participants, CONNECT_GRACE)]
         if unreachable:
             raise SessionError(f"key servers not connected: {', '.join(unreachable)}")
 

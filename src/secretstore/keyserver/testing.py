@@ -60,8 +60,8 @@ class KeyServerProcess:
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "secretstore.cli.main", "-v", "key-server", "--self-secret-file", str(secret_file),
-             "--db-path", str(self.db_path), "--net-port", str(self.net_port), "--sub-port", str(self.node_port),
-             "--sub-signer", self.signer],
+             "--db-path", str(self.db_path), "--net-host", "127.0.0.1", "--net-port", str(self.net_port),
+             "--sub-host", "127.0.0.1", "--sub-port", str(self.node_port), "--sub-signer", self.signer],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         return self

@@ -1,4 +1,6 @@
-"""`secretstore key-server`: one key server process (flags as the Parity Secret Store substrate key server)."""
+"""`secretstore key-server`: one key server process, with the flags and defaults of Parity's `bin/substrate` key server
+(`--self-secret --db-path --net-host --net-port --sub-host --sub-port --sub-signer --sub-signer-password`), plus
+`--self-secret-file` so that the secret stays out of the process list."""
 
 from __future__ import annotations
 
@@ -10,21 +12,35 @@ from pathlib import Path
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("key-server", help="run a key server")
     secret = p.add_mutually_exclusive_group(required=True)
-    secret.add_argument("--self-secret", help="this key server's secp256k1 secret (hex; visible to other local users "
-                                              "in the process list — prefer --self-secret-file)")
+    secret.add_argument("--self-secret", help="this key server's secp256k1 secret (hex, with or without 0x; visible to "
+                                              "other local users in the process list — prefer --self-secret-file)")
     secret.add_argument("--self-secret-file", type=Path, help="file holding the secret (hex)")
-    p.add_argument("--db-path", required=True, type=Path, help="directory of the key share database")
-    p.add_argument("--net-host", default="127.0.0.1", help="cluster listen address")
-    p.add_argument("--net-port", type=int, default=10000, help="cluster listen port")
-    p.add_argument("--sub-host", default="127.0.0.1", help="Substrate node RPC host")
-    p.add_argument("--sub-port", type=int, default=9944, help="Substrate node RPC port")
-    p.add_argument("--sub-signer", default="//Alice", help="SURI of the account that signs responses")
+    p.add_argument("--db-path", type=Path, default=Path("db"), help='directory of the key share database ("db")')
+    p.add_argument("--net-host", default="0.0.0.0", help='interface the cluster listens on ("0.0.0.0")')
+    p.add_argument("--net-port", type=int, default=8083, help="cluster port (TCP, 8083)")
+    p.add_argument("--sub-host", default="localhost", help='Substrate node RPC host ("localhost")')
+    p.add_argument("--sub-port", type=int, default=9944, help="Substrate node RPC port (9944)")
+    add_signer_arguments(p)
     p.set_defaults(handler=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def add_signer_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sub-signer", default="//Alice", help='SURI of the account that signs transactions ("//Alice")')
+    p.add_argument("--sub-signer-password", default=None, help="password of that SURI (none by default)")
+
+
+def signer_keypair(args: argparse.Namespace):
+    """The sr25519 key pair of --sub-signer (and --sub-signer-password, Substrate's `///password` part of a SURI)."""
     from substrateinterface import Keypair
 
+    suri = args.sub_signer + (f"///{args.sub_signer_password}" if args.sub_signer_password else "")
+    try:
+        return Keypair.create_from_uri(suri)
+    except Exception:  # the library raises several kinds for a bad SURI; its message may echo the secret
+        raise ValueError("--sub-signer: not a valid secret URI (e.g. //Alice or a mnemonic)") from None
+
+
+def run(args: argparse.Namespace) -> int:
     from ...crypto import Secret
     from ...keyserver.service import run_key_server
 
@@ -36,10 +52,8 @@ def run(args: argparse.Namespace) -> int:
         secret = Secret.from_hex(text, "--self-secret-file")
     else:
         secret = Secret.from_hex(args.self_secret, "--self-secret")
-    try:
-        signer = Keypair.create_from_uri(args.sub_signer)
-    except Exception as exc:  # the library raises several kinds for a bad SURI
-        raise ValueError(f"--sub-signer: {exc}") from None
+    if not 0 < args.net_port < 65536 or not 0 < args.sub_port < 65536:
+        raise ValueError("--net-port and --sub-port must be TCP ports (1..65535)")
     asyncio.run(run_key_server(secret, args.db_path, args.net_host, args.net_port,
-                               f"ws://{args.sub_host}:{args.sub_port}", signer))
+                               f"ws://{args.sub_host}:{args.sub_port}", signer_keypair(args)))
     return 0

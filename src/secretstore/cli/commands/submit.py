@@ -1,30 +1,64 @@
 """`secretstore submit-transaction --transaction="GenerateServerKey(0x…, 1)"`: any SecretStore call, in the textual
-form of the Parity Secret Store substrate tool, optionally waiting for it to be mined, finalized or processed."""
+form of Parity's `bin/substrate` tool (hex with or without 0x), optionally waiting until it is mined, finalized or
+processed (the key servers' result event; for a key server set change, the migration that follows it)."""
 
 from __future__ import annotations
 
 import argparse
 import re
-from typing import Any
+from typing import Any, Callable
 
-from ...chain.client import ChainError, DispatchFailed, TransactionRejected
+from ...chain.client import ChainError, ChainEvent, DispatchFailed, TransactionRejected
+from ...crypto import Public
+from ...crypto.keys import parse_hex
+from .keyserver import add_signer_arguments, signer_keypair
 
-# textual name -> (call, parameter names); the service calls also name the events that finish them
-CALLS: dict[str, tuple[str, list[str]]] = {
-    "ClaimKey": ("claim_key", ["id"]),
-    "TransferKey": ("transfer_key", ["id", "new_claimant"]),
-    "GenerateServerKey": ("generate_server_key", ["id", "threshold"]),
-    "RetrieveServerKey": ("retrieve_server_key", ["id"]),
-    "StoreDocumentKey": ("store_document_key", ["id", "common_point", "encrypted_point"]),
-    "RetrieveDocumentKeyShadow": ("retrieve_document_key_shadow", ["id", "requester_public"]),
-    "AddKeyServer": ("add_key_server", ["id", "network_address"]),
-    "RemoveKeyServer": ("remove_key_server", ["id"]),
-    "ChangeOwner": ("change_owner", ["new_owner"]),
-    "StartMigration": ("start_migration", ["migration_id"]),
-    "ConfirmMigration": ("confirm_migration", ["migration_id"]),
+
+def _hex(length: int) -> Callable[[str, str], str]:
+    def parse(value: str, name: str) -> str:
+        return "0x" + parse_hex(value, f"--transaction: {name}", length).hex()
+    return parse
+
+
+def _point(value: str, name: str) -> str:
+    return Public.from_hex(value, f"--transaction: {name}").hex()
+
+
+def _threshold(value: str, name: str) -> int:
+    if not value.isdigit() or int(value) > 254:
+        raise ValueError(f"--transaction: {name} must be an integer 0..254, got {value!r}")
+    return int(value)
+
+
+def _account(value: str, name: str) -> str:
+    # an SS58 address as it is, or a 32-byte public key in hex
+    return value if not re.fullmatch(r"(0x)?[0-9a-fA-F]{64}", value) else _hex(32)(value, name)
+
+
+def _text(value: str, name: str) -> str:
+    if not value:
+        raise ValueError(f"--transaction: {name} must not be empty")
+    return value
+
+
+ID, ENTITY = _hex(32), _hex(20)
+# textual name -> (call, [(parameter, parser)])
+CALLS: dict[str, tuple[str, list[tuple[str, Callable[[str, str], Any]]]]] = {
+    "ClaimKey": ("claim_key", [("id", ID)]),
+    "TransferKey": ("transfer_key", [("id", ID), ("new_claimant", ENTITY)]),
+    "GenerateServerKey": ("generate_server_key", [("id", ID), ("threshold", _threshold)]),
+    "RetrieveServerKey": ("retrieve_server_key", [("id", ID)]),
+    "StoreDocumentKey": ("store_document_key", [("id", ID), ("common_point", _point), ("encrypted_point", _point)]),
+    "RetrieveDocumentKeyShadow": ("retrieve_document_key_shadow", [("id", ID), ("requester_public", _point)]),
+    "AddKeyServer": ("add_key_server", [("id", ENTITY), ("network_address", _text)]),
+    "RemoveKeyServer": ("remove_key_server", [("id", ENTITY)]),
+    "ChangeOwner": ("change_owner", [("new_owner", _account)]),
+    "StartMigration": ("start_migration", [("migration_id", ID)]),
+    "ConfirmMigration": ("confirm_migration", [("migration_id", ID)]),
     "CompleteInitialization": ("complete_initialization", []),
-    "ClaimId": ("claim_id", ["id"]),
+    "ClaimId": ("claim_id", [("id", ENTITY)]),
 }
+# the service calls: events that finish them (success, failure)
 RESULT_EVENTS = {
     "generate_server_key": ({"ServerKeyGenerated"}, {"ServerKeyGenerationError"}),
     "retrieve_server_key": ({"ServerKeyRetrieved"}, {"ServerKeyRetrievalError"}),
@@ -32,76 +66,103 @@ RESULT_EVENTS = {
     "retrieve_document_key_shadow": ({"DocumentKeyCommonRetrieved", "DocumentKeyPersonalRetrieved"},
                                      {"DocumentKeyShadowRetrievalError"}),
 }
+SET_CHANGES = {"add_key_server", "remove_key_server"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("submit-transaction", help='submit a SecretStore call, e.g. "GenerateServerKey(0x…, 1)"')
-    p.add_argument("--transaction", required=True, help="Call(arg, ...) as the Parity Secret Store tool writes it")
-    p.add_argument("--sub-host", default="127.0.0.1")
-    p.add_argument("--sub-port", type=int, default=9944)
-    p.add_argument("--sub-signer", default="//Alice")
-    wait = p.add_mutually_exclusive_group()
-    wait.add_argument("--wait-mined", action="store_true", help="wait until it is in a block")
-    wait.add_argument("--wait-finalized", action="store_true", help="wait until its block is final")
-    wait.add_argument("--wait-processed", action="store_true", help="wait for the key servers' result event")
-    p.add_argument("--timeout", type=float, default=60.0)
+    p.add_argument("--transaction", required=True, help="Call(arg, ...) as Parity's substrate tool writes it")
+    p.add_argument("--sub-host", default="localhost", help='Substrate node RPC host ("localhost")')
+    p.add_argument("--sub-port", type=int, default=9944, help="Substrate node RPC port (9944)")
+    add_signer_arguments(p)
+    # as in Parity's tool, each wait implies the ones before it
+    p.add_argument("--wait-mined", action="store_true", help="wait until it is in a block")
+    p.add_argument("--wait-finalized", action="store_true", help="wait until its block is final")
+    p.add_argument("--wait-processed", action="store_true",
+                   help="wait for the key servers' result event (a set change: until its migration completed)")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for a result (120)")
     p.set_defaults(handler=run)
 
 
 def parse_transaction(text: str) -> tuple[str, dict[str, Any]]:
     match = re.fullmatch(r"\s*([A-Za-z]+)\s*\((.*)\)\s*", text, re.S)
     if not match:
-        raise ValueError(f'--transaction: expected Name(arg, ...), got {text!r}')
+        raise ValueError(f"--transaction: expected Name(arg, ...), got {text!r}")
     name, body = match.groups()
     if name not in CALLS:
         raise ValueError(f"--transaction: unknown call {name!r}; known: {', '.join(sorted(CALLS))}")
-    call, names = CALLS[name]
+    call, spec = CALLS[name]
     args = [a.strip().strip('"').strip("'") for a in body.split(",")] if body.strip() else []
-    if len(args) != len(names):
-        raise ValueError(f"--transaction: {name} takes {len(names)} argument(s) ({', '.join(names)}), got {len(args)}")
-    params: dict[str, Any] = {}
-    for pname, value in zip(names, args):
-        if pname == "threshold":
-            if not value.isdigit() or int(value) > 254:
-                raise ValueError("--transaction: threshold must be an integer 0..254")
-            params[pname] = int(value)
-        elif pname in ("network_address", "new_owner"):
-            params[pname] = value
-        else:
-            if not re.fullmatch(r"0x[0-9a-fA-F]*", value):
-                raise ValueError(f"--transaction: {pname} must be 0x-prefixed hex, got {value!r}")
-            params[pname] = value
-    return call, params
+    if len(args) != len(spec):
+        raise ValueError(f"--transaction: {name} takes {len(spec)} argument(s) "
+                         f"({', '.join(p for p, _ in spec)}), got {len(args)}")
+    return call, {pname: parse(value, pname) for (pname, parse), value in zip(spec, args)}
+
+
+def _show(event: ChainEvent) -> str:
+    attributes = event.attributes
+    if isinstance(attributes, dict):
+        return f"{event.name}: " + ", ".join(f"{k}={v}" for k, v in attributes.items())
+    return event.name if attributes is None else f"{event.name}: {attributes}"
 
 
 def run(args: argparse.Namespace) -> int:
     from ...client import SecretStoreClient
 
     call, params = parse_transaction(args.transaction)
-    client = SecretStoreClient(f"ws://{args.sub_host}:{args.sub_port}", args.sub_signer, timeout=args.timeout)
+    wait_processed = args.wait_processed
+    wait_finalized = wait_processed or args.wait_finalized
+    wait_for = "finalized" if wait_finalized else "in_block" if args.wait_mined else "pool"
+    client = SecretStoreClient(f"ws://{args.sub_host}:{args.sub_port}", signer_keypair(args), timeout=args.timeout)
     try:
-        wait_for = "finalized" if args.wait_finalized else "in_block" if (args.wait_mined or args.wait_processed) else "pool"
         receipt = client.chain.submit("SecretStore", call, params, wait_for=wait_for)
         print(f"Transaction hash: {receipt.extrinsic_hash}")
         if receipt.block_hash:
             print(f"Included in block #{receipt.block_number} ({receipt.block_hash})")
-        if args.wait_processed and call in RESULT_EVENTS:
-            done, failed = RESULT_EVENTS[call]
-            key = params["id"].lower()
-            events = client.chain.wait_for_events(
-                lambda e: e.pallet == "SecretStore" and str(e.attributes.get("id", "")).lower() == key
-                and e.name in done | failed, from_block=receipt.block_number or 0, timeout=args.timeout,
-                stop_when=lambda found: _finished(call, found, failed))
-            for event in events:
-                print(f"{event.name}: " + ", ".join(f"{k}={v}" for k, v in event.attributes.items()))
-            if any(e.name in failed for e in events):
-                return 1
+            for event in receipt.events:
+                if event.pallet == "SecretStore":
+                    print(_show(event))
+        if wait_processed and call in RESULT_EVENTS:
+            return _wait_for_result(client, call, params, receipt.block_number or 0, args.timeout)
+        if wait_processed and call in SET_CHANGES:
+            return _wait_for_set_change(client, receipt.block_number or 0, args.timeout)
     except DispatchFailed as exc:
         raise ValueError(f"the call failed: {exc}") from None
     except (TransactionRejected, ChainError) as exc:
         raise ValueError(str(exc)) from None
     finally:
         client.close()
+    return 0
+
+
+def _wait_for_result(client, call: str, params: dict, from_block: int, timeout: float) -> int:
+    done, failed = RESULT_EVENTS[call]
+    key = params["id"].lower()
+    events = client.chain.wait_for_events(
+        lambda e: e.pallet == "SecretStore" and str(e.attributes.get("id", "")).lower() == key
+        and e.name in done | failed, from_block=from_block, timeout=timeout,
+        stop_when=lambda found: _finished(call, found, failed))
+    for event in events:
+        print(_show(event))
+    return 1 if any(e.name in failed for e in events) else 0
+
+
+def _wait_for_set_change(client, from_block: int, timeout: float) -> int:
+    """Until the chain's current key server set equals the new one (the change's migration completed)."""
+    def settled() -> bool:
+        snapshot = client.key_server_set()
+        return snapshot.migration is None and set(snapshot.current_set) == set(snapshot.new_set)
+
+    if settled():  # before initialization is completed, changes apply to the current set directly
+        print("Key server set changed (no migration needed)")
+        return 0
+    events = client.chain.wait_for_events(
+        lambda e: e.pallet == "SecretStore" and e.name in ("MigrationStarted", "MigrationCompleted"),
+        from_block=from_block, timeout=timeout,
+        stop_when=lambda found: bool(found) and found[-1].name == "MigrationCompleted" and settled())
+    for event in events:
+        print(_show(event))
+    print("Migration has completed: the key servers hold every key for the new set")
     return 0
 
 
