@@ -17,7 +17,18 @@ from typing import Any, Callable, Literal, TypeVar
 from substrateinterface import Keypair, SubstrateInterface
 from substrateinterface.exceptions import SubstrateRequestException
 
+from ..runtime.secretstore.pallet import EVENTS as SECRETSTORE_EVENTS
+from ..runtime.secretstore.pallet import NAME as SECRETSTORE_EVENTS_PALLET
+
 log = logging.getLogger(__name__)
+
+# The SecretStore pallet's named types, for chains whose metadata predates V14 (such metadata names types rather than
+# describing them, e.g. MathChain 0.7.0); V14 metadata describes every type itself and does not use these.
+# KeyServersMask is Parity's {low: u128, high: u128}: the same 32 bytes as a little-endian U256.
+SECRETSTORE_TYPES = {"types": {
+    "ServerKeyId": "H256", "EntityId": "H160", "KeyServerId": "H160", "MigrationId": "H256",
+    "KeyServerNetworkAddress": "Vec<u8>", "KeyServersMask": "U256",
+}}
 
 WaitFor = Literal["pool", "in_block", "finalized"]
 # scalecodec keeps shared registry state while it decodes metadata: connections in one process initialise one at a time
@@ -77,6 +88,17 @@ def _normalise_attributes(value: Any) -> Any:
     return value
 
 
+def _named(pallet: str, name: str, attributes: Any) -> Any:
+    """Metadata before V14 gives event fields without names: name the SecretStore pallet's from its declaration
+    (Parity's field order), so that readers see the same dict on every chain."""
+    if pallet != SECRETSTORE_EVENTS_PALLET or not isinstance(attributes, tuple):
+        return attributes
+    variant = SECRETSTORE_EVENTS.by_name.get(name)
+    if variant is None or len(variant.fields) != len(attributes) or not all(f.name for f in variant.fields):
+        return attributes
+    return {f.name: value for f, value in zip(variant.fields, attributes)}
+
+
 def event_from_record(record: Any) -> ChainEvent:
     """A substrate-interface EventRecord (decoded System.Events entry) as a ChainEvent."""
     value = record.value if hasattr(record, "value") else record
@@ -85,7 +107,7 @@ def event_from_record(record: Any) -> ChainEvent:
     return ChainEvent(
         pallet=event["module_id"],
         name=event["event_id"],
-        attributes=_normalise_attributes(event.get("attributes")),
+        attributes=_named(event["module_id"], event["event_id"], _normalise_attributes(event.get("attributes"))),
         extrinsic_index=idx,
     )
 
@@ -105,7 +127,8 @@ class SubstrateChain:
             if self._api is None:
                 try:
                     with _RUNTIME_INIT:
-                        api = SubstrateInterface(url=self.url, ss58_format=42, use_remote_preset=False)
+                        api = SubstrateInterface(url=self.url, ss58_format=42, use_remote_preset=False,
+                                                 type_registry=SECRETSTORE_TYPES)
                         api.init_runtime()
                     self._api = api
                 except (OSError, ConnectionError, SubstrateRequestException) as exc:
