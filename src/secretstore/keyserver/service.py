@@ -27,6 +27,7 @@ from ..chain.secretstore_api import (
 )
 from ..crypto import Address, KeyPair, Public, Secret, ServerKeyId
 from ..crypto.math import common_shadow_point
+from .metrics import key_server_metrics_server
 from .net import Cluster, ClusterError, KeyServerDirectory, parse_network_address
 from .sessions import KeyServerCore, SessionError
 from .storage import DocumentKeyAlreadyStored, KeyStorage, KeyStorageError
@@ -347,7 +348,8 @@ class ChainService:
 
 
 async def run_key_server(self_secret: Secret, db_path: Path, net_host: str, net_port: int, sub_url: str,
-                         signer: Keypair, stop: asyncio.Event | None = None) -> None:
+                         signer: Keypair, stop: asyncio.Event | None = None,
+                         metrics: tuple[str, int] | None = None) -> None:
     keypair = KeyPair(self_secret)
     storage = KeyStorage(Path(db_path) / "keys.sqlite")
     chain = AsyncChain(SubstrateChain(sub_url, signer=signer))
@@ -357,6 +359,7 @@ async def run_key_server(self_secret: Secret, db_path: Path, net_host: str, net_
     service = ChainService(chain, core, directory, SecretStoreRuntimeApi(chain.state_call))
     cluster = Cluster(keypair, net_host, net_port, directory, core.handle)
     core.cluster = cluster
+    metrics_server = key_server_metrics_server(core, cluster, service, storage, metrics)  # None unless --metrics-port
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -364,11 +367,15 @@ async def run_key_server(self_secret: Secret, db_path: Path, net_host: str, net_
     print(f"SecretStore key server {keypair.address.hex()}: cluster on {net_host}:{net_port}, chain {sub_url}",
           flush=True)
     try:
+        if metrics_server is not None:
+            await metrics_server.start()
         async with asyncio.TaskGroup() as tasks:
             workers = [tasks.create_task(cluster.run()), tasks.create_task(service.run())]
             await stop.wait()
             for worker in workers:
                 worker.cancel()
     finally:
+        if metrics_server is not None:
+            await metrics_server.stop()
         await chain.aclose()
         storage.close()

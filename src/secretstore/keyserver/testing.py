@@ -41,10 +41,18 @@ class KeyServerProcess:
     node_port: int
     signer: str
     process: subprocess.Popen | None = None
+    host: str = "127.0.0.1"  # the cluster binds this address, and the chain lists it
+    node_host: str = "127.0.0.1"
+    metrics_port: int | None = None
 
     @property
     def id(self):
         return self.secret.public().address()
+
+    @property
+    def address(self) -> str:
+        """The network address the chain holds for this key server ("host:port")."""
+        return f"{self.host}:{self.net_port}"
 
     @property
     def log_path(self) -> Path:
@@ -60,8 +68,9 @@ class KeyServerProcess:
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "secretstore.cli.main", "-v", "key-server", "--self-secret-file", str(secret_file),
-             "--db-path", str(self.db_path), "--net-host", "127.0.0.1", "--net-port", str(self.net_port),
-             "--sub-host", "127.0.0.1", "--sub-port", str(self.node_port), "--sub-signer", self.signer],
+             "--db-path", str(self.db_path), "--net-host", self.host, "--net-port", str(self.net_port),
+             "--sub-host", self.node_host, "--sub-port", str(self.node_port), "--sub-signer", self.signer]
+            + (["--metrics-port", str(self.metrics_port)] if self.metrics_port else []),
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         return self
@@ -91,8 +100,20 @@ class LocalNetwork:
     base_path: Path
     key_servers: int = 3
     initial_set: int | None = None  # how many of them the genesis set lists (the rest can be added later)
+    # each key server on a loopback address of its own (127.0.0.2, 127.0.0.3, ...; Linux routes all of 127/8 to lo),
+    # as on separate hosts: it binds only that address and the chain lists that address
+    separate_hosts: bool = False
+    node_host: str = "127.0.0.1"
+    metrics: bool = False  # node and key servers serve Prometheus /metrics on free ports
     node: NodeProcess | None = None
     servers: list[KeyServerProcess] = field(default_factory=list)
+
+    def host_of(self, index: int) -> str:
+        if not self.separate_hosts:
+            return "127.0.0.1"
+        if index > 250:
+            raise ValueError("separate_hosts supports up to 251 key servers (127.0.0.2 .. 127.0.0.252)")
+        return f"127.0.0.{index + 2}"
 
     def chain_spec(self, ports: list[int]) -> dict:
         claims, endowed = {}, {}
@@ -104,7 +125,7 @@ class LocalNetwork:
             claims["0x" + Keypair.create_from_uri("//Dave").public_key.hex()] = key_server_secret(3).public().address().hex()
         return {
             "name": "SecretStore Local",
-            "key_servers": [{"id": key_server_secret(i).public().address().hex(), "address": f"127.0.0.1:{ports[i]}"}
+            "key_servers": [{"id": key_server_secret(i).public().address().hex(), "address": f"{self.host_of(i)}:{ports[i]}"}
                             for i in range(self.initial_set or self.key_servers)],
             "key_server_ports": ports,
             "claims": claims,
@@ -114,20 +135,24 @@ class LocalNetwork:
     def start(self, progress=None, timeout: float = 60.0) -> "LocalNetwork":
         say = progress or (lambda message: None)
         self.base_path.mkdir(parents=True, exist_ok=True)
-        ports = [free_port() for _ in range(self.key_servers)]
+        ports = [free_port(self.host_of(i)) for i in range(self.key_servers)]
         spec_path = self.base_path / "chain-spec.json"
         if not spec_path.exists():
             spec_path.write_text(json.dumps(self.chain_spec(ports), indent=2))
         else:  # a restart of an existing network keeps its key servers' addresses
             ports = json.loads(spec_path.read_text())["key_server_ports"]
         say("starting the chain node")
-        self.node = NodeProcess(self.base_path / "node", free_port(), chain_spec=spec_path).start()
+        self.node = NodeProcess(self.base_path / "node", free_port(self.node_host), chain_spec=spec_path,
+                                host=self.node_host,
+                                prometheus_port=free_port(self.node_host) if self.metrics else None).start()
         say(f"node ready at {self.node.ws_url}")
         self.servers = [KeyServerProcess(i, key_server_secret(i), self.base_path / f"key-server-{i + 1}", ports[i],
-                                         self.node.port, signer_suri(i)) for i in range(self.key_servers)]
+                                         self.node.port, signer_suri(i), host=self.host_of(i), node_host=self.node_host,
+                                         metrics_port=free_port() if self.metrics else None)
+                        for i in range(self.key_servers)]
         for ks in self.servers:
             ks.start()
-            say(f"key server {ks.index + 1} ({ks.id.hex()}) starting on 127.0.0.1:{ks.net_port}")
+            say(f"key server {ks.index + 1} ({ks.id.hex()}) starting on {ks.address}")
         self.wait_connected(timeout, say)
         return self
 

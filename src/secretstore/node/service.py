@@ -10,16 +10,18 @@ from pathlib import Path
 from aiohttp import web
 
 from .chain import Chain, load_chain_spec
+from .metrics import node_metrics_server
 from .rpc import RpcServer
 
 log = logging.getLogger(__name__)
 
 
 async def run_node(base_path: Path, host: str, port: int, block_time: float | None, chain_spec: Path | None,
-                   ready: asyncio.Event | None = None) -> None:
+                   ready: asyncio.Event | None = None, prometheus: tuple[str, int] | None = None) -> None:
     genesis, name = load_chain_spec(chain_spec)
     chain = Chain(base_path, genesis, name)
     server = RpcServer(chain, block_time=block_time)
+    metrics = node_metrics_server(chain, server, prometheus)  # None unless --prometheus / --prometheus-port
     runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
     await runner.setup()
     stop = asyncio.Event()
@@ -29,6 +31,8 @@ async def run_node(base_path: Path, host: str, port: int, block_time: float | No
     try:
         site = web.TCPSite(runner, host, port)
         await site.start()
+        if metrics is not None:
+            await metrics.start()
         print(f"SecretStore node: chain '{name}', head #{chain.head_number}, JSON-RPC at ws://{host}:{port} "
               f"(also /ws and HTTP POST)", flush=True)
         if ready is not None:
@@ -38,6 +42,8 @@ async def run_node(base_path: Path, host: str, port: int, block_time: float | No
             await stop.wait()
             producer.cancel()
     finally:
+        if metrics is not None:
+            await metrics.stop()
         await runner.cleanup()
         chain.close()
         log.info("node stopped")

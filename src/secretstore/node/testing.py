@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         return s.getsockname()[1]
 
 
@@ -51,18 +51,22 @@ class NodeProcess:
     block_time: float | None = None
     chain_spec: Path | None = None
     log_path: Path | None = None
+    host: str = "127.0.0.1"
+    prometheus_port: int | None = None
 
     @property
     def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}"
+        return f"ws://{self.host}:{self.port}"
 
     @property
     def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/"
+        return f"http://{self.host}:{self.port}/"
 
     def start(self, timeout: float = 30.0) -> "NodeProcess":
         args = [sys.executable, "-m", "secretstore.cli.main", "node", "--dev", "--base-path", str(self.base_path),
-                "--rpc-port", str(self.port)]
+                "--rpc-host", self.host, "--rpc-port", str(self.port)]
+        if self.prometheus_port:
+            args += ["--prometheus-port", str(self.prometheus_port)]
         if self.block_time:
             args += ["--block-time", str(self.block_time)]
         if self.chain_spec:

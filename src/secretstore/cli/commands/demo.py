@@ -106,7 +106,7 @@ def story(network: LocalNetwork, threshold: int) -> int:
         members = [ks.id for ks in network.servers[:-1]]
         extra = network.servers[-1]
         with step(f"the owner adds key server {extra.id.hex()}; the key servers migrate every key to the new set"):
-            receipt = alice.submit("add_key_server", id=extra.id.hex(), network_address=f"127.0.0.1:{extra.net_port}")
+            receipt = alice.submit("add_key_server", id=extra.id.hex(), network_address=extra.address)
             if "KeyServerAdded" not in [e.name for e in receipt.events]:
                 raise StepFailed("no KeyServerAdded event")
             alice.wait_for_key_server_set(members + [extra.id])

@@ -8,6 +8,8 @@ import argparse
 import asyncio
 from pathlib import Path
 
+from ..options import add_metrics_arguments, metrics_address
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("key-server", help="run a key server")
@@ -21,6 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sub-host", default="localhost", help='Substrate node RPC host ("localhost")')
     p.add_argument("--sub-port", type=int, default=9944, help="Substrate node RPC port (9944)")
     add_signer_arguments(p)
+    add_metrics_arguments(p, "--metrics", None)
     p.set_defaults(handler=run)
 
 
@@ -54,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
         secret = Secret.from_hex(args.self_secret, "--self-secret")
     if not 0 < args.net_port < 65536 or not 0 < args.sub_port < 65536:
         raise ValueError("--net-port and --sub-port must be TCP ports (1..65535)")
+    metrics = metrics_address(args, "--metrics", None)
     asyncio.run(run_key_server(secret, args.db_path, args.net_host, args.net_port,
-                               f"ws://{args.sub_host}:{args.sub_port}", signer_keypair(args)))
+                               f"ws://{args.sub_host}:{args.sub_port}", signer_keypair(args), metrics=metrics))
     return 0

@@ -6,16 +6,21 @@ import argparse
 import asyncio
 from pathlib import Path
 
+from ..options import add_metrics_arguments, metrics_address
+
+DEFAULT_PROMETHEUS_PORT = 9615  # Substrate's default
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("node", help="run the SecretStore chain node")
     p.add_argument("--dev", action="store_true", help="use the development genesis (the default genesis)")
     p.add_argument("--base-path", required=True, type=Path, help="directory for the chain database")
-    p.add_argument("--rpc-host", default="127.0.0.1")
+    p.add_argument("--rpc-host", default="127.0.0.1", help='interface the JSON-RPC server listens on ("127.0.0.1")')
     p.add_argument("--rpc-port", type=int, default=9944)
     p.add_argument("--block-time", type=float, default=None,
                    help="seconds between blocks (default: instant seal, a block as soon as transactions are ready)")
     p.add_argument("--chain-spec", type=Path, default=None, help="JSON file overriding genesis values")
+    add_metrics_arguments(p, "--prometheus", DEFAULT_PROMETHEUS_PORT)
     p.set_defaults(handler=run)
 
 
@@ -24,5 +29,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.block_time is not None and args.block_time <= 0:
         raise ValueError("--block-time must be positive")
-    asyncio.run(run_node(args.base_path, args.rpc_host, args.rpc_port, args.block_time, args.chain_spec))
+    prometheus = metrics_address(args, "--prometheus", DEFAULT_PROMETHEUS_PORT)
+    asyncio.run(run_node(args.base_path, args.rpc_host, args.rpc_port, args.block_time, args.chain_spec,
+                         prometheus=prometheus))
     return 0

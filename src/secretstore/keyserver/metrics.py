@@ -1,0 +1,130 @@
+"""Prometheus metrics of a key server (`secretstore key-server --metrics-port P`), served on 127.0.0.1 by default.
+
+`KeyServerMetrics.instrument` attaches to a running key server's parts from the outside, so the session, cluster and
+chain service code carries no metric calls: it wraps the master side of each session kind on `KeyServerCore`, the
+service's scan of the chain and the chain client's `submit`, and reads peers and stored shares when scraped. A session
+kind a later change adds is counted by listing its `KeyServerCore` method in SESSION_KINDS.
+Nothing secret is a label or a value: labels are session kinds and response call names, values are counts and times.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from typing import Any, Awaitable, Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from ..node.metrics import MetricsServer
+
+# KeyServerCore method -> session kind (the sessions this key server leads as master)
+SESSION_KINDS = {
+    "generate_server_key": "server_key_generation",
+    "retrieve_document_key_shadow": "document_key_shadow_retrieval",
+    "migrate": "servers_set_change",
+}
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class KeyServerMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = r = registry or CollectorRegistry()
+        self.peers = Gauge("secretstore_keyserver_peers_connected", "Key servers with an authenticated cluster link",
+                           registry=r)
+        self.started = Counter("secretstore_keyserver_sessions_started", "Sessions this key server led, by kind",
+                               ["kind"], registry=r)
+        self.succeeded = Counter("secretstore_keyserver_sessions_succeeded", "Sessions led that completed, by kind",
+                                 ["kind"], registry=r)
+        self.failed = Counter("secretstore_keyserver_sessions_failed", "Sessions led that failed, by kind", ["kind"],
+                              registry=r)
+        self.latency = Histogram("secretstore_keyserver_session_duration_seconds",
+                                 "Duration of sessions led, successful or not, by kind", ["kind"],
+                                 buckets=LATENCY_BUCKETS, registry=r)
+        self.shares = Gauge("secretstore_keyserver_shares_stored", "Server keys this key server holds a share of",
+                            registry=r)
+        self.chain_head = Gauge("secretstore_keyserver_chain_head", "Finalized block number last read from the chain",
+                                registry=r)
+        self.processed = Gauge("secretstore_keyserver_chain_processed_block",
+                               "Finalized block whose pending requests were last fully scanned", registry=r)
+        self.lag = Gauge("secretstore_keyserver_chain_lag_blocks",
+                         "Finalized blocks the key server has read but not scanned yet", registry=r)
+        self.lag.set_function(lambda: max(0.0, self._head - self._processed) if self._processed >= 0 else self._head)
+        self.last_scan = Gauge("secretstore_keyserver_chain_last_scan_timestamp_seconds",
+                               "Unix time of the last complete scan of the chain's pending requests", registry=r)
+        self.submitted = Counter("secretstore_keyserver_responses_submitted",
+                                 "Responses (transactions) accepted by the node, by call", ["call"], registry=r)
+        self.rejected = Counter("secretstore_keyserver_responses_failed",
+                                "Responses the node refused or that could not be sent, by call", ["call"], registry=r)
+        self._head = 0.0
+        self._processed = -1.0
+        for kind in SESSION_KINDS.values():  # every kind shows from the first scrape on, at 0
+            for metric in (self.started, self.succeeded, self.failed):
+                metric.labels(kind)
+
+    # ------------------------------------------------------------------------------------------- attaching
+    def instrument(self, core: Any, cluster: Any, service: Any, storage: Any) -> "KeyServerMetrics":
+        """Attach to a key server's KeyServerCore, Cluster, ChainService and KeyStorage (see the module docstring)."""
+        for method, kind in SESSION_KINDS.items():
+            if hasattr(core, method):
+                setattr(core, method, self._session(kind, getattr(core, method)))
+        self.peers.set_function(lambda: sum(1 for c in list(cluster.connections.values()) if not c.closed))
+        self.shares.set_function(lambda: len(storage.key_ids()))
+        service.process = self._scan(service, service.process)
+        service.chain.finalized_head = self._head_read(service.chain.finalized_head)
+        service.chain.submit = self._submit(service.chain.submit)
+        return self
+
+    def _session(self, kind: str, run: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        @functools.wraps(run)
+        async def timed(*args: Any, **kwargs: Any) -> Any:
+            self.started.labels(kind).inc()
+            begun = time.perf_counter()
+            try:
+                result = await run(*args, **kwargs)
+            except BaseException:
+                self.failed.labels(kind).inc()
+                raise
+            finally:
+                self.latency.labels(kind).observe(time.perf_counter() - begun)
+            self.succeeded.labels(kind).inc()
+            return result
+        return timed
+
+    def _head_read(self, read: Callable[[], Awaitable[tuple[int, str]]]) -> Callable[[], Awaitable[tuple[int, str]]]:
+        @functools.wraps(read)
+        async def observed() -> tuple[int, str]:
+            head = await read()
+            self._head = float(head[0])
+            self.chain_head.set(head[0])
+            return head
+        return observed
+
+    def _scan(self, service: Any, process: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+        @functools.wraps(process)
+        async def observed(*args: Any, **kwargs: Any) -> None:
+            head = service.head_number  # the block this scan reads (set by the service before it scans)
+            await process(*args, **kwargs)
+            self._processed = float(head)
+            self.processed.set(head)
+            self.last_scan.set(time.time())
+        return observed
+
+    def _submit(self, submit: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        @functools.wraps(submit)
+        async def counted(pallet: str, call: str, *args: Any, **kwargs: Any) -> Any:
+            try:
+                receipt = await submit(pallet, call, *args, **kwargs)
+            except BaseException:
+                self.rejected.labels(call).inc()
+                raise
+            self.submitted.labels(call).inc()
+            return receipt
+        return counted
+
+
+def key_server_metrics_server(core: Any, cluster: Any, service: Any, storage: Any,
+                              address: tuple[str, int] | None) -> MetricsServer | None:
+    """The key server's /metrics endpoint at (host, port), or None when metrics are off."""
+    if address is None:
+        return None
+    return MetricsServer(KeyServerMetrics().instrument(core, cluster, service, storage).registry, *address)

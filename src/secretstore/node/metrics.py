@@ -1,0 +1,98 @@
+"""Prometheus metrics of the node (`secretstore node --prometheus-port 9615`), and the /metrics HTTP endpoint that the
+key servers' metrics use too.
+
+Each process keeps its own CollectorRegistry (nothing global, so tests can run several in one process). The node's
+metrics are fed without touching block production or the RPC code paths: block counts from the chain's block
+listeners, pool size and open subscriptions read when scraped, and RPC calls by wrapping `RpcServer.handle_request`.
+/metrics is served on the event loop, so a scrape reads the pool and connections from the thread that changes them.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
+
+from .chain import BlockInfo, Chain
+from .rpc import RpcServer
+
+log = logging.getLogger(__name__)
+
+
+
+class NodeMetrics:
+    """The node's metrics. Names follow Substrate's where Substrate has the metric (block height, ready transactions),
+    so existing node dashboards show them; the rest are prefixed `secretstore_node_`."""
+
+    def __init__(self, chain: Chain, server: RpcServer, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.block_height = Gauge("substrate_block_height", "Block height info of the chain", ["status"], registry=r)
+        self.blocks = Counter("secretstore_node_blocks_produced", "Blocks this node sealed", registry=r)
+        self.extrinsics = Counter("secretstore_node_extrinsics_included", "Extrinsics included in sealed blocks",
+                                  registry=r)
+        self.dropped = Counter("secretstore_node_extrinsics_dropped", "Pooled extrinsics dropped as invalid at sealing",
+                               registry=r)
+        pool = Gauge("substrate_ready_transactions_number", "Number of transactions in the pool", registry=r)
+        pool.set_function(lambda: len(chain.pool))
+        self.calls = Counter("secretstore_node_rpc_calls", "JSON-RPC calls by method", ["method"], registry=r)
+        self.errors = Counter("secretstore_node_rpc_errors", "JSON-RPC calls answered with an error, by method",
+                              ["method"], registry=r)
+        subscriptions = Gauge("secretstore_node_rpc_subscriptions", "Open JSON-RPC subscriptions", registry=r)
+        subscriptions.set_function(lambda: sum(len(c.subscriptions) for c in list(server.connections)))
+        connections = Gauge("secretstore_node_rpc_connections", "Open WebSocket connections", registry=r)
+        connections.set_function(lambda: len(server.connections))
+        # the node seals final blocks (single authority, instant finality): best and finalized are the same block
+        for status in ("best", "finalized"):
+            self.block_height.labels(status).set(chain.head_number)
+        chain.listeners.append(self._on_block)
+        self._known_methods = server.methods  # labels only for methods the node has: bounded cardinality
+        handle = server.handle_request
+
+        async def counted(request: Any, conn: Any) -> dict:
+            reply = await handle(request, conn)
+            method = request.get("method") if isinstance(request, dict) else None
+            label = method if isinstance(method, str) and method in self._known_methods else "<unknown>"
+            self.calls.labels(label).inc()
+            if isinstance(reply, dict) and "error" in reply:
+                self.errors.labels(label).inc()
+            return reply
+
+        server.handle_request = counted  # type: ignore[method-assign]
+
+    def _on_block(self, block: BlockInfo) -> None:
+        self.blocks.inc()
+        self.extrinsics.inc(len(block.included))
+        self.dropped.inc(len(block.dropped))
+        for status in ("best", "finalized"):
+            self.block_height.labels(status).set(block.number)
+
+
+class MetricsServer:
+    """/metrics (Prometheus text format) over HTTP on its own port; 127.0.0.1 unless told otherwise."""
+
+    def __init__(self, registry: CollectorRegistry, host: str, port: int) -> None:
+        self.registry, self.host, self.port = registry, host, port
+        self._runner: web.AppRunner | None = None
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/metrics", self._metrics)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.host, self.port).start()
+        log.info("prometheus metrics served", extra={"address": f"http://{self.host}:{self.port}/metrics"})
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+def node_metrics_server(chain: Chain, server: RpcServer, address: tuple[str, int] | None) -> MetricsServer | None:
+    """The node's /metrics endpoint at (host, port), or None when metrics are off."""
+    return None if address is None else MetricsServer(NodeMetrics(chain, server).registry, *address)
