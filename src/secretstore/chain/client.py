@@ -169,6 +169,12 @@ class SubstrateChain:
             return api.get_block_number(block_hash), block_hash
         return self._call(read)
 
+    def best_head(self) -> tuple[int, str]:
+        def read(api: SubstrateInterface) -> tuple[int, str]:
+            block_hash = api.get_chain_head()
+            return api.get_block_number(block_hash), block_hash
+        return self._call(read)
+
     def block_hash(self, number: int) -> str | None:
         return self._call(lambda api: api.get_block_hash(number))
 

@@ -1,0 +1,272 @@
+"""`secretstore status`: the SecretStore at a glance — chain head, key server sets (and whether each key server's
+cluster port accepts connections), the running migration with who confirmed it, and pending requests with their age.
+
+Reads only what a MathChain node offers too: standard RPC, System.Events and the three runtime API traits (never the
+SecretStore pallet's storage). Reachability is a bare TCP connect with a short timeout, closed at once: no cluster
+handshake, so the status command needs no key server key and key servers only log a refused connection.
+A request's age comes from its *Requested event, found by scanning back from the best block (bounded by --scan-blocks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from typing import Any
+
+from ...chain.client import ChainError, ChainEvent, SubstrateChain
+from ...chain.secretstore_api import (
+    SERVICES, GenerateServerKey, KeyServerSetSnapshot, RetrieveServerKey, RetrieveShadowDocumentKeyCommon,
+    RetrieveShadowDocumentKeyPersonal, SecretStoreRuntimeApi, ServiceTask, StoreDocumentKey,
+)
+from ...crypto import Address
+
+# the event that announced each kind of request
+REQUESTED = {
+    "server_key_generation": "ServerKeyGenerationRequested",
+    "server_key_retrieval": "ServerKeyRetrievalRequested",
+    "document_key_store": "DocumentKeyStoreRequested",
+    "document_key_shadow_retrieval": "DocumentKeyShadowRetrievalRequested",
+}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("status", help="key server sets, migration, pending requests and chain head at a glance")
+    p.add_argument("--url", default=None, help="node WebSocket URL (overrides --sub-host/--sub-port)")
+    p.add_argument("--sub-host", default="localhost", help='Substrate node RPC host ("localhost")')
+    p.add_argument("--sub-port", type=int, default=9944, help="Substrate node RPC port (9944)")
+    p.add_argument("--json", action="store_true", help="print JSON (one document per line with --watch)")
+    p.add_argument("--watch", nargs="?", type=float, const=2.0, default=None, metavar="SECONDS",
+                   help="show it again every SECONDS (2) until Ctrl-C")
+    p.add_argument("--scan-blocks", type=int, default=256,
+                   help="how many recent blocks to search for the events of pending requests (256)")
+    p.add_argument("--connect-timeout", type=float, default=1.0,
+                   help="seconds to wait for a key server's cluster port to accept a connection (1)")
+    p.set_defaults(handler=run)
+
+
+# ---------------------------------------------------------------------------------------------- collecting
+class EventScanner:
+    """SecretStore *Requested events of recent blocks; blocks seen once are kept (finalized blocks do not change)."""
+
+    def __init__(self, chain: SubstrateChain, limit: int) -> None:
+        self.chain, self.limit = chain, limit
+        self.by_block: dict[str, list[ChainEvent]] = {}
+
+    def requested(self, block_hash: str) -> list[ChainEvent]:
+        if block_hash not in self.by_block:
+            self.by_block[block_hash] = [e for e in self.chain.events(block_hash)
+                                         if e.pallet == "SecretStore" and e.name in REQUESTED.values()]
+        return self.by_block[block_hash]
+
+    def find(self, wanted: dict[tuple, dict], best: int) -> int:
+        """Fill `requested_block` of each wanted entry (keyed by (event name, key id[, requester])) with the most
+        recent block announcing it; returns how many blocks were read."""
+        missing = set(wanted)
+        scanned = 0
+        number = best
+        while missing and number >= 0 and scanned < self.limit:
+            block_hash = self.chain.block_hash(number)
+            if block_hash is None:
+                break
+            for event in self.requested(block_hash):
+                attributes = event.attributes if isinstance(event.attributes, dict) else {}
+                key = (event.name, str(attributes.get("id", "")).lower())
+                if event.name == REQUESTED["document_key_shadow_retrieval"]:
+                    key += (str(attributes.get("requester", "")).lower(),)
+                if key in missing:
+                    wanted[key]["requested_block"] = number
+                    missing.discard(key)
+            scanned += 1
+            number -= 1
+        return scanned
+
+
+def task_json(service: str, task: ServiceTask) -> tuple[tuple, dict]:
+    """(the key of its *Requested event, its JSON) for a pending task."""
+    event = REQUESTED[service]
+    if isinstance(task, GenerateServerKey):
+        entry = {"key_id": task.key_id.hex(), "author": task.author.hex(), "threshold": task.threshold}
+    elif isinstance(task, StoreDocumentKey):
+        entry = {"key_id": task.key_id.hex(), "author": task.author.hex()}
+    elif isinstance(task, RetrieveServerKey):
+        entry = {"key_id": task.key_id.hex()}
+    elif isinstance(task, RetrieveShadowDocumentKeyCommon):
+        entry = {"key_id": task.key_id.hex(), "requester": task.requester.hex(), "phase": "common"}
+    else:
+        assert isinstance(task, RetrieveShadowDocumentKeyPersonal)
+        entry = {"key_id": task.key_id.hex(), "requester": task.requester.hex(), "phase": "personal"}
+    key = (event, entry["key_id"].lower()) + ((entry["requester"].lower(),) if "requester" in entry else ())
+    return key, entry
+
+
+async def reachable(address: bytes, timeout: float) -> bool:
+    """Does the address ("host:port") accept a TCP connection? Closed at once, without a cluster handshake."""
+    host, _, port = address.decode(errors="replace").rpartition(":")
+    if not host or not port.isdigit():
+        return False
+    try:
+        async with asyncio.timeout(timeout):
+            _, writer = await asyncio.open_connection(host.strip("[]"), int(port))
+    except (OSError, TimeoutError, ValueError):
+        return False
+    writer.close()
+    try:
+        await writer.wait_closed()
+    except OSError:
+        pass
+    return True
+
+
+async def _collect(chain: SubstrateChain, scanner: EventScanner, connect_timeout: float,
+                   first_seen: dict[tuple, float]) -> dict[str, Any]:
+    async def state_call(method: str, args: bytes) -> bytes:
+        return chain.state_call(method, args)
+
+    api = SecretStoreRuntimeApi(state_call)
+    best_number, best_hash = chain.best_head()
+    final_number, final_hash = chain.finalized_head()
+    # the sets do not depend on who asks; only `migration.is_confirmed` does (asked per member below)
+    snap: KeyServerSetSnapshot = await api.snapshot(Address(bytes(20)))
+    addresses = sorted({a for a in snap.members().values()})
+    probes = await asyncio.gather(*(reachable(a, connect_timeout) for a in addresses))
+    up = dict(zip(addresses, probes))
+
+    def servers(members: dict[Address, bytes]) -> list[dict]:
+        return [{"id": ks.hex(), "address": a.decode(errors="replace"), "reachable": up[a]} for ks, a in members.items()]
+
+    migration = None
+    if snap.migration is not None:
+        members = []
+        for ks, address in snap.migration.set.items():
+            asked = await api.snapshot(ks)
+            confirmed = (asked.migration is not None and asked.migration.id == snap.migration.id
+                         and asked.migration.is_confirmed)
+            members.append({"id": ks.hex(), "address": address.decode(errors="replace"), "reachable": up[address],
+                            "confirmed": confirmed})
+        migration = {"id": "0x" + snap.migration.id.hex(), "master": snap.migration.master.hex(),
+                     "confirmed": sum(m["confirmed"] for m in members), "members": members}
+
+    pending: dict[str, list[dict]] = {}
+    wanted: dict[tuple, dict] = {}
+    now = time.monotonic()
+    for service in SERVICES:
+        pending[service] = []
+        for task in await api.tasks(service):
+            key, entry = task_json(service, task)
+            entry["requested_block"] = None
+            wanted[key] = entry
+            pending[service].append(entry)
+            entry["_seen"] = first_seen.setdefault(key, now)
+    for gone in set(first_seen) - set(wanted):
+        del first_seen[gone]
+    scanned = scanner.find(wanted, best_number) if wanted else 0
+    for entries in pending.values():
+        for entry in entries:
+            seen = entry.pop("_seen")
+            entry["age_blocks"] = None if entry["requested_block"] is None else best_number - entry["requested_block"]
+            entry["observed_seconds"] = round(now - seen, 1)  # how long this status process has seen it pending
+
+    return {
+        "url": chain.url,
+        "head": {"best": {"number": best_number, "hash": best_hash},
+                 "finalized": {"number": final_number, "hash": final_hash}},
+        "key_servers": {"current": servers(snap.current_set), "new": servers(snap.new_set),
+                        "migration": servers(snap.migration.set) if snap.migration else None},
+        "migration": migration,
+        "pending": pending,
+        "scanned_blocks": scanned,
+        "scan_limit": scanner.limit,
+    }
+
+
+def collect(chain: SubstrateChain, scanner: EventScanner, connect_timeout: float,
+            first_seen: dict[tuple, float] | None = None) -> dict[str, Any]:
+    return asyncio.run(_collect(chain, scanner, connect_timeout, {} if first_seen is None else first_seen))
+
+
+# ------------------------------------------------------------------------------------------------ rendering
+def render(status: dict[str, Any]) -> str:
+    head = status["head"]
+    lines = [f"chain      {status['url']}",
+             f"best       #{head['best']['number']} {head['best']['hash']}",
+             f"finalized  #{head['finalized']['number']} {head['finalized']['hash']}", ""]
+    sets = status["key_servers"]
+
+    def server_lines(title: str, members: list[dict] | None, same_as: list[dict] | None = None) -> None:
+        if members is None:
+            lines.append(f"{title}: none")
+        elif same_as is not None and members == same_as:
+            lines.append(f"{title}: same as current")
+        else:
+            lines.append(f"{title} ({len(members)}):")
+            for ks in members:
+                lines.append(f"  {ks['id']}  {ks['address']:<24} {'reachable' if ks['reachable'] else 'UNREACHABLE'}")
+
+    server_lines("current set", sets["current"])
+    server_lines("new set", sets["new"], sets["current"])
+    server_lines("migration set", sets["migration"])
+    migration = status["migration"]
+    lines.append("")
+    if migration is None:
+        lines.append("migration: none running")
+    else:
+        lines.append(f"migration {migration['id']}, master {migration['master']}: "
+                     f"{migration['confirmed']}/{len(migration['members'])} confirmed")
+        for m in migration["members"]:
+            lines.append(f"  {m['id']}  {'confirmed' if m['confirmed'] else 'not confirmed yet'}"
+                         f"{'' if m['reachable'] else ' (UNREACHABLE)'}")
+    lines.append("")
+    total = sum(len(v) for v in status["pending"].values())
+    lines.append(f"pending requests: {total}")
+    for service, entries in status["pending"].items():
+        if not entries:
+            continue
+        lines.append(f"  {service} ({len(entries)}):")
+        for entry in entries:
+            what = ", ".join(f"{k} {v}" for k, v in entry.items()
+                             if k not in ("key_id", "requested_block", "age_blocks", "observed_seconds"))
+            if entry["requested_block"] is None:
+                age = f"requested more than {status['scan_limit']} blocks ago"
+            else:
+                age = f"requested at #{entry['requested_block']}, {entry['age_blocks']} blocks ago"
+            lines.append(f"    {entry['key_id']}  {age}" + (f"  ({what})" if what else ""))
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------------------ run
+def run(args: argparse.Namespace) -> int:
+    if args.watch is not None and args.watch <= 0:
+        raise ValueError("--watch must be a positive number of seconds")
+    if args.scan_blocks < 0:
+        raise ValueError("--scan-blocks must not be negative")
+    if not 0 < args.connect_timeout <= 60:
+        raise ValueError("--connect-timeout must be between 0 and 60 seconds")
+    if args.url is None and not 0 < args.sub_port < 65536:
+        raise ValueError("--sub-port must be a TCP port (1..65535)")
+    url = args.url or f"ws://{args.sub_host}:{args.sub_port}"
+    if not url.startswith(("ws://", "wss://")):
+        raise ValueError(f"--url must be a ws:// or wss:// URL, got {url!r}")
+    chain = SubstrateChain(url)
+    scanner = EventScanner(chain, args.scan_blocks)
+    first_seen: dict[tuple, float] = {}
+    clear = args.watch is not None and not args.json and sys.stdout.isatty()
+    try:
+        while True:
+            try:
+                status = collect(chain, scanner, args.connect_timeout, first_seen)
+            except (ChainError, OSError, TimeoutError) as exc:
+                raise ValueError(f"cannot read the status from {url}: {exc}") from None
+            text = json.dumps(status) if args.json else render(status)
+            print(("\033[H\033[J" if clear else "") + text, flush=True)
+            if args.watch is None:
+                return 0
+            if not args.json and not clear:
+                print(flush=True)
+            time.sleep(args.watch)
+    except KeyboardInterrupt:  # the way to leave --watch
+        return 0
+    finally:
+        chain.close()

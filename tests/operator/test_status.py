@@ -1,0 +1,94 @@
+"""`secretstore status` against a live network: the sets, a migration as key servers confirm it, pending requests."""
+
+import secrets
+import subprocess
+
+from secretstore.client import SecretStoreClient
+from secretstore.crypto import ServerKeyId
+from secretstore.keyserver.testing import LocalNetwork
+from secretstore.node.testing import free_port
+
+from .helpers import SCRIPT, StatusWatch, status
+
+ALICE_ENTITY = "0x1a642f0e3c3af545e7acbd38b07251b3990914f1"  # //Alice's claimed id on the dev chain
+
+
+def test_status_follows_sets_migration_and_requests(tmp_path):
+    network = LocalNetwork(tmp_path, key_servers=4, initial_set=3).start()
+    watch = None
+    try:
+        url = network.node.ws_url
+        original, extra = network.servers[:3], network.servers[3]
+        ids = [ks.id.hex() for ks in original]
+
+        shown = status(url)
+        assert [(ks["id"], ks["address"], ks["reachable"]) for ks in shown["key_servers"]["current"]] == \
+            [(ks.id.hex(), ks.address, True) for ks in original]
+        assert shown["key_servers"]["new"] == shown["key_servers"]["current"]
+        assert shown["key_servers"]["migration"] is None and shown["migration"] is None
+        assert all(entries == [] for entries in shown["pending"].values()) and len(shown["pending"]) == 4
+        assert shown["head"]["best"]["number"] == shown["head"]["finalized"]["number"] >= 0
+        assert shown["head"]["best"]["hash"].startswith("0x") and len(shown["head"]["best"]["hash"]) == 66
+
+        # the fourth key server signs with an account that claimed no key server id: its confirmation is refused
+        # on chain, so the migration stays at 3 of 4 confirmations until it runs with its own account again
+        extra.stop()
+        extra.signer = "//Ferdie"
+        extra.start()
+        watch = StatusWatch(url)
+        with SecretStoreClient(url, "//Alice", timeout=60) as alice:
+            alice.submit("add_key_server", id=extra.id.hex(), network_address=extra.address)
+            during = watch.until(lambda s: s["migration"] is not None and s["migration"]["confirmed"] == 3, 60,
+                                 "three confirmations")
+            migration = during["migration"]
+            assert migration["master"] in ids
+            assert migration["id"].startswith("0x") and len(migration["id"]) == 66
+            assert [(m["id"], m["confirmed"], m["reachable"]) for m in migration["members"]] == \
+                [(i, True, True) for i in ids] + [(extra.id.hex(), False, True)]
+            assert [ks["id"] for ks in during["key_servers"]["new"]] == ids + [extra.id.hex()]
+            assert [ks["id"] for ks in during["key_servers"]["current"]] == ids
+
+            # a generation requested now waits for the migration: it shows as pending, with its age
+            key_id = ServerKeyId(secrets.token_bytes(32))
+            alice.claim_key(key_id)
+            requested = alice.submit("generate_server_key", id=key_id.hex(), threshold=1)
+            pending = watch.until(lambda s: s["pending"]["server_key_generation"], 30, "the pending generation")
+            [entry] = pending["pending"]["server_key_generation"]
+            assert entry["key_id"] == key_id.hex() and entry["author"] == ALICE_ENTITY and entry["threshold"] == 1
+            assert entry["requested_block"] == requested.block_number
+            assert entry["age_blocks"] == pending["head"]["best"]["number"] - requested.block_number
+            assert pending["scanned_blocks"] >= entry["age_blocks"] + 1
+
+            # the key server that has not confirmed goes down: its cluster port stops answering
+            extra.stop()
+            down = watch.until(lambda s: s["migration"] and not s["migration"]["members"][3]["reachable"], 30,
+                               "the fourth key server unreachable")
+            assert down["migration"]["confirmed"] == 3
+            assert [m["reachable"] for m in down["migration"]["members"]] == [True, True, True, False]
+
+            # back with its own account: the master asks again, it confirms, the set grows, the key is generated
+            extra.signer = "//Dave"
+            extra.start()
+            done = watch.until(lambda s: s["migration"] is None and len(s["key_servers"]["current"]) == 4
+                               and not s["pending"]["server_key_generation"], 90, "the completed migration")
+            assert [ks["id"] for ks in done["key_servers"]["current"]] == ids + [extra.id.hex()]
+            assert all(ks["reachable"] for ks in done["key_servers"]["current"])
+            assert alice.retrieve_server_key(key_id)  # the waiting generation went through after the migration
+        assert watch.stop() == 0  # Ctrl-C ends --watch quietly
+    finally:
+        if watch is not None and watch.process.poll() is None:
+            watch.process.kill()
+        network.stop()
+
+
+def test_status_bad_input_is_one_line():
+    port = free_port()  # nothing listens there
+    result = subprocess.run([SCRIPT, "status", "--sub-port", str(port)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"error: cannot read the status from ws://localhost:{port}")
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    for args, message in ((["--url", "http://x:1"], "--url must be a ws:// or wss:// URL"),
+                          (["--watch", "0"], "--watch must be a positive"),
+                          (["--sub-port", "70000"], "--sub-port must be a TCP port")):
+        result = subprocess.run([SCRIPT, "status", *args], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 1 and result.stderr.startswith(f"error: {message}"), result.stderr
