@@ -92,3 +92,12 @@ def test_status_bad_input_is_one_line():
                           (["--sub-port", "70000"], "--sub-port must be a TCP port")):
         result = subprocess.run([SCRIPT, "status", *args], capture_output=True, text=True, timeout=60)
         assert result.returncode == 1 and result.stderr.startswith(f"error: {message}"), result.stderr
+
+
+def test_metrics_flags_bad_input_is_one_line(tmp_path):
+    for args, message in ((["node", "--base-path", str(tmp_path), "--prometheus-port", "70000"],
+                           "--prometheus-port must be a TCP port"),
+                          (["key-server", "--self-secret", "01" * 32, "--metrics-port", "0"],
+                           "--metrics-port must be a TCP port")):
+        result = subprocess.run([SCRIPT, *args], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 1 and result.stderr == f"error: {message} (1..65535)\n", result.stderr

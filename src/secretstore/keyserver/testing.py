@@ -135,20 +135,31 @@ class LocalNetwork:
     def start(self, progress=None, timeout: float = 60.0) -> "LocalNetwork":
         say = progress or (lambda message: None)
         self.base_path.mkdir(parents=True, exist_ok=True)
-        ports = [free_port(self.host_of(i)) for i in range(self.key_servers)]
+        taken: set[int] = set()
+
+        def port(host: str = "127.0.0.1") -> int:
+            # ports free on one loopback address may be handed out again on another: keep them distinct, so that
+            # every port number of the network belongs to one listener
+            while (chosen := free_port(host)) in taken:
+                pass
+            taken.add(chosen)
+            return chosen
+
+        ports = [port(self.host_of(i)) for i in range(self.key_servers)]
         spec_path = self.base_path / "chain-spec.json"
         if not spec_path.exists():
             spec_path.write_text(json.dumps(self.chain_spec(ports), indent=2))
         else:  # a restart of an existing network keeps its key servers' addresses
             ports = json.loads(spec_path.read_text())["key_server_ports"]
         say("starting the chain node")
-        self.node = NodeProcess(self.base_path / "node", free_port(self.node_host), chain_spec=spec_path,
+        taken.update(ports)
+        self.node = NodeProcess(self.base_path / "node", port(self.node_host), chain_spec=spec_path,
                                 host=self.node_host,
-                                prometheus_port=free_port(self.node_host) if self.metrics else None).start()
+                                prometheus_port=port() if self.metrics else None).start()
         say(f"node ready at {self.node.ws_url}")
         self.servers = [KeyServerProcess(i, key_server_secret(i), self.base_path / f"key-server-{i + 1}", ports[i],
                                          self.node.port, signer_suri(i), host=self.host_of(i), node_host=self.node_host,
-                                         metrics_port=free_port() if self.metrics else None)
+                                         metrics_port=port() if self.metrics else None)
                         for i in range(self.key_servers)]
         for ks in self.servers:
             ks.start()
