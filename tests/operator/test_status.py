@@ -1,8 +1,11 @@
 """`secretstore status` against a live network: the sets, a migration as key servers confirm it, pending requests."""
 
+import io
+import re
 import secrets
 import subprocess
 
+from secretstore.cli.commands.demo import ProgressLine
 from secretstore.client import SecretStoreClient
 from secretstore.crypto import ServerKeyId
 from secretstore.keyserver.testing import LocalNetwork
@@ -101,3 +104,27 @@ def test_metrics_flags_bad_input_is_one_line(tmp_path):
                            "--metrics-port must be a TCP port")):
         result = subprocess.run([SCRIPT, *args], capture_output=True, text=True, timeout=60)
         assert result.returncode == 1 and result.stderr == f"error: {message} (1..65535)\n", result.stderr
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_demo_progress_is_one_line_on_a_terminal(tmp_path, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    terminal, log = Terminal(), io.StringIO()
+    for stream in (terminal, log):
+        progress = ProgressLine(stream)
+        LocalNetwork(tmp_path / str(id(stream)), key_servers=2).start(progress=progress).stop()
+        progress.close()
+    shown = terminal.getvalue()
+    assert shown.count("\n") == 1 and shown.endswith("\n")  # one line, rewritten in place
+    frames = shown.rstrip("\n").split("\r")[1:]
+    assert "starting the chain node" in frames[0] and "cluster links up: 2/2" in frames[-1]
+    assert all(re.match(r" {4}\[ *\d+\.\d s\] ", frame) for frame in frames)
+    # each frame covers the previous one's text, so no tail of a longer message stays visible
+    assert all(len(later) >= len(earlier.rstrip()) for earlier, later in zip(frames, frames[1:]))
+    assert all(len(frame) < 80 for frame in frames)  # cut to the terminal's width: no wrap
+    lines = log.getvalue().splitlines()  # not a terminal: every message on its own line
+    assert lines[0] == "    starting the chain node" and lines[-1] == "    cluster links up: 2/2"

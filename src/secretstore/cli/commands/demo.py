@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import argparse
 import secrets
+import shutil
 import sys
 import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, TextIO
 
 from ...client import RequestFailed, SecretStoreClient
 from ...crypto import Secret, ServerKeyId
@@ -47,6 +48,33 @@ def step(title: str) -> Iterator[None]:
     print(f"  ok ({time.perf_counter() - started:.2f} s)", flush=True)
 
 
+class ProgressLine:
+    """Start-up progress. On a terminal: one line, rewritten in place with the time so far; elsewhere (a log, a pipe):
+    one line per message, so that nothing is lost."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stdout
+        self.live = self.stream.isatty()
+        self.started = time.perf_counter()
+        self.width = 0
+
+    def __call__(self, message: str) -> None:
+        if not self.live:
+            print(f"    {message}", file=self.stream, flush=True)
+            return
+        text = f"    [{time.perf_counter() - self.started:4.1f} s] {message}"
+        text = text[: shutil.get_terminal_size().columns - 1]  # a wrapped line could not be rewritten in place
+        self.stream.write("\r" + text.ljust(self.width))  # pad: a shorter message must hide the longer one
+        self.stream.flush()
+        self.width = len(text)
+
+    def close(self) -> None:
+        if self.live and self.width:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.width = 0
+
+
 def run(args: argparse.Namespace) -> int:
     if not 0 <= args.threshold < args.key_servers:
         raise ValueError("--threshold must be below --key-servers")
@@ -56,7 +84,13 @@ def run(args: argparse.Namespace) -> int:
     print(f"SecretStore demo: a live network of 1 node and {args.key_servers} key servers (+1 spare) in {base}")
     try:
         with step("start the network"):
-            network.start(progress=lambda m: print(f"    {m}", flush=True))
+            progress = ProgressLine()
+            try:
+                network.start(progress=progress)
+            finally:
+                progress.close()
+            print(f"    node {network.node.ws_url}; key servers at "  # type: ignore[union-attr]
+                  f"{', '.join(ks.address for ks in network.servers)}", flush=True)
         return story(network, args.threshold)
     except (StepFailed, RequestFailed, TimeoutError, RuntimeError) as exc:
         print(f"FAILED: {exc}", file=sys.stderr)
@@ -64,8 +98,6 @@ def run(args: argparse.Namespace) -> int:
     finally:
         network.stop()
         if not args.keep:
-            import shutil
-
             shutil.rmtree(base, ignore_errors=True)
 
 
