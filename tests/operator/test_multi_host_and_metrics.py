@@ -4,6 +4,7 @@ whole document key flow over it, and Prometheus metrics of the node and key serv
 import secrets
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -23,8 +24,9 @@ pytestmark = pytest.mark.skipif(not (can_bind("127.0.0.2") and can_bind(NODE_HOS
 
 @pytest.fixture(scope="module")
 def network(tmp_path_factory):
-    net = LocalNetwork(tmp_path_factory.mktemp("hosts"), key_servers=3, separate_hosts=True, node_host=NODE_HOST,
-                       metrics=True).start()
+    # the fourth key server runs outside the set until the last test adds it
+    net = LocalNetwork(tmp_path_factory.mktemp("hosts"), key_servers=4, initial_set=3, separate_hosts=True,
+                       node_host=NODE_HOST, metrics=True).start()
     yield net
     net.stop()
 
@@ -41,6 +43,9 @@ def listeners() -> dict[int, set[str]]:
     return found
 
 
+STORED: list[tuple[ServerKeyId, bytes, bytes]] = []  # (key id, encrypted, plaintext) of the flows that ran
+
+
 def document_flow(url: str, text: bytes) -> None:
     """Generate a server key, store a document key, retrieve its shadow and decrypt — via the SDK."""
     with SecretStoreClient(url, "//Alice", timeout=60) as alice:
@@ -52,12 +57,13 @@ def document_flow(url: str, text: bytes) -> None:
         shadow = alice.retrieve_document_key_shadow(key_id, ALICE)
         assert len(shadow.shadows) == 2
         assert alice.decrypt_document(shadow.document_key(ALICE), encrypted) == text
+    STORED.append((key_id, encrypted, text))
 
 
 def test_key_servers_on_their_own_addresses(network):
     assert network.node.ws_url.startswith(f"ws://{NODE_HOST}:")
     hosts = [ks.host for ks in network.servers]
-    assert hosts == ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+    assert hosts == ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"]
     # each cluster port is bound to its key server's address only, not to every interface
     listening = listeners()
     for ks in network.servers:
@@ -78,7 +84,7 @@ def test_status_for_people(network):
     assert lines[0] == f"chain      ws://{NODE_HOST}:{network.node.port}"
     assert lines[1].startswith("best       #") and lines[2].startswith("finalized  #")
     assert "current set (3):" in lines
-    for ks in network.servers:
+    for ks in network.servers[:3]:
         assert f"  {ks.id.hex()}  {ks.address:<24} reachable" in lines
     assert "new set: same as current" in lines and "migration: none running" in lines
     assert "pending requests: 0" in lines
@@ -86,7 +92,7 @@ def test_status_for_people(network):
 
 def test_metrics_follow_a_flow(network):
     node_port = network.node.prometheus_port
-    ks_ports = [ks.metrics_port for ks in network.servers]
+    ks_ports = [ks.metrics_port for ks in network.servers[:3]]
     node_before = scrape(node_port)
     ks_before = [scrape(p) for p in ks_ports]
 
@@ -146,3 +152,49 @@ def test_metrics_show_no_secret_and_listen_on_127_0_0_1_only(network):
     for ks in network.servers:
         text = "\n".join(f"{name} {labels} {v}" for (name, labels), v in scrape(ks.metrics_port).items())
         assert ks.secret.to_int().to_bytes(32, "big").hex() not in text
+
+
+def test_restart_from_a_copy_of_the_share_database(network, tmp_path):
+    """docs/deployment.md's backup and restore: stop the key server, copy its --db-path, start it from the copy."""
+    document_flow(network.node.ws_url, b"kept in the backup")
+    ks = network.servers[2]
+    ks.stop()
+    backup = tmp_path / "backup"
+    subprocess.run(["cp", "-a", str(ks.db_path), str(backup)], check=True)
+    for path in ks.db_path.glob("keys.sqlite*"):  # the share database is lost ...
+        path.unlink()
+    subprocess.run(["cp", "-a", f"{backup}/.", str(ks.db_path)], check=True)  # ... and restored from the copy
+    ks.start()
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            samples = scrape(ks.metrics_port)
+            if value(samples, "secretstore_keyserver_peers_connected") == 2:
+                break
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, "the restarted key server did not reconnect"
+        time.sleep(0.2)
+    assert value(samples, "secretstore_keyserver_shares_stored") == len(STORED)
+    with SecretStoreClient(network.node.ws_url, "//Alice", timeout=60) as alice:
+        for key_id, encrypted, text in STORED:  # every key still decrypts, whichever servers take part
+            assert alice.decrypt_document(alice.retrieve_document_key(key_id, ALICE), encrypted) == text
+
+
+def test_add_a_key_server_on_another_host(network):
+    """docs/deployment.md's "adding a key server", with the commands it lists."""
+    if not STORED:
+        document_flow(network.node.ws_url, b"before the set grows")
+    extra = network.servers[3]
+    result = subprocess.run([SCRIPT, "submit-transaction", "--sub-host", NODE_HOST, "--sub-port", str(network.node.port),
+                             f"--transaction=AddKeyServer({extra.id.hex()},{extra.address})", "--wait-processed"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Migration has completed" in result.stdout
+    shown = status(network.node.ws_url)
+    assert [(ks["address"], ks["reachable"]) for ks in shown["key_servers"]["current"]] == \
+        [(f"127.0.0.{i + 2}:{network.servers[i].net_port}", True) for i in range(4)]
+    assert shown["migration"] is None
+    with SecretStoreClient(network.node.ws_url, "//Alice", timeout=60) as alice:
+        key_id, encrypted, text = STORED[0]
+        assert alice.decrypt_document(alice.retrieve_document_key(key_id, ALICE), encrypted) == text

@@ -195,19 +195,19 @@ def render(status: dict[str, Any]) -> str:
              f"finalized  #{head['finalized']['number']} {head['finalized']['hash']}", ""]
     sets = status["key_servers"]
 
-    def server_lines(title: str, members: list[dict] | None, same_as: list[dict] | None = None) -> None:
+    def server_lines(title: str, members: list[dict] | None, same_as: tuple[str, list[dict]] | None = None) -> None:
         if members is None:
             lines.append(f"{title}: none")
-        elif same_as is not None and members == same_as:
-            lines.append(f"{title}: same as current")
+        elif same_as is not None and members == same_as[1]:
+            lines.append(f"{title}: same as {same_as[0]}")
         else:
             lines.append(f"{title} ({len(members)}):")
             for ks in members:
                 lines.append(f"  {ks['id']}  {ks['address']:<24} {'reachable' if ks['reachable'] else 'UNREACHABLE'}")
 
     server_lines("current set", sets["current"])
-    server_lines("new set", sets["new"], sets["current"])
-    server_lines("migration set", sets["migration"])
+    server_lines("new set", sets["new"], ("current", sets["current"]))
+    server_lines("migration set", sets["migration"], ("new set", sets["new"]))
     migration = status["migration"]
     lines.append("")
     if migration is None:
