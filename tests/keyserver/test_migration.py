@@ -52,7 +52,7 @@ def test_add_then_remove_a_key_server(tmp_path):
             original, extra = network.servers[:3], network.servers[3]
             assert key_count(extra) == 0
 
-            receipt = alice.submit("add_key_server", id=extra.id.hex(), network_address=f"127.0.0.1:{extra.net_port}")
+            receipt = alice.submit("add_key_server", id=extra.id.hex(), network_address=extra.address)
             alice.wait_for_key_server_set([ks.id for ks in network.servers], timeout=90)
             events = alice.chain.wait_for_events(lambda e: e.name in ("MigrationStarted", "MigrationCompleted"),
                                                  from_block=receipt.block_number, timeout=10,
@@ -103,7 +103,7 @@ def test_migration_waits_for_a_crashed_member_and_finishes_when_it_returns(tmp_p
             key_id, encrypted, _ = store_document(alice, b"kept")
             extra = network.servers[3]
             extra.stop(kill=True)  # the new member is down when the set changes
-            alice.submit("add_key_server", id=extra.id.hex(), network_address=f"127.0.0.1:{extra.net_port}")
+            alice.submit("add_key_server", id=extra.id.hex(), network_address=extra.address)
             eventually(lambda: alice.key_server_set().migration is not None)
             time.sleep(2)
             assert alice.key_server_set().migration is not None  # cannot finish without it

@@ -64,9 +64,15 @@ class KeyServerMetrics:
     # ------------------------------------------------------------------------------------------- attaching
     def instrument(self, core: Any, cluster: Any, service: Any, storage: Any) -> "KeyServerMetrics":
         """Attach to a key server's KeyServerCore, Cluster, ChainService and KeyStorage (see the module docstring)."""
+        # a renamed hook point must fail here, loudly, rather than leave a metric that silently stops moving
+        for owner, names in ((core, list(SESSION_KINDS)), (service, ["process", "chain", "head_number"]),
+                             (service.chain if hasattr(service, "chain") else None, ["finalized_head", "submit"]),
+                             (cluster, ["connections"]), (storage, ["key_ids"])):
+            missing = [name for name in names if owner is None or not hasattr(owner, name)]
+            if missing:
+                raise AttributeError(f"key server metrics: {type(owner).__name__} has no {', '.join(missing)}")
         for method, kind in SESSION_KINDS.items():
-            if hasattr(core, method):
-                setattr(core, method, self._session(kind, getattr(core, method)))
+            setattr(core, method, self._session(kind, getattr(core, method)))
         self.peers.set_function(lambda: sum(1 for c in list(cluster.connections.values()) if not c.closed))
         self.shares.set_function(lambda: len(storage.key_ids()))
         service.process = self._scan(service, service.process)
