@@ -6,6 +6,7 @@ import secrets
 import subprocess
 
 from secretstore.cli.commands.demo import ProgressLine
+from secretstore.cli.commands.status import render
 from secretstore.client import SecretStoreClient
 from secretstore.crypto import ServerKeyId
 from secretstore.keyserver.testing import LocalNetwork
@@ -61,12 +62,20 @@ def test_status_follows_sets_migration_and_requests(tmp_path):
             assert entry["requested_block"] == requested.block_number
             assert entry["age_blocks"] == pending["head"]["best"]["number"] - requested.block_number
             assert pending["scanned_blocks"] >= entry["age_blocks"] + 1
+            # the same state as people read it
+            lines = render(pending).splitlines()
+            assert f"migration {migration['id']}, master {migration['master']}: 3/4 confirmed" in lines
+            assert f"  {extra.id.hex()}  not confirmed yet" in lines
+            assert "migration set: same as new set" in lines and "pending requests: 1" in lines
+            assert any(line.startswith(f"    {key_id.hex()}  requested at #{requested.block_number}, ")
+                       and line.endswith(f"(author {ALICE_ENTITY}, threshold 1)") for line in lines)
 
             # the key server that has not confirmed goes down: its cluster port stops answering
             extra.stop()
             down = watch.until(lambda s: s["migration"] and not s["migration"]["members"][3]["reachable"], 30,
                                "the fourth key server unreachable")
             assert down["migration"]["confirmed"] == 3
+            assert down["pending"]["server_key_generation"][0]["observed_seconds"] > 0  # --watch saw it wait
             assert [m["reachable"] for m in down["migration"]["members"]] == [True, True, True, False]
 
             # back with its own account: the master asks again, it confirms, the set grows, the key is generated

@@ -159,15 +159,13 @@ async def _collect(chain: SubstrateChain, scanner: EventScanner, connect_timeout
             entry["requested_block"] = None
             wanted[key] = entry
             pending[service].append(entry)
-            entry["_seen"] = first_seen.setdefault(key, now)
     for gone in set(first_seen) - set(wanted):
         del first_seen[gone]
     scanned = scanner.find(wanted, best_number) if wanted else 0
-    for entries in pending.values():
-        for entry in entries:
-            seen = entry.pop("_seen")
-            entry["age_blocks"] = None if entry["requested_block"] is None else best_number - entry["requested_block"]
-            entry["observed_seconds"] = round(now - seen, 1)  # how long this status process has seen it pending
+    for key, entry in wanted.items():
+        entry["age_blocks"] = None if entry["requested_block"] is None else best_number - entry["requested_block"]
+        # the chain has no clock: seconds are how long this status process has seen the request pending (--watch)
+        entry["observed_seconds"] = round(now - first_seen.setdefault(key, now), 1)
 
     return {
         "url": chain.url,
@@ -232,6 +230,8 @@ def render(status: dict[str, Any]) -> str:
                 age = f"requested more than {status['scan_limit']} blocks ago"
             else:
                 age = f"requested at #{entry['requested_block']}, {entry['age_blocks']} blocks ago"
+            if entry["observed_seconds"]:
+                age += f", pending for at least {entry['observed_seconds']:.0f} s"
             lines.append(f"    {entry['key_id']}  {age}" + (f"  ({what})" if what else ""))
     return "\n".join(lines)
 
