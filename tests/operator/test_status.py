@@ -1,9 +1,11 @@
 """`secretstore status` against a live network: the sets, a migration as key servers confirm it, pending requests."""
 
+import http.server
 import io
 import re
 import secrets
 import subprocess
+import threading
 
 from secretstore.cli.commands.demo import ProgressLine
 from secretstore.cli.commands.status import render
@@ -99,6 +101,17 @@ def test_status_bad_input_is_one_line():
     assert result.returncode == 1
     assert result.stderr.startswith(f"error: cannot read the status from ws://localhost:{port}")
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    # something that is not a WebSocket endpoint at all: still one line, without the HTTP page it answered
+    web = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)  # answers 501
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    try:
+        result = subprocess.run([SCRIPT, "status", "--url", f"ws://127.0.0.1:{web.server_port}"], capture_output=True,
+                                text=True, timeout=60)
+    finally:
+        web.shutdown()
+    assert result.returncode == 1
+    assert result.stderr == (f"error: cannot read the status from ws://127.0.0.1:{web.server_port}: cannot connect to "
+                             f"ws://127.0.0.1:{web.server_port}: not a WebSocket endpoint (HTTP 501)\n")
     for args, message in ((["--url", "http://x:1"], "--url must be a ws:// or wss:// URL"),
                           (["--watch", "0"], "--watch must be a positive"),
                           (["--sub-port", "70000"], "--sub-port must be a TCP port")):

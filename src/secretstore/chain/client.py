@@ -16,6 +16,7 @@ from typing import Any, Callable, Literal, TypeVar
 
 from substrateinterface import Keypair, SubstrateInterface
 from substrateinterface.exceptions import SubstrateRequestException
+from websocket import WebSocketBadStatusException, WebSocketException
 
 from ..runtime.secretstore.pallet import EVENTS as SECRETSTORE_EVENTS
 from ..runtime.secretstore.pallet import NAME as SECRETSTORE_EVENTS_PALLET
@@ -131,7 +132,10 @@ class SubstrateChain:
                                                  type_registry=SECRETSTORE_TYPES)
                         api.init_runtime()
                     self._api = api
-                except (OSError, ConnectionError, SubstrateRequestException) as exc:
+                except WebSocketBadStatusException as exc:  # its text carries the whole HTTP answer: keep one line
+                    raise ChainError(f"cannot connect to {self.url}: not a WebSocket endpoint "
+                                     f"(HTTP {exc.status_code})") from None
+                except (OSError, ConnectionError, SubstrateRequestException, WebSocketException) as exc:
                     raise ChainError(f"cannot connect to {self.url}: {exc}") from exc
             return self
 

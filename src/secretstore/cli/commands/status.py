@@ -258,7 +258,8 @@ def run(args: argparse.Namespace) -> int:
             try:
                 status = collect(chain, scanner, args.connect_timeout, first_seen)
             except (ChainError, OSError, TimeoutError) as exc:
-                raise ValueError(f"cannot read the status from {url}: {exc}") from None
+                reason = " ".join(str(exc).split())  # one line, whatever the library put in it
+                raise ValueError(f"cannot read the status from {url}: {reason}") from None
             text = json.dumps(status) if args.json else render(status)
             print(("\033[H\033[J" if clear else "") + text, flush=True)
             if args.watch is None:
