@@ -198,3 +198,12 @@ def test_add_a_key_server_on_another_host(network):
     with SecretStoreClient(network.node.ws_url, "//Alice", timeout=60) as alice:
         key_id, encrypted, text = STORED[0]
         assert alice.decrypt_document(alice.retrieve_document_key(key_id, ALICE), encrypted) == text
+
+
+def test_key_servers_ride_out_a_node_restart(network):
+    """docs/deployment.md's upgrade of the node: stopped and started again, the key servers reconnect by themselves."""
+    network.node.stop()
+    time.sleep(3)  # the key servers meet no node for a while
+    network.node.start()
+    assert all(ks.alive() for ks in network.servers)
+    document_flow(network.node.ws_url, b"after the node restarted")

@@ -6,13 +6,14 @@ import re
 import secrets
 import subprocess
 import threading
+import time
 
 from secretstore.cli.commands.demo import ProgressLine
 from secretstore.cli.commands.status import render
 from secretstore.client import SecretStoreClient
 from secretstore.crypto import ServerKeyId
 from secretstore.keyserver.testing import LocalNetwork
-from secretstore.node.testing import free_port
+from secretstore.node.testing import NodeProcess, free_port
 
 from .helpers import SCRIPT, StatusWatch, status
 
@@ -150,3 +151,24 @@ def test_demo_progress_is_one_line_on_a_terminal(tmp_path, monkeypatch):
     assert all(len(frame) < 80 for frame in frames)  # cut to the terminal's width: no wrap
     lines = log.getvalue().splitlines()  # not a terminal: every message on its own line
     assert lines[0] == "    starting the chain node" and lines[-1] == "    cluster links up: 2/2"
+
+
+def test_watch_goes_on_through_a_node_restart(tmp_path):
+    node = NodeProcess(tmp_path / "node", free_port()).start()
+    watch = StatusWatch(node.ws_url)
+    try:
+        first = watch.until(lambda s: True, 30, "anything")
+        node.stop()
+        time.sleep(2)  # a few rounds of --watch meet no node
+        node.start()
+        with SecretStoreClient(node.ws_url, "//Alice") as alice:  # a new block after the restart
+            alice.claim_key(ServerKeyId(secrets.token_bytes(32)))
+        watch.until(lambda s: s["head"]["best"]["number"] > first["head"]["best"]["number"], 30, "the new block")
+        assert watch.stop() == 0
+        errors = watch.process.stderr.read().splitlines()
+        assert errors and all(line.startswith(f"error: cannot read the status from {node.ws_url}: ")
+                              for line in errors), errors
+    finally:
+        if watch.process.poll() is None:
+            watch.process.kill()
+        node.stop()

@@ -16,7 +16,7 @@ from typing import Any, Callable, Literal, TypeVar
 
 from substrateinterface import Keypair, SubstrateInterface
 from substrateinterface.exceptions import SubstrateRequestException
-from websocket import WebSocketBadStatusException, WebSocketException
+from websocket import WebSocketBadStatusException, WebSocketConnectionClosedException, WebSocketException
 
 from ..runtime.secretstore.pallet import EVENTS as SECRETSTORE_EVENTS
 from ..runtime.secretstore.pallet import NAME as SECRETSTORE_EVENTS_PALLET
@@ -160,11 +160,15 @@ class SubstrateChain:
             assert self._api is not None
             try:
                 return fn(self._api)
-            except (BrokenPipeError, ConnectionError, OSError) as exc:
+            except (OSError, WebSocketConnectionClosedException) as exc:  # e.g. the node restarted
                 log.info("chain connection lost, reconnecting", extra={"url": self.url, "error": str(exc)})
                 self.close()
                 self.connect()
-                return fn(self._api)
+                try:
+                    return fn(self._api)
+                except (OSError, WebSocketConnectionClosedException) as again:
+                    self.close()
+                    raise ChainError(f"connection to {self.url} lost: {again}") from None
 
     # ----------------------------------------------------------------------------------------------------- reads
     def finalized_head(self) -> tuple[int, str]:

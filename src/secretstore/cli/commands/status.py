@@ -57,6 +57,8 @@ class EventScanner:
 
     def requested(self, block_hash: str) -> list[ChainEvent]:
         if block_hash not in self.by_block:
+            if len(self.by_block) > 4 * self.limit:  # --watch runs for days: forget blocks long out of the window
+                self.by_block.clear()
             self.by_block[block_hash] = [e for e in self.chain.events(block_hash)
                                          if e.pallet == "SecretStore" and e.name in REQUESTED.values()]
         return self.by_block[block_hash]
@@ -259,7 +261,12 @@ def run(args: argparse.Namespace) -> int:
                 status = collect(chain, scanner, args.connect_timeout, first_seen)
             except (ChainError, OSError, TimeoutError) as exc:
                 reason = " ".join(str(exc).split())  # one line, whatever the library put in it
-                raise ValueError(f"cannot read the status from {url}: {reason}") from None
+                if args.watch is None:
+                    raise ValueError(f"cannot read the status from {url}: {reason}") from None
+                # watching goes on through a node restart: say so, try again next time
+                print(f"error: cannot read the status from {url}: {reason}", file=sys.stderr, flush=True)
+                time.sleep(args.watch)
+                continue
             text = json.dumps(status) if args.json else render(status)
             print(("\033[H\033[J" if clear else "") + text, flush=True)
             if args.watch is None:
