@@ -144,14 +144,18 @@ def test_metrics_follow_a_flow(network):
         total(ks_before, "secretstore_keyserver_responses_submitted_total", call="document_key_personal_retrieved") == 2
 
 
-def test_metrics_show_no_secret_and_listen_on_127_0_0_1_only(network):
+def test_no_secret_in_metrics_or_process_list_and_metrics_on_127_0_0_1_only(network):
     listening = listeners()
     for port in [network.node.prometheus_port] + [ks.metrics_port for ks in network.servers]:
         assert listening.get(port) == {"127.0.0.1"}  # by default, not on every interface
     assert listening.get(network.node.port) == {NODE_HOST}
     for ks in network.servers:
+        secret = ks.secret.to_int().to_bytes(32, "big").hex()
         text = "\n".join(f"{name} {labels} {v}" for (name, labels), v in scrape(ks.metrics_port).items())
-        assert ks.secret.to_int().to_bytes(32, "big").hex() not in text
+        assert secret not in text
+        # key server secret and signer SURI come from files: other local users cannot read them off `ps`
+        command_line = Path(f"/proc/{ks.process.pid}/cmdline").read_bytes().decode()
+        assert secret not in command_line and ks.signer not in command_line and "--sub-signer-file" in command_line
 
 
 def test_restart_from_a_copy_of_the_share_database(network, tmp_path):

@@ -129,6 +129,19 @@ def test_metrics_flags_bad_input_is_one_line(tmp_path):
         assert result.returncode == 1 and result.stderr == f"error: {message} (1..65535)\n", result.stderr
 
 
+def test_signer_file_bad_input_is_one_line(tmp_path):
+    signer = tmp_path / "signer"
+    signer.write_text("not a suri at all, with a secret word in it\n")
+    for args, message in (([f"--sub-signer-file={tmp_path / 'missing'}"], "--sub-signer-file: No such file or directory"),
+                          ([f"--sub-signer-file={signer}"], "--sub-signer-file: not a valid secret URI"),
+                          ([f"--sub-signer-file={signer}", "--sub-signer=//Bob"],
+                           "--sub-signer-file replaces --sub-signer and --sub-signer-password")):
+        result = subprocess.run([SCRIPT, "key-server", "--self-secret", "01" * 32, f"--db-path={tmp_path}", *args],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 1 and result.stderr.startswith(f"error: {message}"), result.stderr
+        assert result.stderr.count("\n") == 1 and "secret word" not in result.stderr
+
+
 class Terminal(io.StringIO):
     def isatty(self) -> bool:
         return True

@@ -65,11 +65,14 @@ class KeyServerProcess:
             fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as f:
                 f.write(self.secret.to_int().to_bytes(32, "big").hex())
+        signer_file = self.db_path / "signer"  # the signer's SURI too (it may change between starts)
+        with os.fdopen(os.open(signer_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+            f.write(self.signer)
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "secretstore.cli.main", "-v", "key-server", "--self-secret-file", str(secret_file),
              "--db-path", str(self.db_path), "--net-host", self.host, "--net-port", str(self.net_port),
-             "--sub-host", self.node_host, "--sub-port", str(self.node_port), "--sub-signer", self.signer]
+             "--sub-host", self.node_host, "--sub-port", str(self.node_port), "--sub-signer-file", str(signer_file)]
             + (["--metrics-port", str(self.metrics_port)] if self.metrics_port else []),
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()

@@ -28,19 +28,32 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def add_signer_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--sub-signer", default="//Alice", help='SURI of the account that signs transactions ("//Alice")')
+    p.add_argument("--sub-signer", default=None, help='SURI of the account that signs transactions ("//Alice")')
     p.add_argument("--sub-signer-password", default=None, help="password of that SURI (none by default)")
+    p.add_argument("--sub-signer-file", type=Path, default=None,
+                   help="file holding the SURI instead (password included as ///password): kept out of the process list")
 
 
 def signer_keypair(args: argparse.Namespace):
-    """The sr25519 key pair of --sub-signer (and --sub-signer-password, Substrate's `///password` part of a SURI)."""
+    """The sr25519 key pair of --sub-signer (and --sub-signer-password, Substrate's `///password` part of a SURI),
+    or of the SURI in --sub-signer-file."""
     from substrateinterface import Keypair
 
-    suri = args.sub_signer + (f"///{args.sub_signer_password}" if args.sub_signer_password else "")
+    flag = "--sub-signer"
+    if args.sub_signer_file is not None:
+        if args.sub_signer is not None or args.sub_signer_password is not None:
+            raise ValueError("--sub-signer-file replaces --sub-signer and --sub-signer-password: give one or the other")
+        flag = "--sub-signer-file"
+        try:
+            suri = args.sub_signer_file.read_text().strip()
+        except OSError as exc:
+            raise ValueError(f"--sub-signer-file: {exc.strerror}") from None
+    else:
+        suri = (args.sub_signer or "//Alice") + (f"///{args.sub_signer_password}" if args.sub_signer_password else "")
     try:
         return Keypair.create_from_uri(suri)
     except Exception:  # the library raises several kinds for a bad SURI; its message may echo the secret
-        raise ValueError("--sub-signer: not a valid secret URI (e.g. //Alice or a mnemonic)") from None
+        raise ValueError(f"{flag}: not a valid secret URI (e.g. //Alice or a mnemonic)") from None
 
 
 def run(args: argparse.Namespace) -> int:
