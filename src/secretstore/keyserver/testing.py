@@ -16,7 +16,7 @@ from pathlib import Path
 from substrateinterface import Keypair
 
 from ..crypto import Secret
-from ..node.testing import NodeProcess, free_port, stop_process_group
+from ..node.testing import NodeProcess, free_ports, stop_process_group
 
 # Dev accounts that claimed the dev key server ids, in order; further key servers get accounts of their own.
 DEV_SIGNERS = ["//Alice", "//Bob", "//Charlie", "//Dave"]
@@ -114,14 +114,15 @@ class LocalNetwork:
     def start(self, progress=None, timeout: float = 60.0) -> "LocalNetwork":
         say = progress or (lambda message: None)
         self.base_path.mkdir(parents=True, exist_ok=True)
-        ports = [free_port() for _ in range(self.key_servers)]
+        *ports, node_port = free_ports(self.key_servers + 1)
         spec_path = self.base_path / "chain-spec.json"
         if not spec_path.exists():
             spec_path.write_text(json.dumps(self.chain_spec(ports), indent=2))
         else:  # a restart of an existing network keeps its key servers' addresses
             ports = json.loads(spec_path.read_text())["key_server_ports"]
+            node_port = next(p for p in free_ports(self.key_servers + 1) if p not in ports)
         say("starting the chain node")
-        self.node = NodeProcess(self.base_path / "node", free_port(), chain_spec=spec_path).start()
+        self.node = NodeProcess(self.base_path / "node", node_port, chain_spec=spec_path).start()
         say(f"node ready at {self.node.ws_url}")
         self.servers = [KeyServerProcess(i, key_server_secret(i), self.base_path / f"key-server-{i + 1}", ports[i],
                                          self.node.port, signer_suri(i)) for i in range(self.key_servers)]
