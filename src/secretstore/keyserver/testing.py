@@ -41,6 +41,11 @@ class KeyServerProcess:
     node_port: int
     signer: str
     process: subprocess.Popen | None = None
+    http_port: int | None = None  # Parity's HTTP API, when set
+
+    @property
+    def http_url(self) -> str | None:
+        return f"http://127.0.0.1:{self.http_port}" if self.http_port is not None else None
 
     @property
     def id(self):
@@ -61,7 +66,8 @@ class KeyServerProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "secretstore.cli.main", "-v", "key-server", "--self-secret-file", str(secret_file),
              "--db-path", str(self.db_path), "--net-port", str(self.net_port), "--sub-port", str(self.node_port),
-             "--sub-signer", self.signer],
+             "--sub-signer", self.signer]
+            + (["--http-port", str(self.http_port)] if self.http_port is not None else []),
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         return self
@@ -121,13 +127,20 @@ class LocalNetwork:
         else:  # a restart of an existing network keeps its key servers' addresses
             ports = json.loads(spec_path.read_text())["key_server_ports"]
         say("starting the chain node")
+        http_ports_path = self.base_path / "http-ports.json"  # kept apart: the chain spec refuses unknown fields
+        if http_ports_path.exists():
+            http_ports = json.loads(http_ports_path.read_text())
+        else:
+            http_ports = [free_port() for _ in range(self.key_servers)]
+            http_ports_path.write_text(json.dumps(http_ports))
         self.node = NodeProcess(self.base_path / "node", free_port(), chain_spec=spec_path).start()
         say(f"node ready at {self.node.ws_url}")
         self.servers = [KeyServerProcess(i, key_server_secret(i), self.base_path / f"key-server-{i + 1}", ports[i],
-                                         self.node.port, signer_suri(i)) for i in range(self.key_servers)]
+                                         self.node.port, signer_suri(i), http_port=http_ports[i])
+                        for i in range(self.key_servers)]
         for ks in self.servers:
             ks.start()
-            say(f"key server {ks.index + 1} ({ks.id.hex()}) starting on 127.0.0.1:{ks.net_port}")
+            say(f"key server {ks.index + 1} ({ks.id.hex()}) starting on 127.0.0.1:{ks.net_port}, HTTP {ks.http_url}")
         self.wait_connected(timeout, say)
         return self
 

@@ -19,6 +19,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sub-host", default="127.0.0.1", help="Substrate node RPC host")
     p.add_argument("--sub-port", type=int, default=9944, help="Substrate node RPC port")
     p.add_argument("--sub-signer", default="//Alice", help="SURI of the account that signs responses")
+    p.add_argument("--http-host", default="127.0.0.1", help="HTTP API listen address (with --http-port)")
+    p.add_argument("--http-port", type=int, default=None, help="serve Parity's key server HTTP API on this port")
+    p.add_argument("--http-cors", default=None, metavar="ORIGINS",
+                   help="origins allowed to call the HTTP API from a browser: comma-separated, '*' or 'none' (default)")
     p.set_defaults(handler=run)
 
 
@@ -26,7 +30,8 @@ def run(args: argparse.Namespace) -> int:
     from substrateinterface import Keypair
 
     from ...crypto import Secret
-    from ...keyserver.service import run_key_server
+    from ...keyserver.http import Cors
+    from ...keyserver.service import HttpSettings, run_key_server
 
     if args.self_secret_file is not None:
         try:
@@ -40,6 +45,14 @@ def run(args: argparse.Namespace) -> int:
         signer = Keypair.create_from_uri(args.sub_signer)
     except Exception as exc:  # the library raises several kinds for a bad SURI
         raise ValueError(f"--sub-signer: {exc}") from None
+    http = None
+    if args.http_port is not None:
+        if not 0 < args.http_port < 65536:
+            raise ValueError("--http-port must be between 1 and 65535")
+        Cors.parse(args.http_cors)  # a bad value is an error before anything starts
+        http = HttpSettings(args.http_host, args.http_port, args.http_cors)
+    elif args.http_cors is not None:
+        raise ValueError("--http-cors needs --http-port")
     asyncio.run(run_key_server(secret, args.db_path, args.net_host, args.net_port,
-                               f"ws://{args.sub_host}:{args.sub_port}", signer))
+                               f"ws://{args.sub_host}:{args.sub_port}", signer, http=http))
     return 0
