@@ -1,9 +1,10 @@
-"""Python SDK for SecretStore chains: see `sdk.SecretStoreClient`."""
+"""Python SDK for SecretStore chains: see `sdk.SecretStoreClient`; Parity's key server HTTP API: `http`."""
 
+from .http import AsyncSecretStoreHttpClient, HttpApiError, SecretStoreHttpClient
 from .sdk import (
     AsyncSecretStoreClient, ChainError, DispatchFailed, DocumentKeyShadow, RequestFailed, RequestTimeout,
     SecretStoreClient, SecretStoreError, TransactionRejected,
 )
 
-__all__ = ["AsyncSecretStoreClient", "ChainError", "DispatchFailed", "DocumentKeyShadow", "RequestFailed",
+__all__ = ["AsyncSecretStoreClient", "AsyncSecretStoreHttpClient", "HttpApiError", "SecretStoreHttpClient", "ChainError", "DispatchFailed", "DocumentKeyShadow", "RequestFailed",
            "RequestTimeout", "SecretStoreClient", "SecretStoreError", "TransactionRejected"]
