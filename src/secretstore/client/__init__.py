@@ -6,5 +6,6 @@ from .sdk import (
     SecretStoreClient, SecretStoreError, TransactionRejected,
 )
 
-__all__ = ["AsyncSecretStoreClient", "AsyncSecretStoreHttpClient", "HttpApiError", "SecretStoreHttpClient", "ChainError", "DispatchFailed", "DocumentKeyShadow", "RequestFailed",
-           "RequestTimeout", "SecretStoreClient", "SecretStoreError", "TransactionRejected"]
+__all__ = ["AsyncSecretStoreClient", "AsyncSecretStoreHttpClient", "ChainError", "DispatchFailed", "DocumentKeyShadow",
+           "HttpApiError", "RequestFailed", "RequestTimeout", "SecretStoreClient", "SecretStoreError",
+           "SecretStoreHttpClient", "TransactionRejected"]
