@@ -35,7 +35,6 @@ from .sessions import KeyServerCore, SessionError
 log = logging.getLogger(__name__)
 
 AccessChecker = Callable[[ServerKeyId, Address], Awaitable[bool]]
-DEFAULT_PORT = 8082  # Parity's default secretstore HTTP port
 
 STATUS = {
     ss.ACCESS_DENIED: 403, ss.CONSENSUS_UNREACHABLE: 403,

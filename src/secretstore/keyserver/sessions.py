@@ -423,8 +423,7 @@ class KeyServerCore:
             raise SessionError(f"{kind} signing needs {needed} holders of the key, including this server")
         await self._authorize(key_id, body)
         specs = [(t, False)] if kind == "schnorr" else [(t, False), (t, False), (2 * t, True), (2 * t, True)]
-        h = m.derived_point(b"signing" + bytes.fromhex(session[2:] if session.startswith("0x") else session)
-                            + b"".join(bytes(p) for p in participants))
+        h = m.derived_point(b"signing" + session.encode() + b"".join(bytes(p) for p in participants))
         self.signing[session] = SigningState(kind, share, message_hash, participants, h,
                                              [sg.Dealing.new(d, z) for d, z in specs])
         return {}
@@ -481,6 +480,8 @@ class KeyServerCore:
         """Check every dealer's revealed commitments against what it sent, sum the shares, and give this signer's
         public contribution: the Schnorr partial signature, or k_i·u_i + z_i for ECDSA."""
         state = self._signing(body)
+        if state.sums is not None:
+            raise SessionError("this signing session is past its verification step")
         feldman = body.get("feldman")
         if not isinstance(feldman, dict) or set(feldman) != {p.hex() for p in state.participants}:
             raise SessionError("Feldman commitments of every signer are needed")
