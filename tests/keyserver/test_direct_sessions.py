@@ -10,7 +10,6 @@ import pytest
 from Crypto.Hash import keccak
 
 from secretstore.crypto import KeyPair, Public, Secret, ServerKeyId, ecies
-from secretstore.crypto import math as m
 from secretstore.crypto.document import decrypt_document_key, generate_document_key, recover_document_key
 from secretstore.crypto.keys import N
 from secretstore.keyserver import sessions as ss
