@@ -207,6 +207,10 @@ def test_document_keys_over_http_and_over_the_chain_are_interchangeable(network,
     assert apis[0].retrieve_document_key(key3, BOB) == generated.document_key
     with pytest.raises(AccessDenied):
         apis[0].retrieve_document_key(key3, ALICE)
+    # the masters saw these document keys; none of them is in any key server's (verbose) log
+    logs = "".join(ks.log_path.read_text(errors="replace") for ks in network.servers)
+    for secret_point in (document_key, generated.document_key):
+        assert bytes(secret_point).hex() not in logs and bytes(secret_point)[:16].hex() not in logs
 
 
 async def test_async_client(network, alice):

@@ -209,3 +209,16 @@ async def test_document_key_store_generate_and_retrieve(tmp_path):
         with pytest.raises(SessionError) as info:
             await net.cores[0].generate_document_key(key2, sig2, 1, net.ids)
         assert info.value.code == ss.KEY_EXISTS
+
+
+async def test_concurrent_signing_sessions_on_one_key(tmp_path):
+    net = Net(3, tmp_path)
+    async with net.running():
+        key_id, public = await new_key(net, 1)
+        sig = request_signature(ALICE, key_id)
+        hashes = [secrets.token_bytes(32) for _ in range(6)]
+        kinds = ["schnorr", "ecdsa"] * 3
+        results = await asyncio.gather(*(net.cores[i % 3].sign(kind, key_id, sig, h, net.ids)
+                                         for i, (kind, h) in enumerate(zip(kinds, hashes))))
+        for kind, h, signature in zip(kinds, hashes, results):
+            assert (schnorr_ok if kind == "schnorr" else ecdsa_ok)(public, h, signature)

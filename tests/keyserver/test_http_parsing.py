@@ -1,12 +1,14 @@
 """The HTTP API's argument parsing and CORS rules, without a network."""
 
+import json
 import secrets
 
 import coincurve
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
 from secretstore.crypto import Secret, ServerKeyId
-from secretstore.keyserver.http import BadRequest, Cors, parse_request_signature, parse_threshold
+from secretstore.keyserver.http import BadRequest, Cors, HttpApi, parse_request_signature, parse_threshold
 
 
 class FakeRequest:
@@ -50,3 +52,25 @@ def test_threshold():
     for bad in ("3", "-1", "x", "", "1.0", "99999"):
         with pytest.raises(BadRequest):
             parse_threshold(bad, 3)
+
+
+async def test_cors_headers_and_preflight_over_http():
+    """The HTTP layer alone (no session is reached: every request here is refused or answered before one starts)."""
+
+    async def no_access(key_id, requester):
+        return False
+
+    api = HttpApi(core=None, check_access=no_access, current_set=lambda: [], cors=Cors.parse("http://a.example"))
+    async with TestClient(TestServer(api.app())) as client:
+        response = await client.options("/server/00/00", headers={"Origin": "http://a.example"})
+        assert response.status == 200
+        assert response.headers["Access-Control-Allow-Origin"] == "http://a.example"
+        assert "GET" in response.headers["Access-Control-Allow-Methods"]
+        response = await client.get("/nope", headers={"Origin": "http://a.example"})
+        assert response.status == 400 and response.headers["Access-Control-Allow-Origin"] == "http://a.example"
+        assert isinstance(json.loads(await response.text()), str)
+        response = await client.get("/nope", headers={"Origin": "http://b.example"})
+        assert response.status == 400 and "Origin" in json.loads(await response.text())
+        assert "Access-Control-Allow-Origin" not in response.headers
+        response = await client.options("/x", headers={"Origin": "http://b.example"})
+        assert response.status == 400
