@@ -367,14 +367,14 @@ async def run_key_server(self_secret: Secret, db_path: Path, net_host: str, net_
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     http_runner = None
-    if http is not None:  # Parity's HTTP API; it gets the session core, the ACL check and the current set
-        from .http import Cors, HttpApi, start_http_api
-        api = HttpApi(core, service.check_access, lambda: list(service.order), Cors.parse(http.cors),
-                      migrating=lambda: bool(service.snapshot.get("migration")))
-        http_runner = await start_http_api(api, http.host, http.port)
-    print(f"SecretStore key server {keypair.address.hex()}: cluster on {net_host}:{net_port}, chain {sub_url}"
-          + (f", HTTP on http://{http.host}:{http.port}" if http is not None else ""), flush=True)
     try:
+        if http is not None:  # Parity's HTTP API; it gets the session core, the ACL check and the current set
+            from .http import Cors, HttpApi, start_http_api
+            api = HttpApi(core, service.check_access, lambda: list(service.order), Cors.parse(http.cors),
+                          migrating=lambda: bool(service.snapshot.get("migration")))
+            http_runner = await start_http_api(api, http.host, http.port)
+        print(f"SecretStore key server {keypair.address.hex()}: cluster on {net_host}:{net_port}, chain {sub_url}"
+              + (f", HTTP on http://{http.host}:{http.port}" if http is not None else ""), flush=True)
         async with asyncio.TaskGroup() as tasks:
             workers = [tasks.create_task(cluster.run()), tasks.create_task(service.run())]
             await stop.wait()
