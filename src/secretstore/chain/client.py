@@ -40,6 +40,7 @@ class ChainEvent:
     name: str
     attributes: Any  # dict for named fields, tuple for unnamed ones, None for none
     extrinsic_index: int | None = None
+    block_number: int | None = None  # set where the block is known (BlockFeed)
 
 
 @dataclass(frozen=True)

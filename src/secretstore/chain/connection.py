@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -137,8 +138,9 @@ class ChainConnection:
             self.rpc.request("chain_getBlock", [block_hash]),
             self._in_worker(self._with_api(lambda api: [event_from_record(r) for r in api.get_events(block_hash)])))
         block = body["block"]
+        number = header_number(block["header"])
         hashes = tuple("0x" + blake2_256(bytes.fromhex(x[2:])).hex() for x in block["extrinsics"])
-        return Block(header_number(block["header"]), block_hash, hashes, tuple(events))
+        return Block(number, block_hash, hashes, tuple(dataclasses.replace(e, block_number=number) for e in events))
 
     async def account_next_index(self, address: str) -> int:
         return int(await self.rpc.request("system_accountNextIndex", [address]))

@@ -161,8 +161,9 @@ class AsyncSecretStoreClient:
 
     async def request(self, call: str, params: dict[str, Any], match: Callable[[ChainEvent], bool] | None = None,
                       finished: Callable[[list[ChainEvent]], bool | Awaitable[bool]] | None = None,
-                      wait: str = "in_block", timeout: float | None = None) -> tuple[Receipt, list[ChainEvent]]:
-        """Submit `SecretStore.call(params)`; wait for its block (`wait` "in_block" or "finalized": the same here,
+                      wait: str = "in_block", timeout: float | None = None,
+                      pallet: str = PALLET) -> tuple[Receipt, list[ChainEvent]]:
+        """Submit `pallet.call(params)` (SecretStore by default); wait for its block (`wait` "in_block" or "finalized": the same here,
         blocks are followed as they are finalized; "pool": return once the pool accepted it), then, if `match` is
         given, collect matching events of later blocks until `finished(collected)` holds (it is asked once with no
         events right after inclusion too). DispatchFailed names a module error; RequestTimeout if nothing decides in
@@ -170,7 +171,7 @@ class AsyncSecretStoreClient:
         await self.connect()
         deadline = time.monotonic() + (timeout or self.timeout)
         async with self.feed.watch() as blocks:
-            extrinsic_hash = await self.submitter.submit(PALLET, call, params)
+            extrinsic_hash = await self.submitter.submit(pallet, call, params)
             if wait == "pool":
                 return Receipt(extrinsic_hash), []
             receipt: Receipt | None = None
@@ -349,8 +350,8 @@ class SecretStoreClient:
 
     def request(self, call: str, params: dict[str, Any], match: Callable[[ChainEvent], bool] | None = None,
                 finished: Callable[[list[ChainEvent]], bool] | None = None, wait: str = "in_block",
-                timeout: float | None = None) -> tuple[Receipt, list[ChainEvent]]:
-        return self._thread.run(self.aio.request(call, params, match, finished, wait, timeout),
+                timeout: float | None = None, pallet: str = PALLET) -> tuple[Receipt, list[ChainEvent]]:
+        return self._thread.run(self.aio.request(call, params, match, finished, wait, timeout, pallet),
                                 (timeout or self.timeout) + 10)
 
     def submit(self, call: str, **params: Any) -> Receipt:

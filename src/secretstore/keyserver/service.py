@@ -370,8 +370,15 @@ class ChainService:
                          key=("personal", key_id.hex(), requester))
 
 
+@dataclass(frozen=True)
+class HttpSettings:
+    host: str
+    port: int
+    cors: str | None = None  # --http-cors: None/"none", "*", or comma-separated origins
+
+
 async def run_key_server(self_secret: Secret, db_path: Path, net_host: str, net_port: int, sub_url: str,
-                         signer: Keypair, stop: asyncio.Event | None = None) -> None:
+                         signer: Keypair, stop: asyncio.Event | None = None, http: HttpSettings | None = None) -> None:
     keypair = KeyPair(self_secret)
     storage = KeyStorage(Path(db_path) / "keys.sqlite")
     chain = ChainConnection(sub_url)
@@ -386,14 +393,22 @@ async def run_key_server(self_secret: Secret, db_path: Path, net_host: str, net_
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    print(f"SecretStore key server {keypair.address.hex()}: cluster on {net_host}:{net_port}, chain {sub_url}",
-          flush=True)
+    http_runner = None
     try:
+        if http is not None:  # Parity's HTTP API; it gets the session core, the ACL check and the current set
+            from .http import Cors, HttpApi, start_http_api
+            api = HttpApi(core, service.check_access, lambda: list(service.order), Cors.parse(http.cors),
+                          migrating=lambda: service.snapshot is not None and service.snapshot.migration is not None)
+            http_runner = await start_http_api(api, http.host, http.port)
+        print(f"SecretStore key server {keypair.address.hex()}: cluster on {net_host}:{net_port}, chain {sub_url}"
+              + (f", HTTP on http://{http.host}:{http.port}" if http is not None else ""), flush=True)
         async with asyncio.TaskGroup() as tasks:
             workers = [tasks.create_task(cluster.run()), tasks.create_task(service.run())]
             await stop.wait()
             for worker in workers:
                 worker.cancel()
     finally:
+        if http_runner is not None:
+            await http_runner.cleanup()
         await chain.close()
         storage.close()

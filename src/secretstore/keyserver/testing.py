@@ -41,6 +41,11 @@ class KeyServerProcess:
     node_port: int
     signer: str
     process: subprocess.Popen | None = None
+    http_port: int | None = None  # Parity's HTTP API, when set
+
+    @property
+    def http_url(self) -> str | None:
+        return f"http://127.0.0.1:{self.http_port}" if self.http_port is not None else None
 
     @property
     def id(self):
@@ -61,7 +66,8 @@ class KeyServerProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "secretstore.cli.main", "-v", "key-server", "--self-secret-file", str(secret_file),
              "--db-path", str(self.db_path), "--net-host", "127.0.0.1", "--net-port", str(self.net_port),
-             "--sub-host", "127.0.0.1", "--sub-port", str(self.node_port), "--sub-signer", self.signer],
+             "--sub-host", "127.0.0.1", "--sub-port", str(self.node_port), "--sub-signer", self.signer]
+            + (["--http-port", str(self.http_port)] if self.http_port is not None else []),
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         return self
@@ -91,6 +97,7 @@ class LocalNetwork:
     base_path: Path
     key_servers: int = 3
     initial_set: int | None = None  # how many of them the genesis set lists (the rest can be added later)
+    block_time: float | None = None  # None: instant seal
     node: NodeProcess | None = None
     servers: list[KeyServerProcess] = field(default_factory=list)
 
@@ -114,21 +121,28 @@ class LocalNetwork:
     def start(self, progress=None, timeout: float = 60.0) -> "LocalNetwork":
         say = progress or (lambda message: None)
         self.base_path.mkdir(parents=True, exist_ok=True)
-        *ports, node_port = free_ports(self.key_servers + 1)
+        n = self.key_servers
+        picked = free_ports(2 * n + 1)  # cluster, HTTP and node ports, all distinct
+        ports, http_ports, node_port = picked[:n], picked[n:2 * n], picked[2 * n]
         spec_path = self.base_path / "chain-spec.json"
+        http_ports_path = self.base_path / "http-ports.json"  # kept apart: the chain spec refuses unknown fields
         if not spec_path.exists():
             spec_path.write_text(json.dumps(self.chain_spec(ports), indent=2))
+            http_ports_path.write_text(json.dumps(http_ports))
         else:  # a restart of an existing network keeps its key servers' addresses
             ports = json.loads(spec_path.read_text())["key_server_ports"]
-            node_port = next(p for p in free_ports(self.key_servers + 1) if p not in ports)
+            http_ports = json.loads(http_ports_path.read_text())
+            node_port = next(p for p in free_ports(2 * n + 1) if p not in ports + http_ports)
         say("starting the chain node")
-        self.node = NodeProcess(self.base_path / "node", node_port, chain_spec=spec_path).start()
+        self.node = NodeProcess(self.base_path / "node", node_port, chain_spec=spec_path,
+                                block_time=self.block_time).start()
         say(f"node ready at {self.node.ws_url}")
         self.servers = [KeyServerProcess(i, key_server_secret(i), self.base_path / f"key-server-{i + 1}", ports[i],
-                                         self.node.port, signer_suri(i)) for i in range(self.key_servers)]
+                                         self.node.port, signer_suri(i), http_port=http_ports[i])
+                        for i in range(self.key_servers)]
         for ks in self.servers:
             ks.start()
-            say(f"key server {ks.index + 1} ({ks.id.hex()}) starting on 127.0.0.1:{ks.net_port}")
+            say(f"key server {ks.index + 1} ({ks.id.hex()}) starting on 127.0.0.1:{ks.net_port}, HTTP {ks.http_url}")
         self.wait_connected(timeout, say)
         return self
 
