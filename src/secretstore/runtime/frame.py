@@ -7,6 +7,7 @@ named fields per argument), so the same descriptor decodes an incoming call and 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Iterator, Literal
 
 from ..codec.hashing import HASHER_PREFIX_LEN, STORAGE_HASHERS, storage_prefix
@@ -32,7 +33,7 @@ class StorageEntry:
     default: bytes = b""
     docs: tuple[str, ...] = ()
 
-    @property
+    @cached_property  # two twox128 hashes; every storage access needs it (cached_property works on frozen dataclasses)
     def prefix(self) -> bytes:
         return storage_prefix(self.pallet, self.name)
 
