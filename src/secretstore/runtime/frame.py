@@ -47,6 +47,10 @@ class StorageEntry:
 
     def storage_key(self, key: object = None) -> bytes:
         """The full storage key: twox128(pallet) ++ twox128(item) ++ hasher_i(encode(key_i))..."""
+        if not self.hashers:
+            return self.prefix
+        if len(self.hashers) == 1:  # the common map: no per-call zip of key parts
+            return self.prefix + STORAGE_HASHERS[self.hashers[0]](self.key.encode(key))  # type: ignore[union-attr]
         out = self.prefix
         for hasher, (ktype, kvalue) in zip(self.hashers, self.key_parts(key)):
             out += STORAGE_HASHERS[hasher](ktype.encode(kvalue))
