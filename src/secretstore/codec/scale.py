@@ -116,10 +116,10 @@ class ScaleType:
         """This type's `TypeDef` as a metadata variant value; child types are registered in `registry`."""
         raise NotImplementedError
 
-    def fixed_decoder(self) -> "tuple[int, Any] | None":
-        """(size, decode(data, offset)) for a type whose every value has the same size and every byte string of
-        that size is valid (integers, byte arrays and structs of them): such values decode with one bounds check
-        and slicing. None for the other types."""
+    def fixed_layout(self, offset: int) -> "tuple[int, str] | None":
+        """(size, Python expression decoding the value from `data` at `offset`) for a type whose values all have
+        the same size and for which every byte string of that size is valid (integers, byte arrays and structs of
+        them): such a struct decodes with one bounds check and one compiled expression. None for the other types."""
         return None
 
     def __eq__(self, other: object) -> bool:
@@ -154,11 +154,11 @@ class Primitive(ScaleType):
     def _decode_int(self, r: Reader) -> Any:
         return int.from_bytes(r.read(self.size), "little", signed=self.signed)
 
-    def fixed_decoder(self):
+    def fixed_layout(self, offset: int):
         if self.name in ("bool", "str"):
             return None
-        size, signed = self.size, self.signed
-        return size, lambda data, at: int.from_bytes(data[at:at + size], "little", signed=signed)
+        end = offset + self.size  # type: ignore[operator]
+        return self.size, f"_int(data[{offset}:{end}], 'little'{', signed=True' if self.signed else ''})"
 
     def encode(self, value: Any) -> bytes:
         if self.name == "bool":
@@ -288,11 +288,10 @@ class Array(ScaleType):
             return r.read(self.length)
         return [self.inner.decode_from(r) for _ in range(self.length)]
 
-    def fixed_decoder(self):
+    def fixed_layout(self, offset: int):
         if self.inner != U8:
             return None
-        length = self.length
-        return length, lambda data, at: data[at:at + length]
+        return self.length, f"data[{offset}:{offset + self.length}]"
 
     def type_def(self, registry: "TypeRegistry") -> tuple[str, Any]:
         return ("Array", {"len": self.length, "type_param": registry.register(self.inner)})
@@ -391,8 +390,11 @@ class Composite(ScaleType):
         self._key = ("composite", self.path, _fields_key(self.fields),
                      tuple((n, t._key if t else None) for n, t in self.params))
         self._what = "::".join(self.path) or "struct"
-        self._fixed = self._make_fixed_decoder()
-        if self._fixed is not None:
+        layout = self.fixed_layout(0)
+        if layout is not None:
+            # e.g. AccountInfo, read several times per transaction: one compiled expression instead of a call per field
+            self._fixed_size = layout[0]
+            self._fixed_decode = eval(f"lambda data: {layout[1]}", {"_int": int.from_bytes})
             self.decode_from = self._decode_fixed  # type: ignore[method-assign]
 
     def encode(self, value: Any) -> bytes:
@@ -402,27 +404,25 @@ class Composite(ScaleType):
         return _decode_fields(self.fields, r)
 
     def _decode_fixed(self, r: Reader) -> Any:
-        size, decode = self._fixed  # type: ignore[misc]
-        return decode(r.read(size), 0)
+        return self._fixed_decode(r.read(self._fixed_size))
 
-    def fixed_decoder(self):
-        return self._fixed
-
-    def _make_fixed_decoder(self):
+    def fixed_layout(self, offset: int):
         if not self.fields:
             return None
-        parts = [f.type.fixed_decoder() for f in self.fields]
-        if any(p is None for p in parts):
-            return None
-        layout, offset = [], 0
-        for (size, decode), f in zip(parts, self.fields):  # type: ignore[misc]
-            layout.append((f.name, offset, decode))
-            offset += size
+        parts, start = [], offset
+        for f in self.fields:
+            part = f.type.fixed_layout(offset)
+            if part is None:
+                return None
+            parts.append(part[1])
+            offset += part[0]
         if self.fields[0].name is not None:
-            return offset, lambda data, at: {name: decode(data, at + off) for name, off, decode in layout}
-        if len(layout) == 1:
-            return offset, layout[0][2]
-        return offset, lambda data, at: tuple(decode(data, at + off) for _, off, decode in layout)
+            expr = "{" + ", ".join(f"{f.name!r}: {e}" for f, e in zip(self.fields, parts)) + "}"
+        elif len(parts) == 1:
+            expr = parts[0]
+        else:
+            expr = "(" + ", ".join(parts) + ",)"
+        return offset - start, expr
 
     def type_def(self, registry: "TypeRegistry") -> tuple[str, Any]:
         return ("Composite", {"fields": _fields_meta(self.fields, registry)})
