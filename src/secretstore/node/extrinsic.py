@@ -98,7 +98,10 @@ class SignedExtrinsic:
 
     def verify(self, payload: bytes) -> bool:
         if self.signature_kind == 1:
-            return sr25519.verify(self.signature, payload, self.signer)
+            try:
+                return sr25519.verify(self.signature, payload, self.signer)
+            except ValueError:  # bytes that are no schnorrkel signature at all: a bad signature, not bad params
+                return False
         if self.signature_kind == 0:
             try:
                 nacl.signing.VerifyKey(self.signer).verify(payload, self.signature)
