@@ -27,7 +27,7 @@ StateChanges = Sequence(Tuple(Bytes, Bytes))
 MAX_POOL = 8192
 # Extrinsics per block at most: bounds a block's size and the time the node spends sealing it (during which it
 # answers no RPC); what does not fit goes into the next block right away.
-MAX_BLOCK_EXTRINSICS = 2048
+MAX_BLOCK_EXTRINSICS = 512
 
 
 def hex0x(data: bytes) -> str:
