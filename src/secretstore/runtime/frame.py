@@ -37,6 +37,10 @@ class StorageEntry:
     def prefix(self) -> bytes:
         return storage_prefix(self.pallet, self.name)
 
+    @cached_property
+    def _key_cache(self) -> dict[bytes, bytes]:
+        return {}
+
     def key_parts(self, key: object) -> list[tuple[ScaleType, object]]:
         if not self.hashers:
             return []
@@ -50,6 +54,14 @@ class StorageEntry:
         if not self.hashers:
             return self.prefix
         if len(self.hashers) == 1:  # the common map: no per-call zip of key parts
+            if key.__class__ is bytes:  # accounts and ids, looked up many times per block: remember their keys
+                found = self._key_cache.get(key)
+                if found is None:
+                    if len(self._key_cache) >= 4096:
+                        self._key_cache.clear()
+                    found = self._key_cache[key] = self.prefix + STORAGE_HASHERS[self.hashers[0]](
+                        self.key.encode(key))  # type: ignore[union-attr]
+                return found
             return self.prefix + STORAGE_HASHERS[self.hashers[0]](self.key.encode(key))  # type: ignore[union-attr]
         out = self.prefix
         for hasher, (ktype, kvalue) in zip(self.hashers, self.key_parts(key)):
