@@ -174,7 +174,7 @@ class RpcServer:
                     conn.send(slot)
                     reply = self.handle_text(msg.data, conn)
                     if isinstance(reply, asyncio.Future):
-                        reply.add_done_callback(lambda done, slot=slot: slot.set_result(done.result()))
+                        reply.add_done_callback(lambda done, slot=slot: done.cancelled() or slot.set_result(done.result()))
                     else:
                         slot.set_result(reply)
                 elif msg.type == WSMsgType.BINARY:
@@ -232,8 +232,8 @@ class RpcServer:
                 raise RpcError(-32602, f"invalid params: {exc}") from None
             if isinstance(result, asyncio.Future):  # resolved by the chain's next write; it never fails
                 reply = asyncio.get_running_loop().create_future()
-                result.add_done_callback(lambda done: reply.set_result({"jsonrpc": "2.0", "id": rid,
-                                                                        "result": done.result()}))
+                result.add_done_callback(lambda done: done.cancelled() or reply.set_result(
+                    {"jsonrpc": "2.0", "id": rid, "result": done.result()}))
                 return reply
             if isinstance(result, Awaitable):
                 return asyncio.ensure_future(self._complete(request["method"], rid, result))
@@ -248,19 +248,17 @@ class RpcServer:
             return self._error_reply(method, rid, exc)
 
     def _error_reply(self, method: str, rid: Any, exc: Exception) -> dict:
-        try:
-            raise exc
-        except RpcError as exc:
+        if isinstance(exc, RpcError):
             return {"jsonrpc": "2.0", "id": rid, "error": exc.to_json()}
-        except ExtrinsicError as exc:
+        if isinstance(exc, ExtrinsicError):
             message, _, data = str(exc).partition(": ")
             return {"jsonrpc": "2.0", "id": rid,
                     "error": {"code": exc.code, "message": message, **({"data": data} if data else {})}}
-        except (CodecError, LookupError, ValueError) as exc:
+        if isinstance(exc, (CodecError, LookupError, ValueError)):
             return {"jsonrpc": "2.0", "id": rid, "error": {"code": -32602, "message": f"invalid params: {exc}"}}
-        except Exception:  # a bug must not take the node down; the client gets an error, the log the details
-            log.exception("internal error in %s", method)
-            return {"jsonrpc": "2.0", "id": rid, "error": {"code": -32603, "message": "Internal error"}}
+        # a bug must not take the node down; the client gets an error, the log the details
+        log.error("internal error in %s", method, exc_info=exc)
+        return {"jsonrpc": "2.0", "id": rid, "error": {"code": -32603, "message": "Internal error"}}
 
     def _subscribe(self, conn: Connection, kind: str, data: Any = None) -> str:
         if not conn.websocket:
