@@ -29,7 +29,7 @@ class Reader:
     __slots__ = ("data", "pos")
 
     def __init__(self, data: bytes | bytearray | memoryview) -> None:
-        self.data = bytes(data)
+        self.data = data if data.__class__ is bytes else bytes(data)
         self.pos = 0
 
     def read(self, n: int) -> bytes:
@@ -40,7 +40,11 @@ class Reader:
         return chunk
 
     def byte(self) -> int:
-        return self.read(1)[0]
+        pos = self.pos  # the most frequent read (enum tags, compact prefixes): without the general path
+        if pos >= len(self.data):
+            raise CodecError(f"unexpected end of input: need 1 bytes at offset {pos}, have 0")
+        self.pos = pos + 1
+        return self.data[pos]
 
     @property
     def remaining(self) -> int:
