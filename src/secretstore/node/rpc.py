@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import itertools
 import json
 import logging
@@ -21,6 +22,8 @@ from .extrinsic import ExtrinsicError, decode
 log = logging.getLogger(__name__)
 
 MAX_REQUEST_SIZE = 16 * 1024 * 1024
+_PLAIN_RESULTS = {dict, list, str, int, bool, float, type(None)}  # skip the awaitable test for the usual results
+WRITE_BUFFER_LIMIT = 4 * 1024 * 1024  # bytes waiting in a connection's socket buffer before its writer waits
 VERSION = "0.1.0"
 
 RuntimeDispatchInfo = Composite(("pallet_transaction_payment", "types", "RuntimeDispatchInfo"), [
@@ -74,6 +77,24 @@ def _account(value: Any) -> bytes:
     if len(raw) != 32:
         raise RpcError(-32602, "invalid params: account must be 32 bytes")
     return raw
+
+
+def text_frame(text: str) -> bytes:
+    """An unmasked, uncompressed final text frame (RFC 6455 5.2), as a server sends it."""
+    payload = text.encode()
+    n = len(payload)
+    if n < 126:
+        header = bytes((0x81, n))
+    elif n < 1 << 16:
+        header = bytes((0x81, 126)) + n.to_bytes(2, "big")
+    else:
+        header = bytes((0x81, 127)) + n.to_bytes(8, "big")
+    return header + payload
+
+
+def write_frames(transport: Any, frames: list[bytes]) -> None:
+    if frames and transport is not None and not transport.is_closing():
+        transport.write(b"".join(frames))
 
 
 def notification(subscription: str, method: str, result_json: str) -> str:
@@ -154,13 +175,30 @@ class RpcServer:
         self.connections.add(conn)
 
         async def writer() -> None:
+            # Everything already queued goes out in one write: one system call for many replies and notifications
+            # (each its own WebSocket frame) instead of one per message.
+            transport = request.transport
             while True:
+                frames: list[bytes] = []
                 message = await conn.outbox.get()
-                if isinstance(message, asyncio.Future):
-                    message = await message
-                if message is None:
-                    continue
-                await ws.send_str(message if isinstance(message, str) else json.dumps(message))
+                while True:
+                    if isinstance(message, asyncio.Future):
+                        if not message.done():
+                            if frames:
+                                write_frames(transport, frames)
+                                frames = []
+                            await message
+                        message = message.result()
+                    if message is not None:
+                        frames.append(text_frame(message if isinstance(message, str) else json.dumps(message)))
+                    if conn.outbox.empty():
+                        break
+                    message = conn.outbox.get_nowait()
+                if transport is None or transport.is_closing():
+                    return
+                write_frames(transport, frames)
+                while transport.get_write_buffer_size() > WRITE_BUFFER_LIMIT and not transport.is_closing():
+                    await asyncio.sleep(0.005)  # a slow reader: let the socket drain before queueing more
 
         writer_task = asyncio.create_task(writer())
         loop = asyncio.get_running_loop()
@@ -235,7 +273,7 @@ class RpcServer:
                 result.add_done_callback(lambda done: done.cancelled() or reply.set_result(
                     {"jsonrpc": "2.0", "id": rid, "result": done.result()}))
                 return reply
-            if isinstance(result, Awaitable):
+            if result.__class__ not in _PLAIN_RESULTS and inspect.isawaitable(result):
                 return asyncio.ensure_future(self._complete(request["method"], rid, result))
             return {"jsonrpc": "2.0", "id": rid, "result": result}
         except Exception as exc:
