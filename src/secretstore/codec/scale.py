@@ -275,10 +275,11 @@ class Array(ScaleType):
         self.inner = inner
         self.length = length
         self._key = ("array", inner._key, length)
+        self._bytes = inner == U8
 
     def encode(self, value: Any) -> bytes:
-        if self.inner == U8:
-            raw = _as_bytes(value, f"[u8; {self.length}]")
+        if self._bytes:
+            raw = value if value.__class__ is bytes else _as_bytes(value, f"[u8; {self.length}]")
             if len(raw) != self.length:
                 raise CodecError(f"[u8; {self.length}] expected {self.length} bytes, got {len(raw)}")
             return raw
@@ -288,7 +289,7 @@ class Array(ScaleType):
         return b"".join(self.inner.encode(v) for v in items)
 
     def decode_from(self, r: Reader) -> Any:
-        if self.inner == U8:
+        if self._bytes:
             return r.read(self.length)
         return [self.inner.decode_from(r) for _ in range(self.length)]
 
