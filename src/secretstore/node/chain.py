@@ -276,11 +276,6 @@ class Chain:
             if not pending:
                 del self.by_sender[ext.signer]
 
-    @property
-    def unsynced(self) -> int:
-        """Accepted transactions not yet on disk."""
-        return len(self._unsynced)
-
     def flush_pool(self) -> None:
         """Write the buffered pool additions in one transaction (one fsync however many there are)."""
         if self._unsynced:
