@@ -61,6 +61,7 @@ class NodeProcess:
     block_time: float | None = None
     chain_spec: Path | None = None
     log_path: Path | None = None
+    seal_per_transaction: bool = False
 
     @property
     def ws_url(self) -> str:
@@ -77,6 +78,8 @@ class NodeProcess:
             args += ["--block-time", str(self.block_time)]
         if self.chain_spec:
             args += ["--chain-spec", str(self.chain_spec)]
+        if self.seal_per_transaction:
+            args += ["--seal-per-transaction"]
         self.log_path = self.log_path or Path(self.base_path) / "node.log"
         Path(self.base_path).mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
