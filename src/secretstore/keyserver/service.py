@@ -183,15 +183,18 @@ class ChainService:
         live: set[tuple] = set()  # responses to requests that are still pending
         migrating = await self._follow_migration(tasks, live)
         pending = [(service, task) for service, service_tasks in zip(SERVICES, task_lists) for task in service_tasks]
+        for _, task in pending:
+            self._note_live(task, live)
+        # ask the chain only about tasks this server would act on now (a busy chain has many pending tasks)
+        candidates = [(service, task) for service, task in pending if self._would_act(task, migrating)]
         required = await asyncio.gather(*(
             api.is_response_required(service, self.self_id, task.key_id,
                                      task.requester if service == "document_key_shadow_retrieval" else None, at=at)
-            for service, task in pending))
+            for service, task in candidates))
         now = time.monotonic()
         seen: set[tuple] = set()
         commons = []
-        for (service, task), needed in zip(pending, required):
-            self._note_live(task, live)
+        for (service, task), needed in zip(candidates, required):
             if needed:
                 work = self._act(tasks, task, migrating, now, seen)
                 if work is not None:
@@ -216,6 +219,20 @@ class ChainService:
         else:
             requester = task.requester.hex()
             live.update({("common", key_id, requester), ("personal", key_id, requester)})
+
+    def _would_act(self, task: ServiceTask, migrating: bool) -> bool:
+        """Whether `_act` could do anything for this task now (before asking the chain if a response is required)."""
+        key_id = task.key_id.hex()
+        if isinstance(task, GenerateServerKey):
+            return not migrating and self._fresh(("generation", key_id, None)) \
+                and self.master_for(task.key_id, self.order) == self.self_id
+        if isinstance(task, RetrieveServerKey):
+            return self._fresh(("retrieval", key_id, None))
+        if isinstance(task, StoreDocumentKey):
+            return not migrating and self._fresh(("store", key_id, None))
+        if isinstance(task, RetrieveShadowDocumentKeyCommon):
+            return self._fresh(("common", key_id, task.requester.hex()))
+        return True  # personal parts: the master starts the session, the others keep their patience clock
 
     def _act(self, tasks: asyncio.TaskGroup, task: ServiceTask, migrating: bool, now: float, seen: set[tuple]):
         """Start the work a task needs from this key server; a coroutine to await if it must ask the chain first."""
