@@ -115,6 +115,34 @@ def test_sdk_sync_and_async(dev):
     asyncio.run(flow())
 
 
+def test_many_concurrent_requests_from_one_account(dev):
+    """One account, many requests in flight at once (local nonces, one block feed): every generation, store and
+    shadow retrieval completes, each with its own correct result."""
+    _, url, _, _ = dev
+    count = 12
+
+    async def flow() -> None:
+        # //Dave is a plain user of the dev chain (its claimed id is the address of secret 0x04..04); no key server
+        # signs with it, so its nonce counts exactly this test's transactions
+        dave_secret = Secret(b"\x04" * 32)
+        async with AsyncSecretStoreClient(url, "//Dave", timeout=120) as dave:
+            before = await dave.chain.account_next_index(dave.keypair.ss58_address)
+            keys = [ServerKeyId(secrets.token_bytes(32)) for _ in range(count)]
+            await asyncio.gather(*(dave.claim_key(k) for k in keys))
+            publics = await asyncio.gather(*(dave.generate_server_key(k, 1) for k in keys))
+            assert len(set(publics)) == count  # one distinct server key each
+            assert await asyncio.gather(*(dave.retrieve_server_key(k) for k in keys)) == publics
+            generated = await asyncio.gather(*(dave.store_new_document_key(k, p, dave_secret)
+                                               for k, p in zip(keys, publics)))
+            documents = await asyncio.gather(*(dave.retrieve_document_key(k, dave_secret) for k in keys))
+            assert documents == [g.document_key for g in generated]
+            # one nonce per transaction: none was lost or signed twice
+            after = await dave.chain.account_next_index(dave.keypair.ss58_address)
+            assert after - before == 5 * count
+
+    asyncio.run(flow())
+
+
 def test_ctrl_c_stops_everything(dev):
     process, _, base, _ = dev
     children = subprocess.run(["pgrep", "-f", str(base)], capture_output=True, text=True).stdout.split()

@@ -78,3 +78,21 @@ def test_metadata_structures_decode_with_scalecodec():
     types = decoded.value[1]["V14"]["types"]["types"]
     assert [t["type"]["path"] for t in types][:1] == [["sp_runtime", "DispatchError"]]
     assert any(t["type"]["path"] == ["frame_system", "AccountInfo"] for t in types)
+
+
+@given(st.binary(min_size=80, max_size=80))
+def test_fixed_size_structs_decode_as_the_field_by_field_path(raw):
+    """AccountInfo decodes through one compiled expression; it must agree with decoding each field in turn."""
+    from secretstore.codec.primitives import AccountId32, H160
+    from secretstore.codec.scale import I32, Array, Composite, Field, _decode_fields, newtype
+
+    mixed = Composite(("t", "Mixed"), [Field("a", U8), Field("b", I32), Field("c", newtype(("t", "N"), Array(U8, 3))),
+                                       Field("d", Composite(("t", "Pair"), [Field(None, U32), Field(None, U128)]))])
+    for struct in (AccountInfo, AccountId32, H160, mixed):
+        assert struct.fixed_layout(0) is not None
+        size = struct.fixed_layout(0)[0]
+        assert struct.decode(raw[:size]) == _decode_fields(struct.fields, Reader(raw[:size]))
+        assert struct.encode(struct.decode(raw[:size])) == raw[:size]
+        with pytest.raises(CodecError):
+            struct.decode(raw[:size - 1])
+    assert Composite(("t", "WithBytes"), [Field("x", Bytes)]).fixed_layout(0) is None

@@ -52,12 +52,12 @@ def test_add_then_remove_a_key_server(tmp_path):
             original, extra = network.servers[:3], network.servers[3]
             assert key_count(extra) == 0
 
-            receipt = alice.submit("add_key_server", id=extra.id.hex(), network_address=extra.address)
-            alice.wait_for_key_server_set([ks.id for ks in network.servers], timeout=90)
-            events = alice.chain.wait_for_events(lambda e: e.name in ("MigrationStarted", "MigrationCompleted"),
-                                                 from_block=receipt.block_number, timeout=10,
-                                                 stop_when=lambda found: len(found) >= 2)
+            _, events = alice.request(
+                "add_key_server", {"id": extra.id.hex(), "network_address": extra.address},
+                match=lambda e: e.name in ("MigrationStarted", "MigrationCompleted"),
+                finished=lambda found: len(found) >= 2, timeout=90)
             assert [e.name for e in events] == ["MigrationStarted", "MigrationCompleted"]
+            alice.wait_for_key_server_set([ks.id for ks in network.servers], timeout=10)
             # each server activates its new versions on its next look at the chain after completion
             eventually(lambda: key_count(extra) == 3 and all(
                 len(share_of(ks, key_id).holders) == 4 for ks in network.servers for key_id, _, _ in documents))

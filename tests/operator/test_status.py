@@ -111,8 +111,9 @@ def test_status_bad_input_is_one_line():
     finally:
         web.shutdown()
     assert result.returncode == 1
-    assert result.stderr == (f"error: cannot read the status from ws://127.0.0.1:{web.server_port}: cannot connect to "
-                             f"ws://127.0.0.1:{web.server_port}: not a WebSocket endpoint (HTTP 501)\n")
+    assert result.stderr.startswith(f"error: cannot read the status from ws://127.0.0.1:{web.server_port}: cannot "
+                                    f"connect to ws://127.0.0.1:{web.server_port}: ")
+    assert "501" in result.stderr and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     for args, message in ((["--url", "http://x:1"], "--url must be a ws:// or wss:// URL"),
                           (["--watch", "0"], "--watch must be a positive"),
                           (["--sub-port", "70000"], "--sub-port must be a TCP port")):

@@ -119,40 +119,41 @@ def task_from(value: tuple[str, Any]) -> ServiceTask:
 
 
 # ---------------------------------------------------------------------------------------------------- client
-StateCall = Callable[[str, bytes], Awaitable[bytes]]
+StateCall = Callable[[str, bytes, "str | None"], Awaitable[bytes]]
 
 
 class SecretStoreRuntimeApi:
-    """The three traits over an async `state_call(method, args) -> result bytes` (at the best block)."""
+    """The three traits over an async `state_call(method, args, at) -> result bytes`. Every read takes `at`, a block
+    hash (None: the best block), so that one scan sees one state."""
 
     def __init__(self, state_call: StateCall) -> None:
         self._state_call = state_call
 
-    async def _call(self, name: str, *args: Any) -> Any:
-        return decode_result(name, await self._state_call(name, encode_call(name, *args)))
+    async def _call(self, name: str, *args: Any, at: str | None = None) -> Any:
+        return decode_result(name, await self._state_call(name, encode_call(name, *args), at))
 
-    async def check(self, requester: Address, key_id: ServerKeyId) -> bool:
+    async def check(self, requester: Address, key_id: ServerKeyId, at: str | None = None) -> bool:
         """The ACL: may `requester` use the key?"""
-        return await self._call(f"{ACL_API}_check", bytes(requester), bytes(key_id))
+        return await self._call(f"{ACL_API}_check", bytes(requester), bytes(key_id), at=at)
 
-    async def snapshot(self, key_server: Address) -> KeyServerSetSnapshot:
-        return snapshot_from(await self._call(f"{KEY_SERVER_SET_API}_snapshot", bytes(key_server)))
+    async def snapshot(self, key_server: Address, at: str | None = None) -> KeyServerSetSnapshot:
+        return snapshot_from(await self._call(f"{KEY_SERVER_SET_API}_snapshot", bytes(key_server), at=at))
 
-    async def current_set_with_indices(self) -> dict[Address, int]:
+    async def current_set_with_indices(self, at: str | None = None) -> dict[Address, int]:
         """The current set with the indices that response masks (e.g. shadow retrieval participants) use."""
         return {Address(ks_id): index for ks_id, index in
-                await self._call(f"{KEY_SERVER_SET_API}_current_set_with_indices")}
+                await self._call(f"{KEY_SERVER_SET_API}_current_set_with_indices", at=at)}
 
-    async def tasks(self, service: Service, page: int = TASK_PAGE) -> list[ServiceTask]:
+    async def tasks(self, service: Service, page: int = TASK_PAGE, at: str | None = None) -> list[ServiceTask]:
         """Every pending request of `service`, read page by page."""
         found: list[ServiceTask] = []
         while True:
-            batch = await self._call(f"{SERVICE_API}_{service}_tasks", len(found), len(found) + page)
+            batch = await self._call(f"{SERVICE_API}_{service}_tasks", len(found), len(found) + page, at=at)
             found.extend(task_from(value) for value in batch)
             if len(batch) < page:
                 return found
 
     async def is_response_required(self, service: Service, key_server: Address, key_id: ServerKeyId,
-                                   requester: Address | None = None) -> bool:
+                                   requester: Address | None = None, at: str | None = None) -> bool:
         args = (bytes(key_server), bytes(key_id)) + ((bytes(requester),) if requester is not None else ())
-        return await self._call(f"{SERVICE_API}_is_{service}_response_required", *args)
+        return await self._call(f"{SERVICE_API}_is_{service}_response_required", *args, at=at)

@@ -7,26 +7,34 @@
     encrypted = encrypt_document(generated.document_key, b"Hello, world!")
     document_key = client.retrieve_document_key(key_id, requester_secret)
 
-Every request call waits for its result event on a finalized block (or the matching error event).
+`AsyncSecretStoreClient` is the implementation: it follows finalized blocks by subscription (one feed per client,
+shared by all its requests), and keeps its account's nonces locally, so many requests of one account can run at once
+(`asyncio.gather`). `SecretStoreClient` runs it on an event loop thread of its own for blocking code. Every request
+call waits for its result event (or the matching error event) in a finalized block.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
+import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Awaitable, Callable, Coroutine, TypeVar
 
 from substrateinterface import Keypair
 
-from ..chain.client import ChainError, ChainEvent, DispatchFailed, Receipt, SubstrateChain, TransactionRejected
-from ..chain.secretstore_api import KeyServerSetSnapshot, decode_result, encode_call, snapshot_from
+from ..chain.client import ChainError, ChainEvent, DispatchFailed, Receipt
+from ..chain.connection import BlockFeed, ChainConnection, TransactionRejected, TransactionSubmitter
+from ..chain.secretstore_api import KeyServerSetSnapshot, SecretStoreRuntimeApi
 from ..crypto import Address, Public, Secret, ServerKeyId
 from ..crypto.document import (
     GeneratedDocumentKey, decrypt_document, encrypt_document, generate_document_key, recover_document_key,
 )
 
 DEFAULT_TIMEOUT = 60.0
+PALLET = "SecretStore"
+T = TypeVar("T")
 
 
 class SecretStoreError(Exception):
@@ -82,115 +90,203 @@ def shadow_retrieval_result(events: list[ChainEvent]) -> tuple[ChainEvent, bytes
     return None
 
 
-class SecretStoreClient:
-    """Synchronous client. `signer` is a SURI (e.g. "//Alice") or a substrate-interface Keypair."""
+async def _holds(condition: Callable[[list[ChainEvent]], bool | Awaitable[bool]], events: list[ChainEvent]) -> bool:
+    result = condition(events)
+    return bool(await result) if inspect.isawaitable(result) else bool(result)
+
+
+def _about(key_id: ServerKeyId) -> Callable[[ChainEvent], bool]:
+    return lambda e: e.pallet == PALLET and isinstance(e.attributes, dict) and \
+        _bytes(e.attributes.get("id", b"")) == bytes(key_id)
+
+
+class AsyncSecretStoreClient:
+    """Asynchronous client. `signer` is a SURI (e.g. "//Alice") or a substrate-interface Keypair. Use as
+    `async with AsyncSecretStoreClient(url, signer) as client:` (or `connect()` / `aclose()`)."""
 
     def __init__(self, url: str, signer: str | Keypair, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.keypair = signer if isinstance(signer, Keypair) else Keypair.create_from_uri(signer)
-        self.chain = SubstrateChain(url, signer=self.keypair)
+        self.url = url
         self.timeout = timeout
+        self.chain = ChainConnection(url)
+        self.runtime_api = SecretStoreRuntimeApi(self.chain.state_call)
+        self.submitter = TransactionSubmitter(self.chain, self.keypair)
+        self.feed = BlockFeed(self.chain)
+        self._feed_task: asyncio.Task | None = None
+        self._connect_lock = asyncio.Lock()
 
-    def close(self) -> None:
-        self.chain.close()
+    async def connect(self) -> "AsyncSecretStoreClient":
+        async with self._connect_lock:
+            if self._feed_task is not None and not self._feed_task.done():
+                return self
+            await self.chain.connect()
+            self.feed = BlockFeed(self.chain)
+            self.submitter.forget_nonce()
+            self._feed_task = asyncio.get_running_loop().create_task(self.feed.run(), name="block-feed")
+            try:
+                async with asyncio.timeout(self.timeout):
+                    await asyncio.wait({self._feed_task, asyncio.ensure_future(self.feed.ready.wait())},
+                                       return_when=asyncio.FIRST_COMPLETED)
+            except TimeoutError:
+                raise ChainError(f"no finalized head from {self.url}") from None
+            if self._feed_task.done():
+                self._feed_task.result()  # raises the feed's error
+            return self
 
-    def __enter__(self) -> "SecretStoreClient":
-        self.chain.connect()
-        return self
+    async def aclose(self) -> None:
+        task, self._feed_task = self._feed_task, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except (asyncio.CancelledError, ChainError):
+                pass
+        await self.chain.close()
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    async def __aenter__(self) -> "AsyncSecretStoreClient":
+        return await self.connect()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
     # ------------------------------------------------------------------------------------------------ plumbing
-    def submit(self, call: str, **params: Any) -> Receipt:
-        """Submit any SecretStore call and wait until it is in a block; DispatchFailed names the module error."""
-        return self.chain.submit("SecretStore", call, params, wait_for="in_block")
+    def _receipt(self, extrinsic_hash: str, block, events: tuple[ChainEvent, ...]) -> Receipt:
+        failed = next((e for e in events if e.pallet == "System" and e.name == "ExtrinsicFailed"), None)
+        receipt = Receipt(extrinsic_hash, block.hash, block.number, failed is None, events,
+                          None if failed is None else {"dispatch_error": failed.attributes["dispatch_error"]})
+        if failed is not None:
+            pallet, name, docs = self.chain.module_error(failed.attributes["dispatch_error"])
+            raise DispatchFailed(pallet, name, docs, receipt)
+        return receipt
 
-    def _request(self, call: str, params: dict, key_id: ServerKeyId, done: Callable[[ChainEvent], bool],
-                 failed: set[str], collect: Callable[[list[ChainEvent]], bool] | None = None) -> list[ChainEvent]:
-        receipt = self.submit(call, **params)
-        try:
-            events = self.chain.wait_for_events(
-                lambda e: e.pallet == "SecretStore" and _bytes(e.attributes.get("id", b"")) == bytes(key_id) and (
-                    done(e) or e.name in failed),
-                from_block=receipt.block_number or 0, timeout=self.timeout,
-                stop_when=lambda found: any(e.name in failed for e in found) or (collect or bool)(found))
-        except ChainError as exc:
-            if "timed out" in str(exc):
-                raise RequestTimeout(f"{call} for key {key_id.hex()}: no result event: {exc}") from None
-            raise
+    async def request(self, call: str, params: dict[str, Any], match: Callable[[ChainEvent], bool] | None = None,
+                      finished: Callable[[list[ChainEvent]], bool | Awaitable[bool]] | None = None,
+                      wait: str = "in_block", timeout: float | None = None,
+                      pallet: str = PALLET) -> tuple[Receipt, list[ChainEvent]]:
+        """Submit `pallet.call(params)` (SecretStore by default); wait for its block (`wait` "in_block" or "finalized": the same here,
+        blocks are followed as they are finalized; "pool": return once the pool accepted it), then, if `match` is
+        given, collect matching events of later blocks until `finished(collected)` holds (it is asked once with no
+        events right after inclusion too). DispatchFailed names a module error; RequestTimeout if nothing decides in
+        `timeout` seconds."""
+        await self.connect()
+        deadline = time.monotonic() + (timeout or self.timeout)
+        async with self.feed.watch() as blocks:
+            extrinsic_hash = await self.submitter.submit(pallet, call, params)
+            if wait == "pool":
+                return Receipt(extrinsic_hash), []
+            receipt: Receipt | None = None
+            collected: list[ChainEvent] = []
+            while True:
+                try:
+                    async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                        block = await blocks.get()
+                except TimeoutError:
+                    what = "inclusion" if receipt is None else "its result event"
+                    raise RequestTimeout(f"{call}: no {what} within {timeout or self.timeout:.0f}s") from None
+                if isinstance(block, BaseException):
+                    raise block
+                if receipt is None:
+                    events = block.extrinsic_events(extrinsic_hash)
+                    if events is None:
+                        continue
+                    receipt = self._receipt(extrinsic_hash, block, events)
+                    if match is None or (finished is not None and await _holds(finished, collected)):
+                        return receipt, []
+                    continue  # key servers answer in later blocks
+                assert match is not None
+                found = [e for e in block.events if match(e)]
+                if not found:
+                    continue
+                collected.extend(found)
+                if finished is None or await _holds(finished, collected):
+                    return receipt, collected
+
+    async def submit(self, call: str, **params: Any) -> Receipt:
+        """Submit any SecretStore call and wait until it is in a block; DispatchFailed names the module error."""
+        receipt, _ = await self.request(call, params)
+        return receipt
+
+    async def _service(self, call: str, params: dict, key_id: ServerKeyId, done: Callable[[ChainEvent], bool],
+                       failed: set[str], complete: Callable[[list[ChainEvent]], bool] | None = None
+                       ) -> list[ChainEvent]:
+        about = _about(key_id)
+        _, events = await self.request(
+            call, params, match=lambda e: about(e) and (done(e) or e.name in failed),
+            finished=lambda found: any(e.name in failed for e in found) or (complete or bool)(found))
         for event in events:
             if event.name in failed:
                 raise RequestFailed(event.name, key_id)
         return events
 
     # ----------------------------------------------------------------------------------------------- ownership
-    def claim_key(self, key_id: ServerKeyId) -> None:
-        self.submit("claim_key", id=key_id.hex())
+    async def claim_key(self, key_id: ServerKeyId) -> None:
+        await self.submit("claim_key", id=key_id.hex())
 
-    def transfer_key(self, key_id: ServerKeyId, new_owner: Address) -> None:
-        self.submit("transfer_key", id=key_id.hex(), new_claimant=new_owner.hex())
+    async def transfer_key(self, key_id: ServerKeyId, new_owner: Address) -> None:
+        await self.submit("transfer_key", id=key_id.hex(), new_claimant=new_owner.hex())
 
     # ------------------------------------------------------------------------------------------------- services
-    def generate_server_key(self, key_id: ServerKeyId, threshold: int) -> Public:
-        events = self._request("generate_server_key", {"id": key_id.hex(), "threshold": threshold}, key_id,
-                               lambda e: e.name == "ServerKeyGenerated", {"ServerKeyGenerationError"})
+    async def generate_server_key(self, key_id: ServerKeyId, threshold: int) -> Public:
+        events = await self._service("generate_server_key", {"id": key_id.hex(), "threshold": threshold}, key_id,
+                                     lambda e: e.name == "ServerKeyGenerated", {"ServerKeyGenerationError"})
         return Public(_bytes(events[0].attributes["public"]))
 
-    def retrieve_server_key(self, key_id: ServerKeyId) -> Public:
-        events = self._request("retrieve_server_key", {"id": key_id.hex()}, key_id,
-                               lambda e: e.name == "ServerKeyRetrieved", {"ServerKeyRetrievalError"})
+    async def retrieve_server_key(self, key_id: ServerKeyId) -> Public:
+        events = await self._service("retrieve_server_key", {"id": key_id.hex()}, key_id,
+                                     lambda e: e.name == "ServerKeyRetrieved", {"ServerKeyRetrievalError"})
         return Public(_bytes(events[0].attributes["public"]))
 
-    def store_document_key(self, key_id: ServerKeyId, common_point: Public, encrypted_point: Public) -> None:
-        self._request("store_document_key", {"id": key_id.hex(), "common_point": common_point.hex(),
-                                             "encrypted_point": encrypted_point.hex()}, key_id,
-                      lambda e: e.name == "DocumentKeyStored", {"DocumentKeyStoreError"})
+    async def store_document_key(self, key_id: ServerKeyId, common_point: Public, encrypted_point: Public) -> None:
+        await self._service("store_document_key", {"id": key_id.hex(), "common_point": common_point.hex(),
+                                                   "encrypted_point": encrypted_point.hex()}, key_id,
+                            lambda e: e.name == "DocumentKeyStored", {"DocumentKeyStoreError"})
 
-    def store_new_document_key(self, key_id: ServerKeyId, server_key: Public, author: Secret) -> GeneratedDocumentKey:
+    async def store_new_document_key(self, key_id: ServerKeyId, server_key: Public,
+                                     author: Secret) -> GeneratedDocumentKey:
         """Generate a document key for the server key and store it with the key servers."""
         generated = generate_document_key(server_key, author.public())
-        self.store_document_key(key_id, generated.common_point, generated.encrypted_point)
+        await self.store_document_key(key_id, generated.common_point, generated.encrypted_point)
         return generated
 
-    def retrieve_document_key_shadow(self, key_id: ServerKeyId, requester: Secret) -> DocumentKeyShadow:
+    async def retrieve_document_key_shadow(self, key_id: ServerKeyId, requester: Secret) -> DocumentKeyShadow:
         requester_id = bytes(requester.public().address())
 
         def mine(e: ChainEvent) -> bool:
             return _bytes(e.attributes.get("requester", b"")) == requester_id and e.name in (
-                "DocumentKeyCommonRetrieved", "DocumentKeyPersonalRetrieved")
+                "DocumentKeyCommonRetrieved", "DocumentKeyPersonalRetrieved", "DocumentKeyShadowRetrievalError")
 
-        events = self._request("retrieve_document_key_shadow", {"id": key_id.hex(),
-                                                                 "requester_public": requester.public().hex()},
-                               key_id, mine, {"DocumentKeyShadowRetrievalError"},
-                               lambda found: shadow_retrieval_result(found) is not None)
+        events = await self._service(
+            "retrieve_document_key_shadow", {"id": key_id.hex(), "requester_public": requester.public().hex()},
+            key_id, mine, {"DocumentKeyShadowRetrievalError"}, lambda found: shadow_retrieval_result(found) is not None)
         result = shadow_retrieval_result(events)
         assert result is not None  # the wait above ends only on an error event (raised) or a complete result
         common, decrypted, shadows = result
         return DocumentKeyShadow(Public(_bytes(common.attributes["common_point"])), common.attributes["threshold"],
                                  Public(decrypted), shadows)
 
-    def retrieve_document_key(self, key_id: ServerKeyId, requester: Secret) -> Public:
+    async def retrieve_document_key(self, key_id: ServerKeyId, requester: Secret) -> Public:
         """Shadow retrieval plus local decryption: the document key, which only the requester can compute."""
-        return self.retrieve_document_key_shadow(key_id, requester).document_key(requester)
+        return (await self.retrieve_document_key_shadow(key_id, requester)).document_key(requester)
 
     # -------------------------------------------------------------------------------------------- key server set
-    def key_server_set(self) -> KeyServerSetSnapshot:
-        """The current / new sets and the running migration (SecretStoreKeyServerSetApi_snapshot)."""
-        name = "SecretStoreKeyServerSetApi_snapshot"
-        # asked for the zero id: the sets do not depend on who asks, only `is_confirmed` does
-        return snapshot_from(decode_result(name, self.chain.state_call(name, encode_call(name, bytes(20)))))
+    async def key_server_set(self) -> KeyServerSetSnapshot:
+        """The current / new sets and the running migration (SecretStoreKeyServerSetApi_snapshot), as seen by
+        nobody in particular (`is_confirmed` is for the zero id)."""
+        await self.connect()
+        return await self.runtime_api.snapshot(Address(bytes(20)))
 
-    def wait_for_key_server_set(self, ids: list[Address], timeout: float | None = None) -> None:
+    async def wait_for_key_server_set(self, ids: list[Address], timeout: float | None = None) -> None:
         """Until no migration runs and the current set is exactly `ids` (e.g. after add/remove_key_server)."""
-        deadline = time.monotonic() + (timeout or self.timeout)
         wanted = sorted(bytes(i) for i in ids)
-        while True:
-            snap = self.key_server_set()
-            if snap.migration is None and sorted(bytes(ks_id) for ks_id in snap.current_set) == wanted:
-                return
-            if time.monotonic() > deadline:
-                raise RequestTimeout("the key server set did not reach the expected members in time")
-            time.sleep(0.2)
+        try:
+            async with asyncio.timeout(timeout or self.timeout):
+                while True:
+                    snap = await self.key_server_set()
+                    if snap.migration is None and sorted(bytes(ks_id) for ks_id in snap.current_set) == wanted:
+                        return
+                    await asyncio.sleep(0.1)
+        except TimeoutError:
+            raise RequestTimeout("the key server set did not reach the expected members in time") from None
 
     @staticmethod
     def encrypt_document(document_key: Public, plaintext: bytes) -> bytes:
@@ -201,40 +297,98 @@ class SecretStoreClient:
         return decrypt_document(document_key, encrypted)
 
 
-class AsyncSecretStoreClient:
-    """The same flows for asyncio code; each call runs the blocking client in a worker thread with a timeout."""
+class _LoopThread:
+    """An event loop on a daemon thread of its own, for the blocking client."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="secretstore-client", daemon=True)
+        self.thread.start()
+
+    def run(self, coroutine: Coroutine[Any, Any, T], timeout: float) -> T:
+        future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            future.cancel()
+            raise RequestTimeout(f"no answer within {timeout:.0f}s") from None
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=5)
+        if not self.thread.is_alive():
+            self.loop.close()
+
+
+class SecretStoreClient:
+    """Blocking client: the asynchronous one, run on an event loop thread of its own. Same methods, same errors."""
 
     def __init__(self, url: str, signer: str | Keypair, timeout: float = DEFAULT_TIMEOUT) -> None:
-        self.sync = SecretStoreClient(url, signer, timeout)
         self.timeout = timeout
+        self._thread = _LoopThread()
+        self.aio = AsyncSecretStoreClient(url, signer, timeout)
+        self.keypair = self.aio.keypair
 
-    async def _run(self, fn: Callable, *args: Any) -> Any:
-        async with asyncio.timeout(self.timeout + 10):
-            return await asyncio.to_thread(fn, *args)
+    def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return self._thread.run(coroutine, self.timeout + 10)
 
-    async def claim_key(self, key_id: ServerKeyId) -> None:
-        await self._run(self.sync.claim_key, key_id)
+    def connect(self) -> "SecretStoreClient":
+        self._run(self.aio.connect())
+        return self
 
-    async def transfer_key(self, key_id: ServerKeyId, new_owner: Address) -> None:
-        await self._run(self.sync.transfer_key, key_id, new_owner)
+    def close(self) -> None:
+        try:
+            self._run(self.aio.aclose())
+        finally:
+            self._thread.stop()
 
-    async def generate_server_key(self, key_id: ServerKeyId, threshold: int) -> Public:
-        return await self._run(self.sync.generate_server_key, key_id, threshold)
+    def __enter__(self) -> "SecretStoreClient":
+        return self.connect()
 
-    async def retrieve_server_key(self, key_id: ServerKeyId) -> Public:
-        return await self._run(self.sync.retrieve_server_key, key_id)
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
-    async def store_new_document_key(self, key_id: ServerKeyId, server_key: Public, author: Secret) -> GeneratedDocumentKey:
-        return await self._run(self.sync.store_new_document_key, key_id, server_key, author)
+    def request(self, call: str, params: dict[str, Any], match: Callable[[ChainEvent], bool] | None = None,
+                finished: Callable[[list[ChainEvent]], bool] | None = None, wait: str = "in_block",
+                timeout: float | None = None, pallet: str = PALLET) -> tuple[Receipt, list[ChainEvent]]:
+        return self._thread.run(self.aio.request(call, params, match, finished, wait, timeout, pallet),
+                                (timeout or self.timeout) + 10)
 
-    async def retrieve_document_key_shadow(self, key_id: ServerKeyId, requester: Secret) -> DocumentKeyShadow:
-        return await self._run(self.sync.retrieve_document_key_shadow, key_id, requester)
+    def submit(self, call: str, **params: Any) -> Receipt:
+        return self._run(self.aio.submit(call, **params))
 
-    async def retrieve_document_key(self, key_id: ServerKeyId, requester: Secret) -> Public:
-        return await self._run(self.sync.retrieve_document_key, key_id, requester)
+    def claim_key(self, key_id: ServerKeyId) -> None:
+        self._run(self.aio.claim_key(key_id))
 
-    async def aclose(self) -> None:
-        await asyncio.to_thread(self.sync.close)
+    def transfer_key(self, key_id: ServerKeyId, new_owner: Address) -> None:
+        self._run(self.aio.transfer_key(key_id, new_owner))
+
+    def generate_server_key(self, key_id: ServerKeyId, threshold: int) -> Public:
+        return self._run(self.aio.generate_server_key(key_id, threshold))
+
+    def retrieve_server_key(self, key_id: ServerKeyId) -> Public:
+        return self._run(self.aio.retrieve_server_key(key_id))
+
+    def store_document_key(self, key_id: ServerKeyId, common_point: Public, encrypted_point: Public) -> None:
+        self._run(self.aio.store_document_key(key_id, common_point, encrypted_point))
+
+    def store_new_document_key(self, key_id: ServerKeyId, server_key: Public, author: Secret) -> GeneratedDocumentKey:
+        return self._run(self.aio.store_new_document_key(key_id, server_key, author))
+
+    def retrieve_document_key_shadow(self, key_id: ServerKeyId, requester: Secret) -> DocumentKeyShadow:
+        return self._run(self.aio.retrieve_document_key_shadow(key_id, requester))
+
+    def retrieve_document_key(self, key_id: ServerKeyId, requester: Secret) -> Public:
+        return self._run(self.aio.retrieve_document_key(key_id, requester))
+
+    def key_server_set(self) -> KeyServerSetSnapshot:
+        return self._run(self.aio.key_server_set())
+
+    def wait_for_key_server_set(self, ids: list[Address], timeout: float | None = None) -> None:
+        self._thread.run(self.aio.wait_for_key_server_set(ids, timeout), (timeout or self.timeout) + 10)
+
+    encrypt_document = staticmethod(encrypt_document)
+    decrypt_document = staticmethod(decrypt_document)
 
 
 __all__ = ["SecretStoreClient", "AsyncSecretStoreClient", "DocumentKeyShadow", "SecretStoreError", "RequestFailed",

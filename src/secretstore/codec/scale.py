@@ -29,7 +29,7 @@ class Reader:
     __slots__ = ("data", "pos")
 
     def __init__(self, data: bytes | bytearray | memoryview) -> None:
-        self.data = bytes(data)
+        self.data = data if data.__class__ is bytes else bytes(data)
         self.pos = 0
 
     def read(self, n: int) -> bytes:
@@ -40,7 +40,11 @@ class Reader:
         return chunk
 
     def byte(self) -> int:
-        return self.read(1)[0]
+        pos = self.pos  # the most frequent read (enum tags, compact prefixes): without the general path
+        if pos >= len(self.data):
+            raise CodecError(f"unexpected end of input: need 1 bytes at offset {pos}, have 0")
+        self.pos = pos + 1
+        return self.data[pos]
 
     @property
     def remaining(self) -> int:
@@ -116,6 +120,12 @@ class ScaleType:
         """This type's `TypeDef` as a metadata variant value; child types are registered in `registry`."""
         raise NotImplementedError
 
+    def fixed_layout(self, offset: int) -> "tuple[int, str] | None":
+        """(size, Python expression decoding the value from `data` at `offset`) for a type whose values all have
+        the same size and for which every byte string of that size is valid (integers, byte arrays and structs of
+        them): such a struct decodes with one bounds check and one compiled expression. None for the other types."""
+        return None
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, ScaleType) and self._key == other._key
 
@@ -132,6 +142,27 @@ class Primitive(ScaleType):
         self.size = size
         self.signed = signed
         self._key = ("prim", name)
+        if name not in ("bool", "str"):  # integers, the hot case: skip the name tests on every call
+            self.encode = self._encode_int  # type: ignore[method-assign]
+            self.decode_from = self._decode_int  # type: ignore[method-assign]
+
+    def _encode_int(self, value: Any) -> bytes:
+        if value.__class__ is not int:
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise CodecError(f"{self.name} expected an int, got {value!r}")
+        try:
+            return value.to_bytes(self.size, "little", signed=self.signed)
+        except OverflowError:
+            raise CodecError(f"{value} out of range for {self.name}") from None
+
+    def _decode_int(self, r: Reader) -> Any:
+        return int.from_bytes(r.read(self.size), "little", signed=self.signed)
+
+    def fixed_layout(self, offset: int):
+        if self.name in ("bool", "str"):
+            return None
+        end = offset + self.size  # type: ignore[operator]
+        return self.size, f"_int(data[{offset}:{end}], 'little'{', signed=True' if self.signed else ''})"
 
     def encode(self, value: Any) -> bytes:
         if self.name == "bool":
@@ -214,19 +245,20 @@ class Sequence(ScaleType):
         self.inner = inner
         self.max_len = max_len
         self._key = ("seq", inner._key)
+        self._bytes = inner == U8
 
     def encode(self, value: Any) -> bytes:
-        if self.inner is U8 or self.inner == U8:
+        if self._bytes:
             raw = _as_bytes(value, "Vec<u8>")
             return encode_compact(len(raw)) + raw
         items = list(value)
-        return encode_compact(len(items)) + b"".join(self.inner.encode(v) for v in items)
+        return encode_compact(len(items)) + b"".join([self.inner.encode(v) for v in items])
 
     def decode_from(self, r: Reader) -> Any:
         n = decode_compact(r)
         if self.max_len is not None and n > self.max_len:
             raise CodecError(f"sequence of {n} items exceeds the limit of {self.max_len}")
-        if self.inner == U8:
+        if self._bytes:
             return r.read(n)
         if n > r.remaining:  # every item takes at least one byte except zero-sized ones, which we never declare
             raise CodecError(f"sequence length {n} exceeds the remaining input")
@@ -243,10 +275,11 @@ class Array(ScaleType):
         self.inner = inner
         self.length = length
         self._key = ("array", inner._key, length)
+        self._bytes = inner == U8
 
     def encode(self, value: Any) -> bytes:
-        if self.inner == U8:
-            raw = _as_bytes(value, f"[u8; {self.length}]")
+        if self._bytes:
+            raw = value if value.__class__ is bytes else _as_bytes(value, f"[u8; {self.length}]")
             if len(raw) != self.length:
                 raise CodecError(f"[u8; {self.length}] expected {self.length} bytes, got {len(raw)}")
             return raw
@@ -256,9 +289,14 @@ class Array(ScaleType):
         return b"".join(self.inner.encode(v) for v in items)
 
     def decode_from(self, r: Reader) -> Any:
-        if self.inner == U8:
+        if self._bytes:
             return r.read(self.length)
         return [self.inner.decode_from(r) for _ in range(self.length)]
+
+    def fixed_layout(self, offset: int):
+        if self.inner != U8:
+            return None
+        return self.length, f"data[{offset}:{offset + self.length}]"
 
     def type_def(self, registry: "TypeRegistry") -> tuple[str, Any]:
         return ("Array", {"len": self.length, "type_param": registry.register(self.inner)})
@@ -297,24 +335,32 @@ def _fields_key(fields: Seq[Field]) -> tuple:
     return tuple((f.name, f.type._key, f.type_name) for f in fields)
 
 
-def _encode_fields(fields: Seq[Field], value: Any, what: str) -> bytes:
+def _encode_fields(fields: Seq[Field], value: Any, what: Any) -> bytes:
+    """`what` names the type in error messages: a string, or a callable making it (built only on an error)."""
     if not fields:
         if value not in (None, (), {}):
-            raise CodecError(f"{what} takes no fields, got {value!r}")
+            raise CodecError(f"{_what(what)} takes no fields, got {value!r}")
         return b""
     if fields[0].name is not None:
         if not isinstance(value, dict):
-            raise CodecError(f"{what} expected a dict of fields, got {type(value).__name__}")
-        missing = [f.name for f in fields if f.name not in value]
-        if missing:
-            raise CodecError(f"{what} is missing field(s) {', '.join(missing)}")
-        return b"".join(f.type.encode(value[f.name]) for f in fields)
+            raise CodecError(f"{_what(what)} expected a dict of fields, got {type(value).__name__}")
+        try:
+            return b"".join([f.type.encode(value[f.name]) for f in fields])
+        except KeyError:
+            missing = [f.name for f in fields if f.name not in value]
+            if not missing:
+                raise
+            raise CodecError(f"{_what(what)} is missing field(s) {', '.join(missing)}") from None
     if len(fields) == 1:
         return fields[0].type.encode(value)
     values = tuple(value)
     if len(values) != len(fields):
-        raise CodecError(f"{what} expected {len(fields)} values, got {len(values)}")
-    return b"".join(f.type.encode(v) for f, v in zip(fields, values))
+        raise CodecError(f"{_what(what)} expected {len(fields)} values, got {len(values)}")
+    return b"".join([f.type.encode(v) for f, v in zip(fields, values)])
+
+
+def _what(what: Any) -> str:
+    return what() if callable(what) else what
 
 
 def _decode_fields(fields: Seq[Field], r: Reader) -> Any:
@@ -348,12 +394,40 @@ class Composite(ScaleType):
             raise ValueError("a composite's fields are either all named or all unnamed")
         self._key = ("composite", self.path, _fields_key(self.fields),
                      tuple((n, t._key if t else None) for n, t in self.params))
+        self._what = "::".join(self.path) or "struct"
+        layout = self.fixed_layout(0)
+        if layout is not None:
+            # e.g. AccountInfo, read several times per transaction: one compiled expression instead of a call per field
+            self._fixed_size = layout[0]
+            self._fixed_decode = eval(f"lambda data: {layout[1]}", {"_int": int.from_bytes})
+            self.decode_from = self._decode_fixed  # type: ignore[method-assign]
 
     def encode(self, value: Any) -> bytes:
-        return _encode_fields(self.fields, value, "::".join(self.path) or "struct")
+        return _encode_fields(self.fields, value, self._what)
 
     def decode_from(self, r: Reader) -> Any:
         return _decode_fields(self.fields, r)
+
+    def _decode_fixed(self, r: Reader) -> Any:
+        return self._fixed_decode(r.read(self._fixed_size))
+
+    def fixed_layout(self, offset: int):
+        if not self.fields:
+            return None
+        parts, start = [], offset
+        for f in self.fields:
+            part = f.type.fixed_layout(offset)
+            if part is None:
+                return None
+            parts.append(part[1])
+            offset += part[0]
+        if self.fields[0].name is not None:
+            expr = "{" + ", ".join(f"{f.name!r}: {e}" for f, e in zip(self.fields, parts)) + "}"
+        elif len(parts) == 1:
+            expr = parts[0]
+        else:
+            expr = "(" + ", ".join(parts) + ",)"
+        return offset - start, expr
 
     def type_def(self, registry: "TypeRegistry") -> tuple[str, Any]:
         return ("Composite", {"fields": _fields_meta(self.fields, registry)})
@@ -365,6 +439,9 @@ class VariantDef:
     index: int
     fields: tuple[Field, ...] = ()
     docs: tuple[str, ...] = ()
+
+
+_INDEX_BYTE = [bytes([i]) for i in range(256)]
 
 
 class Variant(ScaleType):
@@ -395,7 +472,11 @@ class Variant(ScaleType):
         v = self.by_name.get(name)
         if v is None:
             raise CodecError(f"{'::'.join(self.path)} has no variant {name!r}")
-        return bytes([v.index]) + _encode_fields(v.fields, payload, f"{'::'.join(self.path)}::{name}")
+        if not v.fields:
+            if payload not in (None, (), {}):
+                raise CodecError(f"{'::'.join(self.path)}::{name} takes no fields, got {payload!r}")
+            return _INDEX_BYTE[v.index]
+        return _INDEX_BYTE[v.index] + _encode_fields(v.fields, payload, lambda: f"{'::'.join(self.path)}::{name}")
 
     def decode_from(self, r: Reader) -> Any:
         index = r.byte()

@@ -6,6 +6,7 @@
   the decryption math (node shadows, joint shadow point, common shadow point), Schnorr.
 - `ecies`: parity-crypto compatible ECIES.
 - `document`: document keys, document encryption, generate-document-key, shadow decryption.
+- `signing`: joint random sharings, threshold Schnorr (Parity's variant) and threshold ECDSA.
 """
 
 from .keys import (

@@ -1,9 +1,10 @@
 """Prometheus metrics of a key server (`secretstore key-server --metrics-port P`), served on 127.0.0.1 by default.
 
 `KeyServerMetrics.instrument` attaches to a running key server's parts from the outside, so the session, cluster and
-chain service code carries no metric calls: it wraps the master side of each session kind on `KeyServerCore`, the
-service's scan of the chain and the chain client's `submit`, and reads peers and stored shares when scraped. A session
-kind a later change adds is counted by listing its `KeyServerCore` method in SESSION_KINDS.
+chain service code carries no metric calls: it wraps the master side of each session kind on `KeyServerCore` (chain
+requests and the HTTP API's direct sessions alike), the service's scan of the chain and its transaction submitter, and
+reads peers, stored shares and the service's head when scraped. A session kind a later change adds is counted by
+listing its `KeyServerCore` method in SESSION_KINDS.
 Nothing secret is a label or a value: labels are session kinds and response call names, values are counts and times.
 """
 
@@ -22,6 +23,12 @@ SESSION_KINDS = {
     "generate_server_key": "server_key_generation",
     "retrieve_document_key_shadow": "document_key_shadow_retrieval",
     "migrate": "servers_set_change",
+    # direct sessions of the HTTP API
+    "store_document_key": "document_key_store",
+    "generate_document_key": "document_key_generation",
+    "retrieve_document_key": "document_key_retrieval",
+    "retrieve_document_key_shadow_direct": "document_key_shadow_retrieval_direct",
+    "sign": "signing",
 }
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
@@ -42,21 +49,19 @@ class KeyServerMetrics:
                                  buckets=LATENCY_BUCKETS, registry=r)
         self.shares = Gauge("secretstore_keyserver_shares_stored", "Server keys this key server holds a share of",
                             registry=r)
-        self.chain_head = Gauge("secretstore_keyserver_chain_head", "Finalized block number last read from the chain",
+        self.chain_head = Gauge("secretstore_keyserver_chain_head", "Latest finalized block the key server heard of",
                                 registry=r)
         self.processed = Gauge("secretstore_keyserver_chain_processed_block",
                                "Finalized block whose pending requests were last fully scanned", registry=r)
         self.lag = Gauge("secretstore_keyserver_chain_lag_blocks",
-                         "Finalized blocks the key server has read but not scanned yet", registry=r)
-        self.lag.set_function(lambda: max(0.0, self._head - self._processed) if self._processed >= 0 else self._head)
+                         "Finalized blocks the key server heard of but has not scanned yet", registry=r)
         self.last_scan = Gauge("secretstore_keyserver_chain_last_scan_timestamp_seconds",
                                "Unix time of the last complete scan of the chain's pending requests", registry=r)
         self.submitted = Counter("secretstore_keyserver_responses_submitted",
                                  "Responses (transactions) accepted by the node, by call", ["call"], registry=r)
         self.rejected = Counter("secretstore_keyserver_responses_failed",
                                 "Responses the node refused or that could not be sent, by call", ["call"], registry=r)
-        self._head = 0.0
-        self._processed = -1.0
+        self._processed = -1
         for kind in SESSION_KINDS.values():  # every kind shows from the first scrape on, at 0
             for metric in (self.started, self.succeeded, self.failed):
                 metric.labels(kind)
@@ -65,8 +70,8 @@ class KeyServerMetrics:
     def instrument(self, core: Any, cluster: Any, service: Any, storage: Any) -> "KeyServerMetrics":
         """Attach to a key server's KeyServerCore, Cluster, ChainService and KeyStorage (see the module docstring)."""
         # a renamed hook point must fail here, loudly, rather than leave a metric that silently stops moving
-        for owner, names in ((core, list(SESSION_KINDS)), (service, ["process", "chain", "head_number"]),
-                             (service.chain if hasattr(service, "chain") else None, ["finalized_head", "submit"]),
+        for owner, names in ((core, list(SESSION_KINDS)), (service, ["process", "submitter", "head_number"]),
+                             (getattr(service, "submitter", None), ["submit"]),
                              (cluster, ["connections"]), (storage, ["key_ids"])):
             missing = [name for name in names if owner is None or not hasattr(owner, name)]
             if missing:
@@ -75,9 +80,11 @@ class KeyServerMetrics:
             setattr(core, method, self._session(kind, getattr(core, method)))
         self.peers.set_function(lambda: sum(1 for c in list(cluster.connections.values()) if not c.closed))
         self.shares.set_function(lambda: len(storage.key_ids()))
+        self.chain_head.set_function(lambda: service.head_number)
+        self.lag.set_function(lambda: max(0, service.head_number - self._processed) if self._processed >= 0
+                              else service.head_number)
         service.process = self._scan(service, service.process)
-        service.chain.finalized_head = self._head_read(service.chain.finalized_head)
-        service.chain.submit = self._submit(service.chain.submit)
+        service.submitter.submit = self._submit(service.submitter.submit)
         return self
 
     def _session(self, kind: str, run: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
@@ -96,21 +103,12 @@ class KeyServerMetrics:
             return result
         return timed
 
-    def _head_read(self, read: Callable[[], Awaitable[tuple[int, str]]]) -> Callable[[], Awaitable[tuple[int, str]]]:
-        @functools.wraps(read)
-        async def observed() -> tuple[int, str]:
-            head = await read()
-            self._head = float(head[0])
-            self.chain_head.set(head[0])
-            return head
-        return observed
-
     def _scan(self, service: Any, process: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
         @functools.wraps(process)
         async def observed(*args: Any, **kwargs: Any) -> None:
             head = service.head_number  # the block this scan reads (set by the service before it scans)
             await process(*args, **kwargs)
-            self._processed = float(head)
+            self._processed = head
             self.processed.set(head)
             self.last_scan.set(time.time())
         return observed

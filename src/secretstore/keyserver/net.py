@@ -54,7 +54,11 @@ class PeerUnavailable(ClusterError):
 
 
 class RemoteError(ClusterError):
-    """The peer refused or failed the request; the message is the peer's."""
+    """The peer refused or failed the request; the message (and the error code, when it gave one) is the peer's."""
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class HandshakeError(ClusterError):
@@ -335,6 +339,9 @@ class Cluster:
         except Exception as exc:  # the peer gets the reason; this server keeps serving
             reply["ok"] = False
             reply["error"] = str(exc) or type(exc).__name__
+            code = getattr(exc, "code", None)  # lets the master tell e.g. "access denied" from a failure
+            if isinstance(code, str):
+                reply["code"] = code
         with contextlib.suppress(ClusterError, OSError):
             await conn.send(reply)
 
@@ -360,7 +367,9 @@ class Cluster:
         finally:
             conn.pending.pop(request_id, None)
         if not reply.get("ok"):
-            raise RemoteError(f"key server {peer.hex()}: {reply.get('error', 'request failed')}")
+            code = reply.get("code")
+            raise RemoteError(f"key server {peer.hex()}: {reply.get('error', 'request failed')}",
+                              code if isinstance(code, str) and len(code) <= 40 else None)
         body = reply.get("body")
         if not isinstance(body, dict):
             raise RemoteError(f"key server {peer.hex()} sent a malformed answer")

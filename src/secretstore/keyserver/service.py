@@ -20,10 +20,12 @@ from pathlib import Path
 
 from substrateinterface import Keypair
 
-from ..chain.client import AsyncChain, ChainError, SubstrateChain
+from ..chain.connection import ChainConnection, TransactionSubmitter
+from ..chain.errors import ChainError
+from ..chain.rpc import header_hash, header_number
 from ..chain.secretstore_api import (
-    GenerateServerKey, KeyServerSetSnapshot, RetrieveServerKey, RetrieveShadowDocumentKeyCommon,
-    RetrieveShadowDocumentKeyPersonal, SecretStoreRuntimeApi, StoreDocumentKey,
+    SERVICES, GenerateServerKey, KeyServerSetSnapshot, RetrieveServerKey, RetrieveShadowDocumentKeyCommon,
+    RetrieveShadowDocumentKeyPersonal, SecretStoreRuntimeApi, ServiceTask, StoreDocumentKey,
 )
 from ..crypto import Address, KeyPair, Public, Secret, ServerKeyId
 from ..crypto.math import common_shadow_point
@@ -34,7 +36,6 @@ from .storage import DocumentKeyAlreadyStored, KeyStorage, KeyStorageError
 
 log = logging.getLogger(__name__)
 
-POLL_INTERVAL = 0.1
 RESUBMIT_AFTER = 10.0
 RESCAN_AFTER = 5.0  # scan again even without a new block, so time-based retries happen on a quiet chain
 PERSONAL_PART_PATIENCE = 60.0  # a key server not picked for a retrieval reports an error after this long
@@ -53,15 +54,17 @@ MIGRATION_RETRY = 20.0  # the migration master runs the set change again if it i
 
 @dataclass
 class ChainService:
-    chain: AsyncChain
+    chain: ChainConnection
     core: KeyServerCore
     directory: KeyServerDirectory
     runtime_api: SecretStoreRuntimeApi
+    submitter: TransactionSubmitter
     submissions: asyncio.Queue = field(default_factory=asyncio.Queue)
     indices: dict[Address, int] = field(default_factory=dict)
     order: list[Address] = field(default_factory=list)
     inflight: set[tuple] = field(default_factory=set)
-    submitted: dict[tuple, tuple[float, int]] = field(default_factory=dict)  # key -> (time, head when queued)
+    # response key -> (time, head when the pool accepted it; None while it is still being sent)
+    submitted: dict[tuple, tuple[float, int | None]] = field(default_factory=dict)
     head_number: int = 0
     first_seen: dict[tuple, float] = field(default_factory=dict)
     synced: asyncio.Event = field(default_factory=asyncio.Event)
@@ -76,14 +79,10 @@ class ChainService:
     async def check_access(self, key_id: ServerKeyId, requester: Address) -> bool:
         return await self.runtime_api.check(requester, key_id)
 
-    async def required(self, service: str, key_id: ServerKeyId, requester: Address | None = None) -> bool:
-        return await self.runtime_api.is_response_required(service, self.self_id, key_id, requester)  # type: ignore[arg-type]
-
-    async def refresh_set(self) -> None:
+    def refresh_set(self, snap: KeyServerSetSnapshot, indices: dict[Address, int]) -> None:
         """Current set with the chain's indices for sessions; current, new and migration sets for who may connect."""
-        self.snapshot = snap = await self.runtime_api.snapshot(self.self_id)
-        self.indices = await self.runtime_api.current_set_with_indices()
-        self.order = sorted(self.indices, key=self.indices.__getitem__)
+        self.snapshot, self.indices = snap, indices
+        self.order = sorted(indices, key=indices.__getitem__)
         addresses = {}
         for ks_id, address in snap.members().items():
             if ks_id != self.self_id:
@@ -107,49 +106,57 @@ class ChainService:
 
     # --------------------------------------------------------------------------------------------- main loops
     async def run(self) -> None:
+        """Scan the chain on every finalized head (by subscription; a quiet chain is scanned every RESCAN_AFTER
+        seconds for the time-based retries); reconnect after losing the node."""
         async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(self._submitter())
-            last, scanned = None, 0.0
+            tasks.create_task(self._submit_responses())
             while True:
                 try:
-                    head = await self.chain.finalized_head()
-                    if head != last or time.monotonic() - scanned > RESCAN_AFTER:
-                        scanned = time.monotonic()
-                        self.head_number = head[0]
-                        await self.refresh_set()
-                        self.synced.set()
-                        await self.process(tasks)
-                        last = head
-                except (ChainError, OSError, TimeoutError) as exc:
+                    await self.chain.connect()
+                    async with await self.chain.finalized_heads() as heads:
+                        block_hash = None
+                        while True:
+                            try:
+                                async with asyncio.timeout(RESCAN_AFTER):
+                                    header = await heads.latest()  # heads that queued during a scan: only the last
+                                self.head_number, block_hash = header_number(header), header_hash(header)
+                            except TimeoutError:
+                                pass
+                            await self.process(tasks, block_hash)
+                except (ChainError, OSError) as exc:
                     log.warning("chain unavailable, retrying", extra={"error": str(exc)})
+                    self.submitter.forget_nonce()
                     await asyncio.sleep(1.0)
-                    last = None
-                await asyncio.sleep(POLL_INTERVAL)
 
     def respond(self, call: str, params: dict, key: tuple | None = None) -> None:
         """Queue a response; until it is on chain (or RESUBMIT_AFTER passes) the same answer is not worked out again."""
         key = key or (SERVICE_OF[call], params.get("id", params.get("migration_id")), params.get("requester"))
-        self.submitted[key] = (time.monotonic(), self.head_number)
+        self.submitted[key] = (time.monotonic(), None)
         self.submissions.put_nowait((call, params, key))
 
-    async def _submitter(self) -> None:
-        """Submits responses one at a time, so nonces stay in order."""
+    async def _submit_responses(self) -> None:
+        """Sends responses as they are ready, back to back: nonces are counted locally, nothing waits for a block."""
         while True:
             call, params, key = await self.submissions.get()
             try:
-                await self.chain.submit("SecretStore", call, params, wait_for="pool")
+                await self.submitter.submit("SecretStore", call, params)
+                if key in self.submitted:
+                    self.submitted[key] = (self.submitted[key][0], self.head_number)
                 log.info("response submitted", extra={"call": call, "key": params.get("id")})
             except (ChainError, OSError, TimeoutError) as exc:
                 self.submitted.pop(key, None)  # retried on a later block while still required
                 log.warning("response not submitted", extra={"call": call, "error": str(exc)})
 
     def _fresh(self, key: tuple) -> bool:
-        """True unless this response was queued so recently that it cannot be on chain yet. Once two blocks have
-        passed, a response the runtime still wants is new work (a new request for the same key) or was lost."""
+        """True unless this response is still being sent or was accepted so recently that it cannot be on chain yet.
+        Once two blocks have passed since the pool accepted it, a response the runtime still wants is new work (a new
+        request for the same key) or was lost."""
         mark = self.submitted.get(key)
         if mark is None:
             return True
         when, head = mark
+        if head is None:
+            return time.monotonic() - when > RESUBMIT_AFTER
         return self.head_number > head + 1 or time.monotonic() - when > RESUBMIT_AFTER
 
     def _spawn(self, tasks: asyncio.TaskGroup, key: tuple, work) -> None:
@@ -165,56 +172,90 @@ class ChainService:
 
         tasks.create_task(run())
 
-    async def process(self, tasks: asyncio.TaskGroup) -> None:
+    async def process(self, tasks: asyncio.TaskGroup, at: str | None = None) -> None:
+        """One scan of the chain at block `at` (None: the best block): two rounds of concurrent reads (the set and
+        every service's tasks; then which tasks still need this key server), then every task acted on at once."""
+        api = self.runtime_api
+        snapshot, indices, *task_lists = await asyncio.gather(
+            api.snapshot(self.self_id, at=at), api.current_set_with_indices(at=at),
+            *(api.tasks(service, at=at) for service in SERVICES))
+        self.refresh_set(snapshot, indices)
+        self.synced.set()
         live: set[tuple] = set()  # responses to requests that are still pending
-        await self._process(tasks, live)
+        migrating = await self._follow_migration(tasks, live)
+        pending = [(service, task) for service, service_tasks in zip(SERVICES, task_lists) for task in service_tasks]
+        for _, task in pending:
+            self._note_live(task, live)
+        # ask the chain only about tasks this server would act on now (a busy chain has many pending tasks)
+        candidates = [(service, task) for service, task in pending if self._would_act(task, migrating)]
+        required = await asyncio.gather(*(
+            api.is_response_required(service, self.self_id, task.key_id,
+                                     task.requester if service == "document_key_shadow_retrieval" else None, at=at)
+            for service, task in candidates))
+        now = time.monotonic()
+        seen: set[tuple] = set()
+        commons = []
+        for (service, task), needed in zip(candidates, required):
+            if needed:
+                work = self._act(tasks, task, migrating, now, seen)
+                if work is not None:
+                    commons.append(work)
+        await asyncio.gather(*commons)  # the common parts each ask the chain's ACL: all at once
+        for stale in set(self.first_seen) - seen:
+            del self.first_seen[stale]
         # a finished request frees its key: an identical new request later is new work
         for key in list(self.submitted):
             if key not in live:
                 del self.submitted[key]
 
-    async def _process(self, tasks: asyncio.TaskGroup, live: set[tuple]) -> None:
-        migrating = await self._follow_migration(tasks, live)
-        api = self.runtime_api
-        for task in await api.tasks("server_key_generation"):
-            assert isinstance(task, GenerateServerKey)
-            key_id = task.key_id
-            live.add(("generation", key_id.hex(), None))
-            if not await self.required("server_key_generation", key_id):
-                continue
-            if migrating:  # keys made now would miss the move to the new set: wait for it to complete
-                continue
-            if self._fresh(("generation", key_id.hex(), None)) and self.master_for(key_id, self.order) == self.self_id:
+    @staticmethod
+    def _note_live(task: ServiceTask, live: set[tuple]) -> None:
+        key_id = task.key_id.hex()
+        if isinstance(task, GenerateServerKey):
+            live.add(("generation", key_id, None))
+        elif isinstance(task, RetrieveServerKey):
+            live.add(("retrieval", key_id, None))
+        elif isinstance(task, StoreDocumentKey):
+            live.add(("store", key_id, None))
+        else:
+            requester = task.requester.hex()
+            live.update({("common", key_id, requester), ("personal", key_id, requester)})
+
+    def _would_act(self, task: ServiceTask, migrating: bool) -> bool:
+        """Whether `_act` could do anything for this task now (before asking the chain if a response is required)."""
+        key_id = task.key_id.hex()
+        if isinstance(task, GenerateServerKey):
+            return not migrating and self._fresh(("generation", key_id, None)) \
+                and self.master_for(task.key_id, self.order) == self.self_id
+        if isinstance(task, RetrieveServerKey):
+            return self._fresh(("retrieval", key_id, None))
+        if isinstance(task, StoreDocumentKey):
+            return not migrating and self._fresh(("store", key_id, None))
+        if isinstance(task, RetrieveShadowDocumentKeyCommon):
+            return self._fresh(("common", key_id, task.requester.hex()))
+        return True  # personal parts: the master starts the session, the others keep their patience clock
+
+    def _act(self, tasks: asyncio.TaskGroup, task: ServiceTask, migrating: bool, now: float, seen: set[tuple]):
+        """Start the work a task needs from this key server; a coroutine to await if it must ask the chain first."""
+        key_id = task.key_id
+        if isinstance(task, GenerateServerKey):
+            # keys made during a migration would miss the move to the new set: they wait for it to complete
+            if not migrating and self._fresh(("generation", key_id.hex(), None)) \
+                    and self.master_for(key_id, self.order) == self.self_id:
                 self._spawn(tasks, ("generation", key_id), self._generate(key_id, task.author, task.threshold))
-        for task in await api.tasks("server_key_retrieval"):
-            assert isinstance(task, RetrieveServerKey)
-            key = ("retrieval", task.key_id.hex(), None)
-            live.add(key)
-            if self._fresh(key) and await self.required("server_key_retrieval", task.key_id):
-                self._answer_retrieval(task.key_id)
-        for task in await api.tasks("document_key_store"):
-            assert isinstance(task, StoreDocumentKey)
-            key = ("store", task.key_id.hex(), None)
-            live.add(key)
-            if not migrating and self._fresh(key) and await self.required("document_key_store", task.key_id):
+        elif isinstance(task, RetrieveServerKey):
+            if self._fresh(("retrieval", key_id.hex(), None)):
+                self._answer_retrieval(key_id)
+        elif isinstance(task, StoreDocumentKey):
+            if not migrating and self._fresh(("store", key_id.hex(), None)):
                 self._store(task)
-        now = time.monotonic()
-        seen = set()
-        for task in await api.tasks("document_key_shadow_retrieval"):
-            assert isinstance(task, (RetrieveShadowDocumentKeyCommon, RetrieveShadowDocumentKeyPersonal))
-            key_id, requester = task.key_id, task.requester
-            live.update({("common", key_id.hex(), requester.hex()), ("personal", key_id.hex(), requester.hex())})
-            if not await self.required("document_key_shadow_retrieval", key_id, requester):
-                continue
-            if isinstance(task, RetrieveShadowDocumentKeyCommon):
-                key = ("common", key_id.hex(), requester.hex())
-                if self._fresh(key):
-                    await self._answer_common(key_id, requester)
-            else:
-                seen.add(("personal", key_id, requester))
-                await self._personal(tasks, key_id, requester, task.requester_public, now)
-        for stale in set(self.first_seen) - seen:
-            del self.first_seen[stale]
+        elif isinstance(task, RetrieveShadowDocumentKeyCommon):
+            if self._fresh(("common", key_id.hex(), task.requester.hex())):
+                return self._answer_common(key_id, task.requester)
+        else:
+            seen.add(("personal", key_id, task.requester))
+            self._personal(tasks, key_id, task.requester, task.requester_public, now)
+        return None
 
     # ---------------------------------------------------------------------------------------- servers set change
     async def _follow_migration(self, tasks: asyncio.TaskGroup, live: set[tuple]) -> bool:
@@ -315,8 +356,8 @@ class ChainService:
             "common_point": common_shadow_point(share.threshold, share.common_point).hex(),
             "threshold": share.threshold})
 
-    async def _personal(self, tasks: asyncio.TaskGroup, key_id: ServerKeyId, requester: Address,
-                        raw_requester_public: bytes, now: float) -> None:
+    def _personal(self, tasks: asyncio.TaskGroup, key_id: ServerKeyId, requester: Address,
+                  raw_requester_public: bytes, now: float) -> None:
         try:
             requester_public = Public(raw_requester_public)
         except ValueError:
@@ -347,16 +388,24 @@ class ChainService:
                          key=("personal", key_id.hex(), requester))
 
 
+@dataclass(frozen=True)
+class HttpSettings:
+    host: str
+    port: int
+    cors: str | None = None  # --http-cors: None/"none", "*", or comma-separated origins
+
+
 async def run_key_server(self_secret: Secret, db_path: Path, net_host: str, net_port: int, sub_url: str,
-                         signer: Keypair, stop: asyncio.Event | None = None,
+                         signer: Keypair, stop: asyncio.Event | None = None, http: HttpSettings | None = None,
                          metrics: tuple[str, int] | None = None) -> None:
     keypair = KeyPair(self_secret)
     storage = KeyStorage(Path(db_path) / "keys.sqlite")
-    chain = AsyncChain(SubstrateChain(sub_url, signer=signer))
+    chain = ChainConnection(sub_url)
     directory = KeyServerDirectory()
     service: ChainService
     core = KeyServerCore(keypair, storage, lambda k, r: service.check_access(k, r), lambda c, p: service.respond(c, p))
-    service = ChainService(chain, core, directory, SecretStoreRuntimeApi(chain.state_call))
+    service = ChainService(chain, core, directory, SecretStoreRuntimeApi(chain.state_call),
+                           TransactionSubmitter(chain, signer))
     cluster = Cluster(keypair, net_host, net_port, directory, core.handle)
     core.cluster = cluster
     metrics_server = key_server_metrics_server(core, cluster, service, storage, metrics)  # None unless --metrics-port
@@ -364,11 +413,17 @@ async def run_key_server(self_secret: Secret, db_path: Path, net_host: str, net_
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    print(f"SecretStore key server {keypair.address.hex()}: cluster on {net_host}:{net_port}, chain {sub_url}",
-          flush=True)
+    http_runner = None
     try:
         if metrics_server is not None:
             await metrics_server.start()
+        if http is not None:  # Parity's HTTP API; it gets the session core, the ACL check and the current set
+            from .http import Cors, HttpApi, start_http_api
+            api = HttpApi(core, service.check_access, lambda: list(service.order), Cors.parse(http.cors),
+                          migrating=lambda: service.snapshot is not None and service.snapshot.migration is not None)
+            http_runner = await start_http_api(api, http.host, http.port)
+        print(f"SecretStore key server {keypair.address.hex()}: cluster on {net_host}:{net_port}, chain {sub_url}"
+              + (f", HTTP on http://{http.host}:{http.port}" if http is not None else ""), flush=True)
         async with asyncio.TaskGroup() as tasks:
             workers = [tasks.create_task(cluster.run()), tasks.create_task(service.run())]
             await stop.wait()
@@ -377,5 +432,7 @@ async def run_key_server(self_secret: Secret, db_path: Path, net_host: str, net_
     finally:
         if metrics_server is not None:
             await metrics_server.stop()
-        await chain.aclose()
+        if http_runner is not None:
+            await http_runner.cleanup()
+        await chain.close()
         storage.close()

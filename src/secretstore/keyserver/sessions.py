@@ -1,9 +1,13 @@
-"""Threshold sessions between key servers: distributed key generation and document key shadow retrieval.
+"""Threshold sessions between key servers: distributed key generation, document key store and retrieval (shadow and
+plain), threshold Schnorr and ECDSA signing, and servers set change.
 
 A session is driven by a master over the cluster's request/response messaging; every key server also answers the
 participant side (`KeyServerCore.handle`). Secret values travel only between the two key servers concerned, over the
 encrypted cluster links (DKG shares go dealer -> receiver directly, never through the master).
 Wire values: points and byte strings as 0x-hex, scalars as 0x-hex of 32 bytes.
+
+Requests that come from a client directly (the HTTP API) carry the requester's signature of the key id; every
+participant recovers the requester from it and checks the chain ACL itself, so a master cannot act for anyone else.
 """
 
 from __future__ import annotations
@@ -15,23 +19,47 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
-from ..crypto import Address, KeyPair, Public, ServerKeyId, ecies
+from ..crypto import Address, CryptoError, KeyPair, Public, ServerKeyId, ecies
 from ..crypto import math as m
+from ..crypto import signing as sg
+from ..crypto.document import generate_document_key
 from .net import Cluster, ClusterError
-from .storage import KeyAlreadyExists, KeyShare, KeyStorage
+from .storage import DocumentKeyAlreadyStored, KeyAlreadyExists, KeyShare, KeyStorage
 
 log = logging.getLogger(__name__)
 
 SESSION_TIMEOUT = 30.0
 STEP_TIMEOUT = 15.0
 CONNECT_GRACE = 5.0  # seconds a DKG waits for participants that are not connected yet
+# keys re-shared per round of migration messages: one entry is about 1 KB at t = 1, so a batch stays far below the
+# cluster's 1 MiB frame limit up to t of about 10
+RESHARE_BATCH = 100
+MAX_BATCH = 1000  # what a key server accepts in one message
 
 AccessChecker = Callable[[ServerKeyId, Address], Awaitable[bool]]
 ResultSink = Callable[[str, dict], None]
 
 
+# Error codes a session failure carries (the HTTP API maps them to status codes; they cross the cluster links).
+ACCESS_DENIED = "access_denied"
+UNKNOWN_KEY = "unknown_key"
+UNKNOWN_DOCUMENT_KEY = "unknown_document_key"
+KEY_EXISTS = "key_exists"
+DOCUMENT_KEY_EXISTS = "document_key_exists"
+BAD_REQUEST = "bad_request"
+CONSENSUS_UNREACHABLE = "consensus_unreachable"
+FAILED = "failed"
+# when several participants fail differently, the most telling code wins
+_CODE_PRIORITY = [ACCESS_DENIED, UNKNOWN_KEY, UNKNOWN_DOCUMENT_KEY, KEY_EXISTS, DOCUMENT_KEY_EXISTS, BAD_REQUEST,
+                  CONSENSUS_UNREACHABLE]
+
+
 class SessionError(Exception):
     """A session could not complete; the request gets an error response."""
+
+    def __init__(self, message: str, code: str = FAILED) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def scalar_hex(value: int) -> str:
@@ -54,6 +82,13 @@ def parse_point(text: Any, what: str) -> Public:
         raise SessionError(str(exc)) from None
 
 
+def _batch(values: Any) -> list:
+    """A batch of a migration message: a non-empty list of at most MAX_BATCH items."""
+    if not isinstance(values, list) or not 0 < len(values) <= MAX_BATCH:
+        raise SessionError(f"expected a list of 1..{MAX_BATCH} items")
+    return values
+
+
 def parse_ids(values: Any) -> list[Address]:
     if not isinstance(values, list) or not values or len(values) > 255:
         raise SessionError("participants: expected a non-empty list")
@@ -61,6 +96,15 @@ def parse_ids(values: Any) -> list[Address]:
     if len(set(ids)) != len(ids):
         raise SessionError("participants must be distinct")
     return ids
+
+
+def requester_from(key_id: ServerKeyId, signature: Any) -> Public:
+    """The requester's public key, recovered from its signature of the key id (the HTTP API's {sig})."""
+    try:
+        raw = bytes.fromhex(signature[2:]) if isinstance(signature, str) and signature.startswith("0x") else b""
+        return sg.ecdsa_recover(raw, bytes(key_id))
+    except (ValueError, CryptoError):
+        raise SessionError("the requester signature is not a valid signature of the key id", BAD_REQUEST) from None
 
 
 def pedersen_point(key_id: ServerKeyId, participants: list[Address]) -> Public:
@@ -80,9 +124,36 @@ class DkgState:
     started: float = field(default_factory=time.monotonic)
     received: dict[Address, tuple[int, int, list[Public]]] = field(default_factory=dict)
     share: int | None = None
+    report: bool = True  # chain requests are answered on chain; HTTP requests only to the master
 
     def __repr__(self) -> str:
         return f"DkgState({self.key_id.hex()}, t={self.threshold})"
+
+
+@dataclass
+class SigningState:
+    kind: str  # "schnorr" | "ecdsa"
+    share: KeyShare
+    message_hash: bytes
+    participants: list[Address]
+    h: Public
+    dealings: list[sg.Dealing]  # Schnorr: nonce; ECDSA: nonce k, blind u, zero-sharings z, z'
+    started: float = field(default_factory=time.monotonic)
+    received: dict[Address, list[int]] = field(default_factory=dict)
+    sums: list[int] | None = None
+    nonce_public: Public | None = None
+
+    def __repr__(self) -> str:
+        return f"SigningState({self.kind}, {self.share.key_id.hex()})"
+
+
+def parse_hash(text: Any) -> bytes:
+    if not isinstance(text, str) or not text.startswith("0x") or len(text) != 66:
+        raise SessionError("message_hash: expected 32 bytes of hex", BAD_REQUEST)
+    try:
+        return bytes.fromhex(text[2:])
+    except ValueError:
+        raise SessionError("message_hash: not hex", BAD_REQUEST) from None
 
 
 class KeyServerCore:
@@ -98,6 +169,7 @@ class KeyServerCore:
         self.shadows: dict[tuple[ServerKeyId, Address], bytes] = {}
         # servers set change: (migration id hex, key id hex) -> dealer -> (share, commitments, key facts)
         self.reshares: dict[tuple[str, str], dict[Address, tuple[int, list[Public], dict]]] = {}
+        self.signing: dict[str, SigningState] = {}
 
     @property
     def self_id(self) -> Address:
@@ -112,7 +184,10 @@ class KeyServerCore:
             "shadow_part": self._shadow_part, "shadow_report": self._shadow_report,
             "list_keys": self._list_keys, "reshare_deal": self._reshare_deal, "reshare_share": self._reshare_share,
             "reshare_finish": self._reshare_finish, "migration_done": self._migration_done,
-            "key_facts": self._key_facts,
+            "key_facts": self._key_facts, "doc_store": self._doc_store,
+            "sign_init": self._sign_init, "sign_deal": self._sign_deal, "sign_share": self._sign_share,
+            "sign_reveal": self._sign_reveal, "sign_verify": self._sign_verify,
+            "sign_ecdsa_partial": self._sign_ecdsa_partial, "sign_abort": self._sign_abort,
         }.get(kind)  # type: ignore[arg-type]
         if handler is None:
             raise SessionError(f"unknown request type {kind!r}")
@@ -124,6 +199,9 @@ class KeyServerCore:
         for session, state in list(self.dkg.items()):
             if now - state.started > SESSION_TIMEOUT * 2:
                 del self.dkg[session]
+        for session, signing in list(self.signing.items()):
+            if now - signing.started > SESSION_TIMEOUT * 2:
+                del self.signing[session]
 
     def _session(self, body: dict) -> DkgState:
         state = self.dkg.get(body.get("session"))  # type: ignore[arg-type]
@@ -140,16 +218,32 @@ class KeyServerCore:
         if self.self_id not in participants:
             raise SessionError("this key server is not a participant")
         if self.storage.get(key_id) is not None:
-            raise SessionError(f"server key {key_id.hex()} already exists")
+            raise SessionError(f"server key {key_id.hex()} already exists", KEY_EXISTS)
         if any(s.key_id == key_id for s in self.dkg.values()):
-            raise SessionError(f"a generation of {key_id.hex()} is already running")
+            raise SessionError(f"a generation of {key_id.hex()} is already running", KEY_EXISTS)
         session = body.get("session")
         if not isinstance(session, str) or not 16 <= len(session) <= 64:
             raise SessionError("bad session id")
-        self.dkg[session] = DkgState(key_id, Address.from_hex(body.get("author", ""), "author"), threshold, participants,
+        author = Address.from_hex(body.get("author", ""), "author")
+        direct = "request_signature" in body
+        if direct:  # an HTTP request: the author is the requester, who must be allowed the key on chain
+            requester = await self._authorize(key_id, body)
+            if requester.address() != author:
+                raise SessionError("the author must be the requester", BAD_REQUEST)
+            if self.storage.pending_migrations():
+                raise SessionError("a key server set migration is in progress; try again when it completes",
+                                   CONSENSUS_UNREACHABLE)
+        self.dkg[session] = DkgState(key_id, author, threshold, participants,
                                      m.random_polynomial(threshold), m.random_polynomial(threshold),
-                                     pedersen_point(key_id, participants))
+                                     pedersen_point(key_id, participants), report=not direct)
         return {}
+
+    async def _authorize(self, key_id: ServerKeyId, body: dict) -> Public:
+        """The requester of a direct (HTTP) request, recovered from its signature and checked against the chain ACL."""
+        requester = requester_from(key_id, body.get("request_signature"))
+        if not await self.check_access(key_id, requester.address()):
+            raise SessionError(f"requester {requester.address().hex()} may not access key {key_id.hex()}", ACCESS_DENIED)
+        return requester
 
     async def _dkg_deal(self, peer: Address, body: dict) -> dict:
         """Send every participant its share of this node's polynomial, directly."""
@@ -213,10 +307,11 @@ class KeyServerCore:
         try:
             self.storage.insert(share)  # durable before anything is reported
         except KeyAlreadyExists as exc:
-            raise SessionError(str(exc)) from None
+            raise SessionError(str(exc), KEY_EXISTS) from None
         finally:
             self.dkg.pop(body["session"], None)
-        self.on_result("server_key_generated", {"id": state.key_id.hex(), "server_key_public": public.hex()})
+        if state.report:
+            self.on_result("server_key_generated", {"id": state.key_id.hex(), "server_key_public": public.hex()})
         return {"public": public.hex()}
 
     async def _dkg_abort(self, peer: Address, body: dict) -> dict:
@@ -224,25 +319,42 @@ class KeyServerCore:
         return {}
 
     async def _shadow_part(self, peer: Address, body: dict) -> dict:
+        """A holder's part of a retrieval. Chain requests: shadow mode, the decrypt shadow kept for the on-chain
+        report. Direct (HTTP) requests: the requester comes from its signature; "shadow" mode returns the decrypt
+        shadow (encrypted to the requester) to the master, "plain" mode returns only the blinded point."""
         key_id = ServerKeyId.from_hex(body.get("key_id", ""), "key_id")
-        requester_public = parse_point(body.get("requester_public"), "requester_public")
-        requester = requester_public.address()
+        direct = "request_signature" in body
+        mode = body.get("mode", "shadow") if direct else "shadow"
+        if mode not in ("shadow", "plain"):
+            raise SessionError("unknown retrieval mode", BAD_REQUEST)
         participants = parse_ids(body.get("participants"))
         access_key = parse_scalar(body.get("access_key"), "access_key")
         share = self._negotiated_share(key_id, body.get("version"))
         if share.common_point is None or share.encrypted_point is None:
-            raise SessionError(f"no document key stored for {key_id.hex()}")
+            raise SessionError(f"no document key stored for {key_id.hex()}", UNKNOWN_DOCUMENT_KEY)
         if len(participants) != share.threshold + 1 or not set(participants) <= set(share.holders) \
                 or self.self_id not in participants:
             raise SessionError("participants must be threshold + 1 holders of the key, including this server")
-        if not await self.check_access(key_id, requester):
-            raise SessionError(f"requester {requester.hex()} may not access key {key_id.hex()}")
+        if direct:
+            requester_public = await self._authorize(key_id, body)
+            requester = requester_public.address()
+        else:
+            requester_public = parse_point(body.get("requester_public"), "requester_public")
+            requester = requester_public.address()
+            if not await self.check_access(key_id, requester):
+                raise SessionError(f"requester {requester.hex()} may not access key {key_id.hex()}", ACCESS_DENIED)
         xs = [m.id_number(p) for p in participants]
         shadow = m.node_shadow(share.secret_share, m.id_number(self.self_id), xs)
+        if mode == "plain":
+            if access_key == 0:
+                raise SessionError("bad access key", BAD_REQUEST)
+            return {"shadow_point": m.node_shadow_point(shadow, access_key, share.common_point).hex()}
         delta = m.random_scalar()
         point = m.node_shadow_point(shadow, access_key, share.common_point, delta)
         coefficient = m.decrypt_shadow_coefficient(shadow, delta)
         encrypted = ecies.encrypt(requester_public, coefficient.to_bytes(32, "big"))
+        if direct:
+            return {"shadow_point": point.hex(), "decrypt_shadow": "0x" + encrypted.hex()}
         self.shadows[(key_id, requester)] = encrypted
         return {"shadow_point": point.hex()}
 
@@ -252,7 +364,7 @@ class KeyServerCore:
         is refused rather than mixing shares of two sharings (which would decrypt to garbage)."""
         share = self.storage.get(key_id)
         if share is None:
-            raise SessionError(f"no share of {key_id.hex()}")
+            raise SessionError(f"no share of {key_id.hex()}", UNKNOWN_KEY)
         if not isinstance(version, str) or share.version.hex() == version:
             return share
         for migration_id in self.storage.pending_migrations():
@@ -276,6 +388,159 @@ class KeyServerCore:
             "decrypted_secret": decrypted_secret.hex(), "shadow": "0x" + encrypted.hex()})
         return {}
 
+    # ------------------------------------------------------------------------- direct (HTTP) requests: participant
+    async def _doc_store(self, peer: Address, body: dict) -> dict:
+        """Store a document key for its author. Two phases from the master ("check" on every holder, then "commit"),
+        so a refusal by any holder leaves nothing stored anywhere."""
+        key_id = ServerKeyId.from_hex(body.get("key_id", ""), "key_id")
+        share = self._negotiated_share(key_id, body.get("version"))
+        requester = await self._authorize(key_id, body)
+        if requester.address() != share.author:
+            raise SessionError("only the key's author may store its document key", ACCESS_DENIED)
+        if share.common_point is not None:
+            raise SessionError(f"a document key is already stored for {key_id.hex()}", DOCUMENT_KEY_EXISTS)
+        if self.storage.pending_migrations():
+            raise SessionError("a key server set migration is in progress; try again when it completes",
+                               CONSENSUS_UNREACHABLE)
+        common_point = parse_point(body.get("common_point"), "common_point")
+        encrypted_point = parse_point(body.get("encrypted_point"), "encrypted_point")
+        if body.get("phase") == "commit":
+            try:
+                self.storage.store_document_key(key_id, common_point, encrypted_point)
+            except DocumentKeyAlreadyStored as exc:
+                raise SessionError(str(exc), DOCUMENT_KEY_EXISTS) from None
+        return {}
+
+    def _signing(self, body: dict) -> SigningState:
+        state = self.signing.get(body.get("session"))  # type: ignore[arg-type]
+        if state is None:
+            raise SessionError("unknown or expired signing session")
+        return state
+
+    async def _sign_init(self, peer: Address, body: dict) -> dict:
+        key_id = ServerKeyId.from_hex(body.get("key_id", ""), "key_id")
+        kind = body.get("kind")
+        if kind not in ("schnorr", "ecdsa"):
+            raise SessionError("unknown signature kind", BAD_REQUEST)
+        session = body.get("session")
+        if not isinstance(session, str) or not 16 <= len(session) <= 64 or session in self.signing:
+            raise SessionError("bad session id")
+        message_hash = parse_hash(body.get("message_hash"))
+        participants = parse_ids(body.get("participants"))
+        share = self._negotiated_share(key_id, body.get("version"))
+        t = share.threshold
+        needed = t + 1 if kind == "schnorr" else 2 * t + 1
+        if len(participants) != needed or not set(participants) <= set(share.holders) \
+                or self.self_id not in participants:
+            raise SessionError(f"{kind} signing needs {needed} holders of the key, including this server")
+        await self._authorize(key_id, body)
+        specs = [(t, False)] if kind == "schnorr" else [(t, False), (t, False), (2 * t, True), (2 * t, True)]
+        h = m.derived_point(b"signing" + session.encode() + b"".join(bytes(p) for p in participants))
+        self.signing[session] = SigningState(kind, share, message_hash, participants, h,
+                                             [sg.Dealing.new(d, z) for d, z in specs])
+        return {}
+
+    async def _sign_deal(self, peer: Address, body: dict) -> dict:
+        """Send every signer its shares of this server's dealings, with Pedersen commitments, directly."""
+        state = self._signing(body)
+        pedersen = [[p.hex() for p in d.pedersen(state.h)] for d in state.dealings]
+        assert self.cluster is not None
+
+        async def deal(to: Address) -> None:
+            x = m.id_number(to)
+            parts = []
+            for d, commitments in zip(state.dealings, pedersen):
+                share, blinding = d.share_for(x)
+                parts.append({"share": scalar_hex(share), "blinding": scalar_hex(blinding), "pedersen": commitments})
+            await self.cluster.request(to, {"type": "sign_share", "session": body["session"], "parts": parts},  # type: ignore[union-attr]
+                                       timeout=STEP_TIMEOUT)
+
+        async with asyncio.TaskGroup() as tasks:
+            for participant in state.participants:
+                tasks.create_task(deal(participant))
+        return {}
+
+    async def _sign_share(self, peer: Address, body: dict) -> dict:
+        state = self._signing(body)
+        if peer not in state.participants or peer in state.received:
+            raise SessionError("dealer is not a signer of this session or dealt twice")
+        parts = body.get("parts")
+        if not isinstance(parts, list) or len(parts) != len(state.dealings):
+            raise SessionError("wrong number of dealt shares")
+        x = m.id_number(self.self_id)
+        received = []
+        for part, own in zip(parts, state.dealings):
+            if not isinstance(part, dict):
+                raise SessionError("malformed dealt share")
+            share = parse_scalar(part.get("share"), "share")
+            blinding = parse_scalar(part.get("blinding"), "blinding")
+            pedersen = [parse_point(c, "commitment") for c in part.get("pedersen", [])]
+            if not sg.verify_dealt_share(share, blinding, x, pedersen, state.h, own.degree):
+                raise SessionError(f"share from {peer.hex()} does not match its commitments")
+            received.append(share)
+        state.received[peer] = received
+        return {}
+
+    async def _sign_reveal(self, peer: Address, body: dict) -> dict:
+        state = self._signing(body)
+        missing = [p.hex() for p in state.participants if p not in state.received]
+        if missing:
+            raise SessionError(f"no shares received from {', '.join(missing)}")
+        return {"feldman": [[p.hex() for p in d.feldman()] for d in state.dealings]}
+
+    async def _sign_verify(self, peer: Address, body: dict) -> dict:
+        """Check every dealer's revealed commitments against what it sent, sum the shares, and give this signer's
+        public contribution: the Schnorr partial signature, or k_i·u_i + z_i for ECDSA."""
+        state = self._signing(body)
+        if state.sums is not None:
+            raise SessionError("this signing session is past its verification step")
+        feldman = body.get("feldman")
+        if not isinstance(feldman, dict) or set(feldman) != {p.hex() for p in state.participants}:
+            raise SessionError("Feldman commitments of every signer are needed")
+        x = m.id_number(self.self_id)
+        sums = [0] * len(state.dealings)
+        nonce_parts = []
+        for dealer in state.participants:
+            revealed = feldman[dealer.hex()]
+            if not isinstance(revealed, list) or len(revealed) != len(state.dealings):
+                raise SessionError("wrong number of Feldman commitment lists")
+            for i, (own, commitments) in enumerate(zip(state.dealings, revealed)):
+                points = [parse_point(c, "feldman commitment") for c in commitments]
+                if not sg.verify_revealed(state.received[dealer][i], x, points, own.degree, own.zero):
+                    raise SessionError(f"commitments of {dealer.hex()} do not match the share it sent")
+                sums[i] = (sums[i] + state.received[dealer][i]) % m.N
+                if i == 0:
+                    nonce_parts.append(points)
+        nonce_public = sg.joint_public(nonce_parts)
+        xs = [m.id_number(p) for p in state.participants]
+        share = state.share.secret_share
+        if state.kind == "schnorr":
+            # each nonce share is used for exactly one partial signature: the state goes now
+            self.signing.pop(body["session"], None)
+            challenge = m.schnorr_challenge(state.message_hash, nonce_public)
+            partial = sg.schnorr_partial_signature(sums[0], share, challenge, x, xs)
+            return {"nonce_public": nonce_public.hex(), "partial": scalar_hex(partial)}
+        state.sums, state.nonce_public = sums, nonce_public
+        return {"nonce_public": nonce_public.hex(),
+                "blinded": scalar_hex(sg.ecdsa_inverse_blind_share(sums[0], sums[1], sums[2]))}
+
+    async def _sign_ecdsa_partial(self, peer: Address, body: dict) -> dict:
+        state = self._signing(body)
+        if state.kind != "ecdsa" or state.sums is None or state.nonce_public is None:
+            raise SessionError("the signing session is not at the ECDSA partial signature step")
+        self.signing.pop(body["session"], None)  # one partial signature per nonce
+        inverse_blind = parse_scalar(body.get("inverse_blind"), "inverse_blind")
+        if inverse_blind == 0:
+            raise SessionError("bad inverse blind")
+        k, u, z, z2 = state.sums
+        partial = sg.ecdsa_partial_signature(u, inverse_blind, sg.ecdsa_r(state.nonce_public),
+                                             state.share.secret_share, sg.message_scalar(state.message_hash), z2)
+        return {"partial": scalar_hex(partial)}
+
+    async def _sign_abort(self, peer: Address, body: dict) -> dict:
+        self.signing.pop(body.get("session"), None)  # type: ignore[arg-type]
+        return {}
+
     # ------------------------------------------------------------------------------- servers set change (participant)
     async def _list_keys(self, peer: Address, body: dict) -> dict:
         return {"keys": [k.hex() for k in self.storage.key_ids()]}
@@ -287,72 +552,86 @@ class KeyServerCore:
         return {"threshold": share.threshold, "public": share.public.hex()}
 
     async def _reshare_deal(self, peer: Address, body: dict) -> dict:
-        """As one of t + 1 old holders: deal a fresh degree-t polynomial whose constant term is this server's
-        Lagrange-weighted share, to every server of the new set (directly)."""
-        key_id = ServerKeyId.from_hex(body.get("key_id", ""), "key_id")
+        """As one of t + 1 old holders of each key of a batch: deal a fresh degree-t polynomial whose constant term is
+        this server's Lagrange-weighted share, to every server of the new set (directly, one message per member for
+        the whole batch)."""
+        key_ids = [ServerKeyId.from_hex(k, "key_ids") for k in _batch(body.get("key_ids"))]
         dealers = parse_ids(body.get("dealers"))
         new_set = parse_ids(body.get("new_set"))
-        share = self.storage.get(key_id)
-        if share is None:
-            raise SessionError(f"this key server holds no share of {key_id.hex()}")
-        if len(dealers) != share.threshold + 1 or self.self_id not in dealers or not set(dealers) <= set(share.holders):
-            raise SessionError("dealers must be threshold + 1 holders of the key, including this server")
-        if len(new_set) < share.threshold + 1:
-            raise SessionError("the new set is too small for this key's threshold")
-        weighted = share.secret_share * m.lagrange_at_zero(m.id_number(self.self_id), [m.id_number(d) for d in dealers])
-        poly = m.random_polynomial(share.threshold, weighted % m.N)
-        commitments = [p.hex() for p in m.feldman_commitments(poly)]
-        facts = {"public": share.public.hex(), "threshold": share.threshold, "author": share.author.hex(),
-                 "common_point": share.common_point.hex() if share.common_point else None,
-                 "encrypted_point": share.encrypted_point.hex() if share.encrypted_point else None}
-        assert self.cluster is not None
-
-        async def deal(to: Address) -> None:
-            await self.cluster.request(to, {  # type: ignore[union-attr]
-                "type": "reshare_share", "migration_id": body.get("migration_id"), "key_id": key_id.hex(),
-                "share": scalar_hex(m.poly_eval(poly, m.id_number(to))), "commitments": commitments, "facts": facts},
-                timeout=STEP_TIMEOUT)
-
-        async with asyncio.TaskGroup() as tasks:
+        weights = m.lagrange_at_zero(m.id_number(self.self_id), [m.id_number(d) for d in dealers]) \
+            if self.self_id in dealers else None
+        dealt: dict[Address, list[dict]] = {member: [] for member in new_set}
+        for key_id in key_ids:
+            share = self.storage.get(key_id)
+            if share is None:
+                raise SessionError(f"this key server holds no share of {key_id.hex()}")
+            if len(dealers) != share.threshold + 1 or weights is None or not set(dealers) <= set(share.holders):
+                raise SessionError("dealers must be threshold + 1 holders of the key, including this server")
+            if len(new_set) < share.threshold + 1:
+                raise SessionError("the new set is too small for this key's threshold")
+            poly = m.random_polynomial(share.threshold, share.secret_share * weights % m.N)
+            commitments = [p.hex() for p in m.feldman_commitments(poly)]
+            facts = {"public": share.public.hex(), "threshold": share.threshold, "author": share.author.hex(),
+                     "common_point": share.common_point.hex() if share.common_point else None,
+                     "encrypted_point": share.encrypted_point.hex() if share.encrypted_point else None}
             for member in new_set:
-                tasks.create_task(deal(member))
+                dealt[member].append({"key_id": key_id.hex(), "share": scalar_hex(m.poly_eval(poly, m.id_number(member))),
+                                      "commitments": commitments, "facts": facts})
+        assert self.cluster is not None
+        async with asyncio.TaskGroup() as tasks:
+            for member, entries in dealt.items():
+                tasks.create_task(self.cluster.request(member, {
+                    "type": "reshare_share", "migration_id": body.get("migration_id"), "entries": entries},
+                    timeout=STEP_TIMEOUT))
         return {}
 
     async def _reshare_share(self, peer: Address, body: dict) -> dict:
-        facts = body.get("facts")
-        if not isinstance(facts, dict) or not isinstance(facts.get("threshold"), int):
-            raise SessionError("missing key facts")
-        commitments = [parse_point(c, "commitment") for c in body.get("commitments", [])]
-        if len(commitments) != facts["threshold"] + 1:
-            raise SessionError("wrong number of commitments")
-        share = parse_scalar(body.get("share"), "share")
-        if not m.verify_feldman(share, m.id_number(self.self_id), commitments):
-            raise SessionError(f"re-shared value from {peer.hex()} does not match its commitments")
-        slot = (str(body.get("migration_id")), ServerKeyId.from_hex(body.get("key_id", ""), "key_id").hex())
-        self.reshares.setdefault(slot, {})[peer] = (share, commitments, facts)
+        """As a new holder: keep one dealer's re-shared values of a batch of keys, each checked against its
+        commitments (nothing is kept unless every entry checks)."""
+        checked = []
+        for entry in _batch(body.get("entries")):
+            if not isinstance(entry, dict):
+                raise SessionError("bad re-share entry")
+            facts = entry.get("facts")
+            if not isinstance(facts, dict) or not isinstance(facts.get("threshold"), int):
+                raise SessionError("missing key facts")
+            commitments = [parse_point(c, "commitment") for c in entry.get("commitments", [])]
+            if len(commitments) != facts["threshold"] + 1:
+                raise SessionError("wrong number of commitments")
+            share = parse_scalar(entry.get("share"), "share")
+            key_id = ServerKeyId.from_hex(entry.get("key_id", ""), "key_id")
+            if not m.verify_feldman(share, m.id_number(self.self_id), commitments):
+                raise SessionError(f"re-shared value of {key_id.hex()} from {peer.hex()} does not match its commitments")
+            checked.append((key_id, share, commitments, facts))
+        for key_id, share, commitments, facts in checked:
+            self.reshares.setdefault((str(body.get("migration_id")), key_id.hex()), {})[peer] = (share, commitments, facts)
         return {}
 
     async def _reshare_finish(self, peer: Address, body: dict) -> dict:
+        """As a new holder: combine the dealers' values of every key of the batch into its new share, check each
+        against the server key public, and keep them all durably as pending versions in one transaction."""
         migration_id = bytes.fromhex(str(body.get("migration_id", ""))[2:])
-        key_id = ServerKeyId.from_hex(body.get("key_id", ""), "key_id")
+        key_ids = [ServerKeyId.from_hex(k, "key_ids") for k in _batch(body.get("key_ids"))]
         dealers = parse_ids(body.get("dealers"))
         new_set = parse_ids(body.get("new_set"))
-        received = self.reshares.pop((str(body.get("migration_id")), key_id.hex()), {})
-        if set(received) != set(dealers):
-            raise SessionError("re-shared values missing from some dealers")
-        facts = [f for _, _, f in received.values()]
-        if any(f != facts[0] for f in facts):
-            raise SessionError("dealers disagree about the key")
-        public = Public.from_hex(facts[0]["public"])
-        # the weighted shares add up to the key: their constant-term commitments must add up to its public
-        if m.point_add(*(c[0] for _, c, _ in received.values())) != public:
-            raise SessionError("re-shared values do not add up to the server key")
-        new_share = KeyShare(
-            key_id, Address.from_hex(facts[0]["author"]), facts[0]["threshold"], public, migration_id[:16],
-            tuple(new_set), sum(s for s, _, _ in received.values()) % m.N,
-            Public.from_hex(facts[0]["common_point"]) if facts[0]["common_point"] else None,
-            Public.from_hex(facts[0]["encrypted_point"]) if facts[0]["encrypted_point"] else None)
-        self.storage.stage_pending(migration_id, new_share)  # durable before the migration is confirmed
+        new_shares = []
+        for key_id in key_ids:
+            received = self.reshares.pop((str(body.get("migration_id")), key_id.hex()), {})
+            if set(received) != set(dealers):
+                raise SessionError(f"re-shared values of {key_id.hex()} missing from some dealers")
+            facts = [f for _, _, f in received.values()]
+            if any(f != facts[0] for f in facts):
+                raise SessionError("dealers disagree about the key")
+            public = Public.from_hex(facts[0]["public"])
+            # the weighted shares add up to the key: their constant-term commitments must add up to its public
+            if m.point_add(*(c[0] for _, c, _ in received.values())) != public:
+                raise SessionError(f"re-shared values of {key_id.hex()} do not add up to the server key")
+            new_shares.append(KeyShare(
+                key_id, Address.from_hex(facts[0]["author"]), facts[0]["threshold"], public, migration_id[:16],
+                tuple(new_set), sum(s for s, _, _ in received.values()) % m.N,
+                Public.from_hex(facts[0]["common_point"]) if facts[0]["common_point"] else None,
+                Public.from_hex(facts[0]["encrypted_point"]) if facts[0]["encrypted_point"] else None))
+        self.storage.stage_pending(migration_id, *new_shares)  # durable before the migration is confirmed
         return {}
 
     async def _migration_done(self, peer: Address, body: dict) -> dict:
@@ -384,24 +663,31 @@ class KeyServerCore:
         missing = [p.hex() for p in new_set if not cluster.is_connected(p)]
         if missing:
             raise SessionError(f"new key servers not connected: {', '.join(missing)}")
+        # keys with the same dealers move together, RESHARE_BATCH per round of messages
+        batches: dict[tuple[Address, ...], list[str]] = {}
         for key in sorted(keys):
-            key_id = ServerKeyId.from_hex(key)
-            threshold = await self._threshold_of(key_id, holders_of[key])
+            threshold = await self._threshold_of(ServerKeyId.from_hex(key), holders_of[key])
             dealers = holders_of[key][: threshold + 1]
             if len(dealers) < threshold + 1:
                 raise SessionError(f"key {key}: only {len(dealers)} holders reachable, {threshold + 1} needed")
-            body = {"migration_id": mid, "key_id": key, "dealers": [d.hex() for d in dealers],
-                    "new_set": [p.hex() for p in new_set]}
-            try:
-                async with asyncio.timeout(SESSION_TIMEOUT):
-                    async with asyncio.TaskGroup() as tasks:
-                        for dealer in dealers:
-                            tasks.create_task(cluster.request(dealer, dict(body, type="reshare_deal"), timeout=STEP_TIMEOUT))
-                    async with asyncio.TaskGroup() as tasks:
-                        for member in new_set:
-                            tasks.create_task(cluster.request(member, dict(body, type="reshare_finish"), timeout=STEP_TIMEOUT))
-            except (ExceptionGroup, ClusterError, TimeoutError) as exc:
-                raise SessionError(f"key {key}: re-sharing failed: {_reason(exc)}") from None
+            batches.setdefault(tuple(dealers), []).append(key)
+        for dealers, batch_keys in batches.items():
+            for start in range(0, len(batch_keys), RESHARE_BATCH):
+                batch = batch_keys[start:start + RESHARE_BATCH]
+                body = {"migration_id": mid, "key_ids": batch, "dealers": [d.hex() for d in dealers],
+                        "new_set": [p.hex() for p in new_set]}
+                try:
+                    async with asyncio.timeout(SESSION_TIMEOUT):
+                        async with asyncio.TaskGroup() as tasks:
+                            for dealer in dealers:
+                                tasks.create_task(cluster.request(dealer, dict(body, type="reshare_deal"),
+                                                                  timeout=STEP_TIMEOUT))
+                        async with asyncio.TaskGroup() as tasks:
+                            for member in new_set:
+                                tasks.create_task(cluster.request(member, dict(body, type="reshare_finish"),
+                                                                  timeout=STEP_TIMEOUT))
+                except (ExceptionGroup, ClusterError, TimeoutError) as exc:
+                    raise SessionError(f"keys {batch[0]}..: re-sharing failed: {_reason(exc)}") from None
         for member in new_set:
             try:
                 await cluster.request(member, {"type": "migration_done", "migration_id": mid}, timeout=STEP_TIMEOUT)
@@ -422,15 +708,26 @@ class KeyServerCore:
                 continue
         raise SessionError(f"no holder of {key_id.hex()} answered")
     async def generate_server_key(self, key_id: ServerKeyId, author: Address, threshold: int,
-                                  participants: list[Address]) -> Public:
-        """Run a DKG over all `participants`; every participant stores its share and reports the public itself."""
+                                  participants: list[Address], request_signature: str | None = None) -> Public:
+        """Run a DKG over all `participants`; every participant stores its share and reports the public itself
+        (on chain, or, for a direct request carrying the requester's signature, only to this master)."""
         assert self.cluster is not None
         cluster = self.cluster
         session = secrets.token_hex(16)
+        if not participants or not isinstance(threshold, int) or not 0 <= threshold < len(participants):
+            raise SessionError(f"threshold must satisfy 0 <= t < {len(participants)} (the number of key servers)",
+                               BAD_REQUEST)
+        if self.storage.get(key_id) is not None:
+            raise SessionError(f"server key {key_id.hex()} already exists", KEY_EXISTS)
         # a key server that has just started (or restarted) gets a moment to connect before its absence fails the key
         unreachable = [p.hex() for p in await cluster.wait_connected(participants, CONNECT_GRACE)]
         if unreachable:
-            raise SessionError(f"key servers not connected: {', '.join(unreachable)}")
+            raise SessionError(f"consensus unreachable: key servers not connected: {', '.join(unreachable)}",
+                               CONSENSUS_UNREACHABLE)
+        init = {"type": "dkg_init", "key_id": key_id.hex(), "author": author.hex(), "threshold": threshold,
+                "participants": [p.hex() for p in participants]}
+        if request_signature is not None:
+            init["request_signature"] = request_signature
 
         async def each(body: dict) -> dict[Address, dict]:
             async with asyncio.TaskGroup() as tasks:
@@ -440,8 +737,7 @@ class KeyServerCore:
 
         try:
             async with asyncio.timeout(SESSION_TIMEOUT):
-                await each({"type": "dkg_init", "key_id": key_id.hex(), "author": author.hex(), "threshold": threshold,
-                            "participants": [p.hex() for p in participants]})
+                await each(init)
                 await each({"type": "dkg_deal"})
                 finished = await each({"type": "dkg_finish"})
                 verified = await each({"type": "dkg_verify",
@@ -453,7 +749,7 @@ class KeyServerCore:
                         await cluster.request(p, {"type": "dkg_abort", "session": session}, timeout=2)
                     except (ClusterError, TimeoutError):
                         pass
-            raise SessionError(f"server key generation failed: {_reason(exc)}") from None
+            raise SessionError(f"server key generation failed: {_reason(exc)}", _code(exc)) from None
         publics = {r["public"] for r in verified.values()}
         if len(publics) != 1:
             raise SessionError("key servers computed different server key publics")
@@ -492,6 +788,193 @@ class KeyServerCore:
                         tasks.create_task(cluster.request(p, report, timeout=STEP_TIMEOUT))
         except (ExceptionGroup, ClusterError, TimeoutError, SessionError) as exc:
             raise SessionError(f"document key shadow retrieval failed: {_reason(exc)}") from None
+
+    # ------------------------------------------------------------------------------ direct (HTTP) requests: master
+    def _own_share(self, key_id: ServerKeyId) -> KeyShare:
+        share = self.storage.get(key_id)
+        if share is None:
+            raise SessionError(f"server key {key_id.hex()} is not known", UNKNOWN_KEY)
+        return share
+
+    async def _check_requester(self, key_id: ServerKeyId, request_signature: str) -> Public:
+        """The master's own early check, so a refused request costs no session (participants check again)."""
+        return await self._authorize(key_id, {"request_signature": request_signature})
+
+    def _connected_holders(self, share: KeyShare, among: list[Address]) -> list[Address]:
+        """This server first, then the connected holders of its key version that are in the current set."""
+        assert self.cluster is not None
+        return [self.self_id] + [h for h in share.holders
+                                 if h != self.self_id and h in among and self.cluster.is_connected(h)]
+
+    async def store_document_key(self, key_id: ServerKeyId, request_signature: str, common_point: Public,
+                                 encrypted_point: Public) -> None:
+        """Every holder checks, then every holder stores (all holders must be connected: one left out could never
+        take part in a retrieval)."""
+        assert self.cluster is not None
+        cluster = self.cluster
+        share = self._own_share(key_id)
+        await self._check_requester(key_id, request_signature)
+        if share.common_point is not None:
+            raise SessionError(f"a document key is already stored for {key_id.hex()}", DOCUMENT_KEY_EXISTS)
+        missing = [h.hex() for h in share.holders if not cluster.is_connected(h)]
+        if missing:
+            raise SessionError(f"consensus unreachable: holders not connected: {', '.join(missing)}",
+                               CONSENSUS_UNREACHABLE)
+        body = {"type": "doc_store", "key_id": key_id.hex(), "version": share.version.hex(),
+                "request_signature": request_signature, "common_point": common_point.hex(),
+                "encrypted_point": encrypted_point.hex()}
+        try:
+            async with asyncio.timeout(SESSION_TIMEOUT):
+                for phase in ("check", "commit"):
+                    async with asyncio.TaskGroup() as tasks:
+                        for holder in share.holders:
+                            tasks.create_task(cluster.request(holder, dict(body, phase=phase), timeout=STEP_TIMEOUT))
+        except (ExceptionGroup, ClusterError, TimeoutError, SessionError) as exc:
+            raise SessionError(f"document key store failed: {_reason(exc)}", _code(exc)) from None
+
+    async def generate_document_key(self, key_id: ServerKeyId, request_signature: str, threshold: int,
+                                    participants: list[Address]) -> bytes:
+        """Server-side document key generation: a server key by DKG, then a random document key stored through the
+        same path as a client's store. Returns the document key ECIES-encrypted to the requester."""
+        requester = await self._check_requester(key_id, request_signature)
+        public = await self.generate_server_key(key_id, requester.address(), threshold, participants,
+                                                request_signature=request_signature)
+        generated = generate_document_key(public, requester)
+        await self.store_document_key(key_id, request_signature, generated.common_point, generated.encrypted_point)
+        return generated.encrypted_key
+
+    async def _retrieval_parts(self, key_id: ServerKeyId, request_signature: str, mode: str,
+                               among: list[Address]) -> tuple[KeyShare, Public, int, list[dict]]:
+        assert self.cluster is not None
+        cluster = self.cluster
+        share = self._own_share(key_id)
+        requester = await self._check_requester(key_id, request_signature)
+        if share.common_point is None or share.encrypted_point is None:
+            raise SessionError(f"no document key stored for {key_id.hex()}", UNKNOWN_DOCUMENT_KEY)
+        candidates = self._connected_holders(share, among)
+        if len(candidates) < share.threshold + 1:
+            raise SessionError(f"consensus unreachable: {len(candidates)} key servers holding the key are connected, "
+                               f"{share.threshold + 1} needed", CONSENSUS_UNREACHABLE)
+        participants = candidates[: share.threshold + 1]
+        access_key = m.random_scalar()
+        request = {"type": "shadow_part", "key_id": key_id.hex(), "version": share.version.hex(), "mode": mode,
+                   "request_signature": request_signature, "access_key": scalar_hex(access_key),
+                   "participants": [p.hex() for p in participants]}
+        try:
+            async with asyncio.timeout(SESSION_TIMEOUT):
+                async with asyncio.TaskGroup() as tasks:
+                    parts = [tasks.create_task(cluster.request(p, request, timeout=STEP_TIMEOUT)) for p in participants]
+        except (ExceptionGroup, ClusterError, TimeoutError, SessionError) as exc:
+            raise SessionError(f"document key retrieval failed: {_reason(exc)}", _code(exc)) from None
+        return share, requester, access_key, [t.result() for t in parts]
+
+    async def retrieve_document_key(self, key_id: ServerKeyId, request_signature: str,
+                                    among: list[Address]) -> bytes:
+        """Parity's "retrieve document key": t + 1 holders give blinded shadow points, the master removes the blind
+        and returns the document key ECIES-encrypted to the requester."""
+        share, requester, access_key, parts = await self._retrieval_parts(key_id, request_signature, "plain", among)
+        points = [parse_point(p.get("shadow_point"), "shadow_point") for p in parts]
+        assert share.encrypted_point is not None
+        document_key = m.decrypt_with_joint_shadow(share.threshold, access_key, share.encrypted_point,
+                                                   m.joint_shadow_point(points))
+        return ecies.encrypt(requester, bytes(document_key))
+
+    async def retrieve_document_key_shadow_direct(self, key_id: ServerKeyId, request_signature: str,
+                                                  among: list[Address]) -> dict:
+        """The shadow form (nothing decryptable reaches the master): decrypted secret, common shadow point and the
+        t + 1 decrypt shadows, each ECIES-encrypted to the requester."""
+        share, _, access_key, parts = await self._retrieval_parts(key_id, request_signature, "shadow", among)
+        points = [parse_point(p.get("shadow_point"), "shadow_point") for p in parts]
+        shadows = []
+        for p in parts:
+            value = p.get("decrypt_shadow")
+            if not isinstance(value, str) or not value.startswith("0x"):
+                raise SessionError("a participant sent no decrypt shadow")
+            shadows.append(value)
+        assert share.encrypted_point is not None and share.common_point is not None
+        decrypted = m.decrypt_with_joint_shadow(share.threshold, access_key, share.encrypted_point,
+                                                m.joint_shadow_point(points))
+        return {"decrypted_secret": decrypted.hex(),
+                "common_point": m.common_shadow_point(share.threshold, share.common_point).hex(),
+                "decrypt_shadows": shadows}
+
+    async def sign(self, kind: str, key_id: ServerKeyId, request_signature: str, message_hash: bytes,
+                   among: list[Address]) -> bytes:
+        """Threshold signing with the server key: Schnorr by t + 1 holders (c ‖ s), ECDSA by 2t + 1 (r ‖ s ‖ v).
+        The result is checked against the server key public before it is returned."""
+        assert self.cluster is not None
+        cluster = self.cluster
+        if len(message_hash) != 32:
+            raise SessionError("the message hash must be 32 bytes", BAD_REQUEST)
+        share = self._own_share(key_id)
+        await self._check_requester(key_id, request_signature)
+        needed = share.threshold + 1 if kind == "schnorr" else 2 * share.threshold + 1
+        candidates = self._connected_holders(share, among)
+        if len(candidates) < needed:
+            raise SessionError(
+                f"consensus unreachable: {kind} signing with threshold {share.threshold} needs {needed} key servers "
+                f"holding the key, {len(candidates)} connected (of {len(share.holders)} holders)",
+                CONSENSUS_UNREACHABLE)
+        signers = candidates[:needed]
+        session = secrets.token_hex(16)
+
+        async def each(body: dict) -> dict[Address, dict]:
+            async with asyncio.TaskGroup() as tasks:
+                futures = {p: tasks.create_task(cluster.request(p, dict(body, session=session), timeout=STEP_TIMEOUT))
+                           for p in signers}
+            return {p: f.result() for p, f in futures.items()}
+
+        try:
+            async with asyncio.timeout(SESSION_TIMEOUT):
+                await each({"type": "sign_init", "kind": kind, "key_id": key_id.hex(), "version": share.version.hex(),
+                            "participants": [p.hex() for p in signers], "message_hash": "0x" + message_hash.hex(),
+                            "request_signature": request_signature})
+                await each({"type": "sign_deal"})
+                revealed = await each({"type": "sign_reveal"})
+                verified = await each({"type": "sign_verify",
+                                       "feldman": {p.hex(): r["feldman"] for p, r in revealed.items()}})
+                nonces = {r["nonce_public"] for r in verified.values()}
+                if len(nonces) != 1:
+                    raise SessionError("signers computed different nonces")
+                nonce_public = parse_point(nonces.pop(), "nonce_public")
+                if kind == "schnorr":
+                    s = sg.schnorr_combine_weighted(parse_scalar(r["partial"], "partial") for r in verified.values())
+                    signature = (m.schnorr_challenge(message_hash, nonce_public), s)
+                    if not m.schnorr_verify(share.public, message_hash, signature):
+                        raise SessionError("the combined Schnorr signature does not verify")
+                    return sg.schnorr_to_bytes(signature)
+                inverse_blind = sg.ecdsa_inverse_blind(
+                    {m.id_number(p): parse_scalar(r["blinded"], "blinded") for p, r in verified.items()})
+                partials = await each({"type": "sign_ecdsa_partial", "inverse_blind": scalar_hex(inverse_blind)})
+                result = sg.ecdsa_combine(
+                    {m.id_number(p): parse_scalar(r["partial"], "partial") for p, r in partials.items()}, nonce_public)
+                if not sg.ecdsa_verify(share.public, message_hash, result) \
+                        or sg.ecdsa_recover(result, message_hash) != share.public:
+                    raise SessionError("the combined ECDSA signature does not verify")
+                return result
+        except (ExceptionGroup, ClusterError, TimeoutError, SessionError, CryptoError, KeyError) as exc:
+            for p in signers:
+                if cluster.is_connected(p):
+                    try:
+                        await cluster.request(p, {"type": "sign_abort", "session": session}, timeout=2)
+                    except (ClusterError, TimeoutError):
+                        pass
+            raise SessionError(f"{kind} signing failed: {_reason(exc)}", _code(exc)) from None
+
+
+def _code(exc: BaseException) -> str:
+    """The most telling error code among the (possibly grouped) failures of a session."""
+    codes: set[str] = set()
+
+    def collect(e: BaseException) -> None:
+        if isinstance(e, BaseExceptionGroup):
+            for inner in e.exceptions:
+                collect(inner)
+        elif isinstance(getattr(e, "code", None), str):
+            codes.add(e.code)  # type: ignore[attr-defined]
+
+    collect(exc)
+    return next((c for c in _CODE_PRIORITY if c in codes), FAILED)
 
 
 def _reason(exc: BaseException) -> str:

@@ -123,11 +123,12 @@ class KeyStorage:
                 bytes(share.common_point) if share.common_point else None,
                 bytes(share.encrypted_point) if share.encrypted_point else None)
 
-    def stage_pending(self, migration_id: bytes, share: KeyShare) -> None:
-        """Durably keep the new version of a key made by a migration (replacing an earlier attempt's)."""
-        with self._lock:
-            self.conn.execute("INSERT OR REPLACE INTO pending_shares VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                              (migration_id,) + self._row(share))
+    def stage_pending(self, migration_id: bytes, *shares: KeyShare) -> None:
+        """Durably keep the new versions of keys made by a migration (replacing an earlier attempt's), in one
+        transaction."""
+        with self._lock, self.conn:
+            self.conn.executemany("INSERT OR REPLACE INTO pending_shares VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                  [(migration_id,) + self._row(share) for share in shares])
 
     def pending_migrations(self) -> dict[bytes, set[str]]:
         """migration id -> the holder sets (JSON) its pending versions were made for."""

@@ -16,7 +16,7 @@ from pathlib import Path
 from substrateinterface import Keypair
 
 from ..crypto import Secret
-from ..node.testing import NodeProcess, free_port, stop_process_group
+from ..node.testing import NodeProcess, free_ports, stop_process_group
 
 # Dev accounts that claimed the dev key server ids, in order; further key servers get accounts of their own.
 DEV_SIGNERS = ["//Alice", "//Bob", "//Charlie", "//Dave"]
@@ -44,6 +44,11 @@ class KeyServerProcess:
     host: str = "127.0.0.1"  # the cluster binds this address, and the chain lists it
     node_host: str = "127.0.0.1"
     metrics_port: int | None = None
+    http_port: int | None = None  # Parity's HTTP API, when set
+
+    @property
+    def http_url(self) -> str | None:
+        return f"http://127.0.0.1:{self.http_port}" if self.http_port is not None else None
 
     @property
     def id(self):
@@ -73,6 +78,7 @@ class KeyServerProcess:
             [sys.executable, "-m", "secretstore.cli.main", "-v", "key-server", "--self-secret-file", str(secret_file),
              "--db-path", str(self.db_path), "--net-host", self.host, "--net-port", str(self.net_port),
              "--sub-host", self.node_host, "--sub-port", str(self.node_port), "--sub-signer-file", str(signer_file)]
+            + (["--http-port", str(self.http_port)] if self.http_port is not None else [])
             + (["--metrics-port", str(self.metrics_port)] if self.metrics_port else []),
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
@@ -108,6 +114,7 @@ class LocalNetwork:
     separate_hosts: bool = False
     node_host: str = "127.0.0.1"
     metrics: bool = False  # node and key servers serve Prometheus /metrics on free ports
+    block_time: float | None = None  # None: instant seal
     node: NodeProcess | None = None
     servers: list[KeyServerProcess] = field(default_factory=list)
 
@@ -138,35 +145,33 @@ class LocalNetwork:
     def start(self, progress=None, timeout: float = 60.0) -> "LocalNetwork":
         say = progress or (lambda message: None)
         self.base_path.mkdir(parents=True, exist_ok=True)
-        taken: set[int] = set()
-
-        def port(host: str = "127.0.0.1") -> int:
-            # ports free on one loopback address may be handed out again on another: keep them distinct, so that
-            # every port number of the network belongs to one listener
-            while (chosen := free_port(host)) in taken:
-                pass
-            taken.add(chosen)
-            return chosen
-
-        ports = [port(self.host_of(i)) for i in range(self.key_servers)]
+        n = self.key_servers
+        # cluster, HTTP, node and metrics (node, then each key server) ports, all distinct; with separate hosts free
+        # on every local address, since each key server binds its own
+        picked = free_ports(3 * n + 2, "0.0.0.0" if self.separate_hosts else "127.0.0.1")
+        ports, http_ports = picked[:n], picked[n:2 * n]
         spec_path = self.base_path / "chain-spec.json"
+        http_ports_path = self.base_path / "http-ports.json"  # kept apart: the chain spec refuses unknown fields
         if not spec_path.exists():
             spec_path.write_text(json.dumps(self.chain_spec(ports), indent=2))
+            http_ports_path.write_text(json.dumps(http_ports))
         else:  # a restart of an existing network keeps its key servers' addresses
             ports = json.loads(spec_path.read_text())["key_server_ports"]
+            http_ports = json.loads(http_ports_path.read_text())
         say("starting the chain node")
-        taken.update(ports)
-        self.node = NodeProcess(self.base_path / "node", port(self.node_host), chain_spec=spec_path,
-                                host=self.node_host,
-                                prometheus_port=port() if self.metrics else None).start()
+        rest = [p for p in picked if p not in ports + http_ports]
+        node_port, metrics_ports = rest[0], rest[1:n + 2]
+        self.node = NodeProcess(self.base_path / "node", node_port, chain_spec=spec_path, block_time=self.block_time,
+                                host=self.node_host, prometheus_port=metrics_ports[0] if self.metrics else None).start()
         say(f"node ready at {self.node.ws_url}")
         self.servers = [KeyServerProcess(i, key_server_secret(i), self.base_path / f"key-server-{i + 1}", ports[i],
                                          self.node.port, signer_suri(i), host=self.host_of(i), node_host=self.node_host,
-                                         metrics_port=port() if self.metrics else None)
+                                         metrics_port=metrics_ports[i + 1] if self.metrics else None,
+                                         http_port=http_ports[i])
                         for i in range(self.key_servers)]
         for ks in self.servers:
             ks.start()
-            say(f"key server {ks.index + 1} ({ks.id.hex()}) starting on {ks.address}")
+            say(f"key server {ks.index + 1} ({ks.id.hex()}) starting on {ks.address}, HTTP {ks.http_url}")
         self.wait_connected(timeout, say)
         return self
 

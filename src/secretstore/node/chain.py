@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import json
 import logging
 from dataclasses import dataclass, field
@@ -24,6 +25,9 @@ Header = Composite(("sp_runtime", "generic", "header", "Header"), [
 StateChanges = Sequence(Tuple(Bytes, Bytes))
 
 MAX_POOL = 8192
+# Extrinsics per block at most: bounds a block's size and the time the node spends sealing it (during which it
+# answers no RPC); what does not fit goes into the next block right away.
+MAX_BLOCK_EXTRINSICS = 512
 
 
 def hex0x(data: bytes) -> str:
@@ -115,10 +119,19 @@ def load_chain_spec(path: Path | None) -> tuple[GenesisConfig, str]:
 # -------------------------------------------------------------------------------------------------------- chain
 
 class Chain:
+    """The chain and its transaction pool.
+
+    Pool additions are buffered in memory until `flush_pool()` or the next `produce_block()` writes them (one SQLite
+    transaction for many submissions); the RPC layer answers a submitter only after that, so an accepted
+    transaction is always on disk. `submit(..., durable=True)` (the default) flushes at once.
+    """
+
     def __init__(self, base_path: Path, genesis: GenesisConfig, chain_name: str = "SecretStore Development") -> None:
         self.chain_name = chain_name
         self.db = ChainDatabase(Path(base_path) / "chain.sqlite")
-        self.pool: dict[bytes, PooledTransaction] = {}
+        self.pool: dict[bytes, PooledTransaction] = {}                   # by extrinsic hash, in arrival order
+        self.by_sender: dict[bytes, dict[int, PooledTransaction]] = {}   # signer -> nonce -> transaction
+        self._unsynced: dict[bytes, PooledTransaction] = {}              # accepted, not yet written to the pool table
         self._order = 0
         self.listeners: list[Callable[[BlockInfo], None]] = []
         if self.db.head() is None:
@@ -126,6 +139,7 @@ class Chain:
         self.state = MemoryStorage(self.db.latest_state())
         self.runtime = Runtime(self.state)
         self.head_number, self.head_hash = self.db.head()  # type: ignore[misc]
+        self.head_header = Header.decode(self.db.block_by_number(self.head_number)[1])  # type: ignore[index]
         self.genesis_hash = self.db.block_by_number(0)[0]  # type: ignore[index]
         self._metadata_cache: dict[int, bytes] = {}
         self._restore_pool()
@@ -136,14 +150,17 @@ class Chain:
         for encoded in self.db.pool_entries():
             try:
                 ext = self.check(encoded)
+                if ext.hash in self.pool or ext.nonce in self.by_sender.get(ext.signer, {}):
+                    raise ExtrinsicError("a transaction with this nonce is already pending")
             except ExtrinsicError as exc:
                 log.info("pooled transaction no longer valid", extra={"reason": str(exc)})
                 self.db.pool_remove(blake2_256(encoded))  # the extrinsic hash
                 continue
             self._order += 1
-            self.pool[ext.hash] = PooledTransaction(ext, self._order)
+            self._pool_insert(PooledTransaction(ext, self._order))
 
     def close(self) -> None:
+        self.flush_pool()
         self.db.close()
 
     def _write_genesis(self, genesis: GenesisConfig) -> None:
@@ -156,7 +173,7 @@ class Chain:
 
     # ------------------------------------------------------------------------------------------------ queries
     def number_of(self, block_hash: bytes | None) -> int:
-        if block_hash is None:
+        if block_hash is None or block_hash == self.head_hash:
             return self.head_number
         number = self.db.number_of(block_hash)
         if number is None:
@@ -175,6 +192,8 @@ class Chain:
         return block_hash, Header.decode(header), Sequence(Bytes).decode(extrinsics)
 
     def header_of(self, block_hash: bytes) -> dict:
+        if block_hash == self.head_hash:
+            return self.head_header
         found = self.block(self.number_of(block_hash))
         assert found is not None
         return found[1]
@@ -195,7 +214,7 @@ class Chain:
 
     def next_nonce(self, account: bytes) -> int:
         nonce = self.runtime.system.nonce(self.state, account)
-        pending = {tx.extrinsic.nonce for tx in self.pool.values() if tx.extrinsic.signer == account}
+        pending = self.by_sender.get(account, {})
         while nonce in pending:
             nonce += 1
         return nonce
@@ -226,71 +245,112 @@ class Chain:
             raise ExtrinsicError(f"Invalid Transaction: {message} ({exc.message})") from None
         return ext
 
-    def submit(self, encoded: bytes) -> bytes:
+    def submit(self, encoded: bytes, *, durable: bool = True) -> bytes:
+        """Validate and pool a transaction. With durable=False it is only in memory until the next flush_pool() or
+        produce_block(): the caller must not report it as accepted before then."""
         ext = self.check(encoded)
         if ext.hash in self.pool:
             raise ExtrinsicError("Transaction Already Imported", 1012)
-        if any(tx.extrinsic.signer == ext.signer and tx.extrinsic.nonce == ext.nonce for tx in self.pool.values()):
+        if ext.nonce in self.by_sender.get(ext.signer, ()):
             raise ExtrinsicError("Priority is too low: a transaction with this nonce is already pending", 1012)
         if len(self.pool) >= MAX_POOL:
             raise ExtrinsicError("Transaction pool is full", 1012)
         self._order += 1
-        self.db.pool_add(ext.hash, self._order, encoded)  # durable before the submitter hears "accepted"
-        self.pool[ext.hash] = PooledTransaction(ext, self._order)
+        tx = PooledTransaction(ext, self._order)
+        self._pool_insert(tx)
+        self._unsynced[ext.hash] = tx
+        if durable:
+            self.flush_pool()
         return ext.hash
 
+    def _pool_insert(self, tx: PooledTransaction) -> None:
+        self.pool[tx.extrinsic.hash] = tx
+        self.by_sender.setdefault(tx.extrinsic.signer, {})[tx.extrinsic.nonce] = tx
+
+    def _pool_remove(self, ext: SignedExtrinsic) -> None:
+        self.pool.pop(ext.hash, None)
+        self._unsynced.pop(ext.hash, None)
+        pending = self.by_sender.get(ext.signer)
+        if pending is not None:
+            pending.pop(ext.nonce, None)
+            if not pending:
+                del self.by_sender[ext.signer]
+
+    def flush_pool(self) -> None:
+        """Write the buffered pool additions in one transaction (one fsync however many there are)."""
+        if self._unsynced:
+            self.db.pool_add_many([(h, tx.order, tx.extrinsic.encoded) for h, tx in self._unsynced.items()])
+            self._unsynced.clear()
+
     def has_ready(self) -> bool:
-        return any(tx.extrinsic.nonce == self.runtime.system.nonce(self.state, tx.extrinsic.signer)
-                   for tx in self.pool.values())
+        """Whether some pooled transaction could go into a block now (stale ones count: the block drops them)."""
+        nonce = self.runtime.system.nonce
+        return any(min(pending) <= nonce(self.state, signer) for signer, pending in self.by_sender.items())
 
     # ------------------------------------------------------------------------------------------ block authoring
-    def produce_block(self) -> BlockInfo:
+    def produce_block(self, max_extrinsics: int | None = MAX_BLOCK_EXTRINSICS) -> BlockInfo:
+        """Seal one block with every ready transaction (at most `max_extrinsics`), highest tip first, then arrival
+        order; each signer's transactions go in nonce order, a later nonce only after its predecessor was applied.
+        A transaction that cannot be applied (it became stale or can no longer pay) leaves the pool as dropped."""
         number = self.head_number + 1
         block_state = Overlay(self.state)
         runtime = self.runtime
         runtime.storage = block_state
         included: list[SignedExtrinsic] = []
-        dropped: list[tuple[bytes, str]] = []
+        dropped: list[tuple[SignedExtrinsic, str]] = []
+        limit = MAX_BLOCK_EXTRINSICS if max_extrinsics is None else max_extrinsics
         try:
             runtime.initialize_block(number, self.head_hash)
-            pending = sorted(self.pool.values(), key=lambda t: (t.extrinsic.nonce, t.order))
-            progress = True
-            while progress:  # a signer's later nonces become ready as earlier ones are applied
-                progress = False
-                for tx in list(pending):
-                    ext = tx.extrinsic
-                    try:
-                        runtime.apply_extrinsic(len(included), ext.signer, ext.nonce, ext.tip, ext.call, len(ext.encoded))
-                    except InvalidTransaction as exc:
-                        if exc.kind == "Future":
-                            continue
-                        dropped.append((ext.hash, exc.message))
-                        pending.remove(tx)
-                        continue
-                    included.append(ext)
-                    pending.remove(tx)
-                    progress = True
+            # per signer, its pending nonces in order; a heap of each signer's next candidate
+            queues = {signer: sorted(pending) for signer, pending in self.by_sender.items()}
+            heap: list[tuple[int, int, bytes, int]] = []  # (-tip, order, signer, position in its queue)
+
+            def offer(signer: bytes, position: int, expected: int) -> None:
+                nonces = queues[signer]
+                if position < len(nonces) and nonces[position] <= expected:  # above `expected`: it must wait
+                    tx = self.by_sender[signer][nonces[position]]
+                    heapq.heappush(heap, (-tx.extrinsic.tip, tx.order, signer, position))
+
+            for signer in queues:
+                offer(signer, 0, runtime.system.nonce(block_state, signer))
+            while heap and len(included) < limit:
+                _, _, signer, position = heapq.heappop(heap)
+                ext = self.by_sender[signer][queues[signer][position]].extrinsic
+                try:
+                    runtime.apply_extrinsic(len(included), ext.signer, ext.nonce, ext.tip, ext.call, len(ext.encoded))
+                except InvalidTransaction as exc:
+                    if exc.kind != "Future":  # cannot happen for an offered transaction, but must not be dropped
+                        dropped.append((ext, exc.message))
+                        offer(signer, position + 1, runtime.system.nonce(block_state, signer))
+                    continue
+                included.append(ext)
+                offer(signer, position + 1, ext.nonce + 1)
             runtime.finalize_block()
         finally:
             runtime.storage = self.state
         changes = dict(block_state.changes)
         extrinsics = [ext.encoded for ext in included]
-        parent_header = self.header_of(self.head_hash)
         header = {"parent_hash": self.head_hash, "number": number,
-                  "state_root": state_root(parent_header["state_root"], changes),
+                  "state_root": state_root(self.head_header["state_root"], changes),
                   "extrinsics_root": extrinsics_root(extrinsics), "digest": {"logs": []}}
         encoded_header = Header.encode(header)
         block_hash = blake2_256(encoded_header)
+        leaving = {ext.hash for ext in included} | {ext.hash for ext, _ in dropped}
+        # the block, the pool rows it removes and the pool rows accepted since the last flush: one transaction
         self.db.commit_block(number, block_hash, encoded_header, Sequence(Bytes).encode(extrinsics), changes,
-                             leaving_pool=[e.hash for e in included] + [h for h, _ in dropped])
+                             leaving_pool=[h for h in leaving if h not in self._unsynced],
+                             entering_pool=[(h, tx.order, tx.extrinsic.encoded) for h, tx in self._unsynced.items()
+                                            if h not in leaving])
+        self._unsynced.clear()
         block_state.commit()
-        self.head_number, self.head_hash = number, block_hash
+        self.head_number, self.head_hash, self.head_header = number, block_hash, header
         for ext in included:
-            self.pool.pop(ext.hash, None)
-        for h, _ in dropped:
-            self.pool.pop(h, None)
-        info = BlockInfo(number, block_hash, header, extrinsics, changes, [e.hash for e in included], dropped)
-        log.info("block sealed", extra={"number": number, "extrinsics": len(included)})
+            self._pool_remove(ext)
+        for ext, _ in dropped:
+            self._pool_remove(ext)
+        info = BlockInfo(number, block_hash, header, extrinsics, changes, [e.hash for e in included],
+                         [(e.hash, reason) for e, reason in dropped])
+        log.info("block sealed", extra={"number": number, "extrinsics": len(included), "dropped": len(dropped)})
         for listener in list(self.listeners):
             listener(info)
         return info

@@ -53,19 +53,24 @@ class ChainDatabase:
     # ---------------------------------------------------------------------------------------------------- blocks
     def commit_block(self, number: int, block_hash: bytes, header: bytes, extrinsics: bytes,
                      changes: dict[bytes, bytes | None], meta: dict[str, bytes] | None = None,
-                     leaving_pool: list[bytes] = ()) -> None:
-        """The block, its state changes, and the pool transactions it included or dropped: all or nothing."""
+                     leaving_pool: list[bytes] = (), entering_pool: list[tuple[bytes, int, bytes]] = ()) -> None:
+        """The block, its state changes, the pool transactions it included or dropped and the ones accepted since
+        the last pool write: all or nothing."""
         with self.conn:
             self.conn.execute("BEGIN IMMEDIATE")
             self.conn.executemany("DELETE FROM pool WHERE hash = ?", [(h,) for h in leaving_pool])
+            self.conn.executemany("INSERT OR REPLACE INTO pool VALUES (?, ?, ?)", entering_pool)
             self.conn.execute("INSERT INTO blocks VALUES (?, ?, ?, ?)", (number, block_hash, header, extrinsics))
             self.conn.executemany("INSERT OR REPLACE INTO state VALUES (?, ?, ?)",
                                   [(k, number, v) for k, v in changes.items()])
             for name, value in (meta or {}).items():
                 self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, value))
 
-    def pool_add(self, ext_hash: bytes, seq: int, extrinsic: bytes) -> None:
-        self.conn.execute("INSERT OR REPLACE INTO pool VALUES (?, ?, ?)", (ext_hash, seq, extrinsic))
+    def pool_add_many(self, rows: list[tuple[bytes, int, bytes]]) -> None:
+        """(hash, seq, extrinsic) rows in one transaction: one fsync for a whole group of submissions."""
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self.conn.executemany("INSERT OR REPLACE INTO pool VALUES (?, ?, ?)", rows)
 
     def pool_remove(self, ext_hash: bytes) -> None:
         self.conn.execute("DELETE FROM pool WHERE hash = ?", (ext_hash,))

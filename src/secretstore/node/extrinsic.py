@@ -7,6 +7,7 @@ Layout of a signed extrinsic: compact length ++ 0x84 ++ MultiAddress ++ MultiSig
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import coincurve
 import nacl.exceptions
@@ -82,7 +83,7 @@ class SignedExtrinsic:
     metadata_hash_mode: int
     call: bytes
 
-    @property
+    @cached_property  # asked for by the pool, the block, the database and the watchers: hash once
     def hash(self) -> bytes:
         return blake2_256(self.encoded)
 
@@ -97,7 +98,10 @@ class SignedExtrinsic:
 
     def verify(self, payload: bytes) -> bool:
         if self.signature_kind == 1:
-            return sr25519.verify(self.signature, payload, self.signer)
+            try:
+                return sr25519.verify(self.signature, payload, self.signer)
+            except ValueError:  # bytes that are no schnorrkel signature at all: a bad signature, not bad params
+                return False
         if self.signature_kind == 0:
             try:
                 nacl.signing.VerifyKey(self.signer).verify(payload, self.signature)

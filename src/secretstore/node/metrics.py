@@ -9,6 +9,7 @@ listeners, pool size and open subscriptions read when scraped, and RPC calls by 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -51,16 +52,22 @@ class NodeMetrics:
         self._known_methods = server.methods  # labels only for methods the node has: bounded cardinality
         handle = server.handle_request
 
-        async def counted(request: Any, conn: Any) -> dict:
-            reply = await handle(request, conn)
+        def counted(request: Any, conn: Any) -> Any:
+            reply = handle(request, conn)  # a message, or a Future of one for a call that must wait
             method = request.get("method") if isinstance(request, dict) else None
             label = method if isinstance(method, str) and method in self._known_methods else "<unknown>"
             self.calls.labels(label).inc()
-            if isinstance(reply, dict) and "error" in reply:
+            if isinstance(reply, asyncio.Future):
+                reply.add_done_callback(lambda done: self._count_error(label, done))
+            elif isinstance(reply, dict) and "error" in reply:
                 self.errors.labels(label).inc()
             return reply
 
         server.handle_request = counted  # type: ignore[method-assign]
+
+    def _count_error(self, label: str, done: asyncio.Future) -> None:
+        if not done.cancelled() and done.exception() is None and "error" in done.result():
+            self.errors.labels(label).inc()
 
     def _on_block(self, block: BlockInfo) -> None:
         self.blocks.inc()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import itertools
 import json
 import logging
@@ -21,6 +22,8 @@ from .extrinsic import ExtrinsicError, decode
 log = logging.getLogger(__name__)
 
 MAX_REQUEST_SIZE = 16 * 1024 * 1024
+_PLAIN_RESULTS = {dict, list, str, int, bool, float, type(None)}  # skip the awaitable test for the usual results
+WRITE_BUFFER_LIMIT = 4 * 1024 * 1024  # bytes waiting in a connection's socket buffer before its writer waits
 VERSION = "0.1.0"
 
 RuntimeDispatchInfo = Composite(("pallet_transaction_payment", "types", "RuntimeDispatchInfo"), [
@@ -76,28 +79,62 @@ def _account(value: Any) -> bytes:
     return raw
 
 
+def text_frame(text: str) -> bytes:
+    """An unmasked, uncompressed final text frame (RFC 6455 5.2), as a server sends it."""
+    payload = text.encode()
+    n = len(payload)
+    if n < 126:
+        header = bytes((0x81, n))
+    elif n < 1 << 16:
+        header = bytes((0x81, 126)) + n.to_bytes(2, "big")
+    else:
+        header = bytes((0x81, 127)) + n.to_bytes(8, "big")
+    return header + payload
+
+
+def write_frames(transport: Any, frames: list[bytes]) -> None:
+    if frames and transport is not None and not transport.is_closing():
+        transport.write(b"".join(frames))
+
+
+def notification(subscription: str, method: str, result_json: str) -> str:
+    """A subscription notification around an already JSON-encoded result: one block's head or changes are encoded
+    once however many subscribers receive them."""
+    return ('{"jsonrpc":"2.0","method":"' + method + '","params":{"subscription":"' + subscription
+            + '","result":' + result_json + "}}")
+
+
 @dataclass(eq=False)
 class Connection:
-    """One client. Outgoing messages go through a queue so that replies and notifications keep their order."""
+    """One client. Outgoing messages go through a queue so that replies and notifications keep their order. An item
+    is a message (dict or list), an already encoded message (str), or a Future of a message: the slot of a reply that
+    is not ready yet (a submission waiting to be on disk), which holds back everything queued after it."""
 
     outbox: asyncio.Queue = field(default_factory=asyncio.Queue)
     subscriptions: dict[str, tuple[str, Any]] = field(default_factory=dict)  # id -> (kind, data)
     websocket: bool = True
 
-    def send(self, message: dict) -> None:
+    def send(self, message: Any) -> None:
         self.outbox.put_nowait(message)
 
     def notify(self, subscription: str, method: str, result: Any) -> None:
-        self.send({"jsonrpc": "2.0", "method": method, "params": {"subscription": subscription, "result": result}})
+        self.send(notification(subscription, method, json.dumps(result)))
 
 
 class RpcServer:
-    def __init__(self, chain: Chain, *, block_time: float | None = None) -> None:
+    """`block_time` None is instant seal: a block as soon as transactions are ready, holding every ready transaction
+    (`seal_per_transaction` restores one block per transaction). With a block time, each block holds every
+    transaction ready when it is sealed."""
+
+    def __init__(self, chain: Chain, *, block_time: float | None = None, seal_per_transaction: bool = False) -> None:
         self.chain = chain
         self.block_time = block_time
+        self.seal_per_transaction = seal_per_transaction
         self.connections: set[Connection] = set()
         self._ids = itertools.count(1)
         self._wake = asyncio.Event()
+        # replies to submissions that wait until the chain has written the transaction (pool row or block)
+        self._acks: list[tuple[asyncio.Future, Any]] = []
         self.watchers: dict[bytes, list[tuple[Connection, str]]] = {}
         chain.listeners.append(self._on_block)
         self.methods: dict[str, Callable[..., Any]] = {
@@ -124,7 +161,9 @@ class RpcServer:
     async def _http(self, request: web.Request) -> web.Response:
         conn = Connection(websocket=False)
         body = await request.text()
-        reply = await self.handle_text(body, conn)
+        reply = self.handle_text(body, conn)
+        if isinstance(reply, asyncio.Future):
+            reply = await reply
         return web.Response(text=json.dumps(reply), content_type="application/json")
 
     async def _websocket(self, request: web.Request) -> web.StreamResponse:
@@ -136,17 +175,46 @@ class RpcServer:
         self.connections.add(conn)
 
         async def writer() -> None:
+            # Everything already queued goes out in one write: one system call for many replies and notifications
+            # (each its own WebSocket frame) instead of one per message.
+            transport = request.transport
             while True:
+                frames: list[bytes] = []
                 message = await conn.outbox.get()
-                await ws.send_str(json.dumps(message))
+                while True:
+                    if isinstance(message, asyncio.Future):
+                        if not message.done():
+                            if frames:
+                                write_frames(transport, frames)
+                                frames = []
+                            await message
+                        message = message.result()
+                    if message is not None:
+                        frames.append(text_frame(message if isinstance(message, str) else json.dumps(message)))
+                    if conn.outbox.empty():
+                        break
+                    message = conn.outbox.get_nowait()
+                if transport is None or transport.is_closing():
+                    return
+                write_frames(transport, frames)
+                while transport.get_write_buffer_size() > WRITE_BUFFER_LIMIT and not transport.is_closing():
+                    await asyncio.sleep(0.005)  # a slow reader: let the socket drain before queueing more
 
         writer_task = asyncio.create_task(writer())
+        loop = asyncio.get_running_loop()
         try:
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
-                    reply = await self.handle_text(msg.data, conn)
-                    if reply is not None:
-                        conn.send(reply)
+                    # the reply's place in the outbox is taken first: notifications the call queues (a new
+                    # subscription's first one) follow it. Handling is synchronous, so requests keep their order,
+                    # and a reply that must wait (a submission) does not stop the next request from being read.
+                    slot = loop.create_future()
+                    conn.send(slot)
+                    reply = self.handle_text(msg.data, conn)
+                    if isinstance(reply, asyncio.Future):
+                        reply.add_done_callback(lambda done, slot=slot: done.cancelled() or slot.set_result(done.result()))
+                    else:
+                        slot.set_result(reply)
                 elif msg.type == WSMsgType.BINARY:
                     conn.send({"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "Parse error: binary frame"}})
                 elif msg.type == WSMsgType.ERROR:
@@ -165,7 +233,8 @@ class RpcServer:
             writer_task.cancel()
         return ws
 
-    async def handle_text(self, text: str, conn: Connection) -> Any:
+    def handle_text(self, text: str, conn: Connection) -> Any:
+        """The reply to a request or batch: a message, or a Future of one when some call must wait."""
         if len(text) > MAX_REQUEST_SIZE:
             return {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "Request too large (limit 16 MiB)"}}
         try:
@@ -175,10 +244,14 @@ class RpcServer:
         if isinstance(request, list):
             if not request:
                 return {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "Invalid request: empty batch"}}
-            return [await self.handle_request(r, conn) for r in request]
-        return await self.handle_request(request, conn)
+            replies = [self.handle_request(r, conn) for r in request]
+            if any(isinstance(r, asyncio.Future) for r in replies):
+                return asyncio.ensure_future(_gather_list(replies))
+            return replies
+        return self.handle_request(request, conn)
 
-    async def handle_request(self, request: Any, conn: Connection) -> dict:
+    def handle_request(self, request: Any, conn: Connection) -> Any:
+        """The reply to one call: a message, or a Future of one (for a call whose result must wait)."""
         if not isinstance(request, dict) or not isinstance(request.get("method"), str):
             return {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "Invalid request"}}
         rid = request.get("id")
@@ -195,20 +268,35 @@ class RpcServer:
                 result = handler(conn, *params)
             except TypeError as exc:
                 raise RpcError(-32602, f"invalid params: {exc}") from None
-            if isinstance(result, Awaitable):
-                result = await result
+            if isinstance(result, asyncio.Future):  # resolved by the chain's next write; it never fails
+                reply = asyncio.get_running_loop().create_future()
+                result.add_done_callback(lambda done: done.cancelled() or reply.set_result(
+                    {"jsonrpc": "2.0", "id": rid, "result": done.result()}))
+                return reply
+            if result.__class__ not in _PLAIN_RESULTS and inspect.isawaitable(result):
+                return asyncio.ensure_future(self._complete(request["method"], rid, result))
             return {"jsonrpc": "2.0", "id": rid, "result": result}
-        except RpcError as exc:
+        except Exception as exc:
+            return self._error_reply(request["method"], rid, exc)
+
+    async def _complete(self, method: str, rid: Any, result: Awaitable) -> dict:
+        try:
+            return {"jsonrpc": "2.0", "id": rid, "result": await result}
+        except Exception as exc:
+            return self._error_reply(method, rid, exc)
+
+    def _error_reply(self, method: str, rid: Any, exc: Exception) -> dict:
+        if isinstance(exc, RpcError):
             return {"jsonrpc": "2.0", "id": rid, "error": exc.to_json()}
-        except ExtrinsicError as exc:
+        if isinstance(exc, ExtrinsicError):
             message, _, data = str(exc).partition(": ")
             return {"jsonrpc": "2.0", "id": rid,
                     "error": {"code": exc.code, "message": message, **({"data": data} if data else {})}}
-        except (CodecError, LookupError, ValueError) as exc:
+        if isinstance(exc, (CodecError, LookupError, ValueError)):
             return {"jsonrpc": "2.0", "id": rid, "error": {"code": -32602, "message": f"invalid params: {exc}"}}
-        except Exception:  # a bug must not take the node down; the client gets an error, the log the details
-            log.exception("internal error in %s", request["method"])
-            return {"jsonrpc": "2.0", "id": rid, "error": {"code": -32603, "message": "Internal error"}}
+        # a bug must not take the node down; the client gets an error, the log the details
+        log.error("internal error in %s", method, exc_info=exc)
+        return {"jsonrpc": "2.0", "id": rid, "error": {"code": -32603, "message": "Internal error"}}
 
     def _subscribe(self, conn: Connection, kind: str, data: Any = None) -> str:
         if not conn.websocket:
@@ -222,45 +310,74 @@ class RpcServer:
 
     # ----------------------------------------------------------------------------------------- production
     async def run_block_production(self) -> None:
-        """Instant seal (a block whenever transactions are ready) or a fixed block time."""
+        """Instant seal (a block whenever transactions are ready) or a fixed block time. Either way, every wake-up
+        ends with the accepted transactions on disk and their submitters answered."""
+        loop = asyncio.get_running_loop()
+        next_block = loop.time() + self.block_time if self.block_time else None
         while True:
-            if self.block_time:
+            if not self._wake.is_set():
                 try:
-                    async with asyncio.timeout(self.block_time):
-                        await asyncio.Event().wait()
+                    async with asyncio.timeout(None if next_block is None else max(0.0, next_block - loop.time())):
+                        await self._wake.wait()
                 except TimeoutError:
                     pass
-                self.chain.produce_block()
-                continue
-            await self._wake.wait()
             self._wake.clear()
-            await asyncio.sleep(0)  # let the submitter's replies go out first
-            while self.chain.has_ready():
-                self.chain.produce_block()
-                await asyncio.sleep(0)
+            if next_block is not None:
+                if loop.time() >= next_block:
+                    self.chain.produce_block()
+                    self._release_acks()
+                    next_block = max(next_block + self.block_time, loop.time())
+            else:
+                while self.chain.has_ready():
+                    self.chain.produce_block(1 if self.seal_per_transaction else None)
+                    self._release_acks()
+                    await asyncio.sleep(0)  # what does not fit goes in the next block, after pending requests
+            self.chain.flush_pool()
+            self._release_acks()
+
+    def _release_acks(self) -> None:
+        """Every transaction accepted so far is on disk (the chain writes all buffered ones at each block or flush):
+        answer their submitters."""
+        acks, self._acks = self._acks, []
+        for future, result in acks:
+            if not future.done():
+                future.set_result(result)
+
+    def _after_write(self, result: Any) -> asyncio.Future:
+        future = asyncio.get_running_loop().create_future()
+        self._acks.append((future, result))
+        self._wake.set()
+        return future
 
     def _on_block(self, block: BlockInfo) -> None:
-        head = header_json(block.header)
+        head_json = json.dumps(header_json(block.header))
         block_hash = hex0x(block.hash)
+        methods = {"newHead": "chain_newHead", "allHead": "chain_allHead", "finalizedHead": "chain_finalizedHead"}
+        all_changes: str | None = None
         for conn in list(self.connections):
             for sub_id, (kind, keys) in list(conn.subscriptions.items()):
-                if kind in ("newHead", "allHead", "finalizedHead"):
-                    method = {"newHead": "chain_newHead", "allHead": "chain_allHead",
-                              "finalizedHead": "chain_finalizedHead"}[kind]
-                    conn.notify(sub_id, method, head)
+                if kind in methods:
+                    conn.send(notification(sub_id, methods[kind], head_json))
                 elif kind == "storage":
-                    changed = [k for k in block.changes if keys is None or k in keys]
+                    if keys is None:
+                        if all_changes is None:
+                            all_changes = json.dumps(_storage_changes(block_hash, block.changes, block.changes))
+                        if block.changes:
+                            conn.send(notification(sub_id, "state_storage", all_changes))
+                        continue
+                    changed = [k for k in keys if k in block.changes]
                     if changed:
-                        conn.notify(sub_id, "state_storage", {"block": block_hash, "changes": [
-                            [hex0x(k), hex0x(block.changes[k]) if block.changes[k] is not None else None]
-                            for k in sorted(changed)]})
-        for ext_hash in block.included:
-            for conn, sub_id in self.watchers.pop(ext_hash, []):
-                conn.notify(sub_id, "author_extrinsicUpdate", {"inBlock": block_hash})
-                conn.notify(sub_id, "author_extrinsicUpdate", {"finalized": block_hash})
-        for ext_hash, _ in block.dropped:
-            for conn, sub_id in self.watchers.pop(ext_hash, []):
-                conn.notify(sub_id, "author_extrinsicUpdate", "invalid")
+                        conn.notify(sub_id, "state_storage", _storage_changes(block_hash, block.changes, changed))
+        if self.watchers:
+            in_block = json.dumps({"inBlock": block_hash})
+            finalized = json.dumps({"finalized": block_hash})
+            for ext_hash in block.included:
+                for conn, sub_id in self.watchers.pop(ext_hash, ()):
+                    conn.send(notification(sub_id, "author_extrinsicUpdate", in_block))
+                    conn.send(notification(sub_id, "author_extrinsicUpdate", finalized))
+            for ext_hash, _ in block.dropped:
+                for conn, sub_id in self.watchers.pop(ext_hash, ()):
+                    conn.notify(sub_id, "author_extrinsicUpdate", "invalid")
 
     # --------------------------------------------------------------------------------------------- system
     def rpc_system_name(self, conn): return "secretstore-node"
@@ -316,36 +433,23 @@ class RpcServer:
 
     def _head_subscription(self, conn, kind):
         sub_id = self._subscribe(conn, kind)
-        head = self.chain.block(self.chain.head_number)
         conn.notify(sub_id, {"newHead": "chain_newHead", "allHead": "chain_allHead",
-                             "finalizedHead": "chain_finalizedHead"}[kind], header_json(head[1]))
+                             "finalizedHead": "chain_finalizedHead"}[kind], header_json(self.chain.head_header))
         return sub_id
 
+    # A subscription's first notification is queued during the call, after the reply's place in the outbox.
     def rpc_chain_subscribeNewHeads(self, conn):
-        return self._deferred(conn, lambda: self._head_subscription(conn, "newHead"))
+        return self._head_subscription(conn, "newHead")
 
     def rpc_chain_subscribeAllHeads(self, conn):
-        return self._deferred(conn, lambda: self._head_subscription(conn, "allHead"))
+        return self._head_subscription(conn, "allHead")
 
     def rpc_chain_subscribeFinalizedHeads(self, conn):
-        return self._deferred(conn, lambda: self._head_subscription(conn, "finalizedHead"))
+        return self._head_subscription(conn, "finalizedHead")
 
     def rpc_chain_unsubscribeNewHeads(self, conn, sub_id): return self._unsubscribe(conn, sub_id)
     def rpc_chain_unsubscribeAllHeads(self, conn, sub_id): return self._unsubscribe(conn, sub_id)
     def rpc_chain_unsubscribeFinalizedHeads(self, conn, sub_id): return self._unsubscribe(conn, sub_id)
-
-    async def _deferred(self, conn, subscribe):
-        """Subscriptions answer with their id before the first notification: hold the initial notification back
-        until the reply is queued."""
-        outbox = conn.outbox
-        held: list = []
-        conn.outbox = _Collector(held)  # type: ignore[assignment]
-        try:
-            sub_id = subscribe()
-        finally:
-            conn.outbox = outbox
-        asyncio.get_running_loop().call_soon(lambda: [conn.send(m) for m in held])
-        return sub_id
 
     # ---------------------------------------------------------------------------------------------- state
     def _version_json(self):
@@ -360,11 +464,9 @@ class RpcServer:
         return self._version_json()
 
     def rpc_state_subscribeRuntimeVersion(self, conn):
-        def subscribe():
-            sub_id = self._subscribe(conn, "runtimeVersion")
-            conn.notify(sub_id, "state_runtimeVersion", self._version_json())
-            return sub_id
-        return self._deferred(conn, subscribe)
+        sub_id = self._subscribe(conn, "runtimeVersion")
+        conn.notify(sub_id, "state_runtimeVersion", self._version_json())
+        return sub_id
 
     def rpc_state_unsubscribeRuntimeVersion(self, conn, sub_id): return self._unsubscribe(conn, sub_id)
 
@@ -415,14 +517,11 @@ class RpcServer:
 
     def rpc_state_subscribeStorage(self, conn, keys=None):
         wanted = None if keys is None else {_bytes_param(k, "key") for k in keys}
-
-        def subscribe():
-            sub_id = self._subscribe(conn, "storage", wanted)
-            if wanted is not None:
-                conn.notify(sub_id, "state_storage", {"block": hex0x(self.chain.head_hash), "changes": [
-                    [hex0x(k), hex0x(v) if (v := self.chain.state.get(k)) is not None else None] for k in sorted(wanted)]})
-            return sub_id
-        return self._deferred(conn, subscribe)
+        sub_id = self._subscribe(conn, "storage", wanted)
+        if wanted is not None:
+            conn.notify(sub_id, "state_storage", {"block": hex0x(self.chain.head_hash), "changes": [
+                [hex0x(k), hex0x(v) if (v := self.chain.state.get(k)) is not None else None] for k in sorted(wanted)]})
+        return sub_id
 
     def rpc_state_unsubscribeStorage(self, conn, sub_id): return self._unsubscribe(conn, sub_id)
 
@@ -458,24 +557,20 @@ class RpcServer:
         return runtime.api_call(method, args)
 
     # --------------------------------------------------------------------------------------------- author
+    # A submission is answered once the chain has written it (with the next block or pool flush, one disk write for
+    # all submissions since the last one): an accepted transaction survives a crash.
     def rpc_author_submitExtrinsic(self, conn, extrinsic):
-        ext_hash = self.chain.submit(_bytes_param(extrinsic, "extrinsic"))
-        self._wake.set()
-        return hex0x(ext_hash)
+        ext_hash = self.chain.submit(_bytes_param(extrinsic, "extrinsic"), durable=False)
+        return self._after_write(hex0x(ext_hash))
 
     def rpc_author_submitAndWatchExtrinsic(self, conn, extrinsic):
         if not conn.websocket:
             raise RpcError(-32601, "Subscriptions are only available over WebSocket")
-        ext_hash = self.chain.submit(_bytes_param(extrinsic, "extrinsic"))
-
-        def subscribe():
-            sub_id = self._subscribe(conn, "extrinsic", ext_hash)
-            self.watchers.setdefault(ext_hash, []).append((conn, sub_id))
-            conn.notify(sub_id, "author_extrinsicUpdate", "ready")
-            return sub_id
-        result = self._deferred(conn, subscribe)
-        self._wake.set()
-        return result
+        ext_hash = self.chain.submit(_bytes_param(extrinsic, "extrinsic"), durable=False)
+        sub_id = self._subscribe(conn, "extrinsic", ext_hash)
+        self.watchers.setdefault(ext_hash, []).append((conn, sub_id))
+        conn.notify(sub_id, "author_extrinsicUpdate", "ready")
+        return self._after_write(sub_id)
 
     def rpc_author_unwatchExtrinsic(self, conn, sub_id):
         found = conn.subscriptions.pop(str(sub_id), None)
@@ -496,12 +591,13 @@ class RpcServer:
                 "class": "normal", "partialFee": str(info["partial_fee"])}
 
 
-class _Collector:
-    def __init__(self, held: list) -> None:
-        self.held = held
+async def _gather_list(replies: list) -> list:
+    return [await r if isinstance(r, asyncio.Future) else r for r in replies]
 
-    def put_nowait(self, message) -> None:
-        self.held.append(message)
+
+def _storage_changes(block_hash: str, changes: dict[bytes, bytes | None], keys) -> dict:
+    return {"block": block_hash, "changes": [[hex0x(k), hex0x(changes[k]) if changes[k] is not None else None]
+                                             for k in sorted(keys)]}
 
 
 def _split_len(args: bytes) -> tuple[bytes, int]:

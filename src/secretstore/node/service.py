@@ -17,10 +17,11 @@ log = logging.getLogger(__name__)
 
 
 async def run_node(base_path: Path, host: str, port: int, block_time: float | None, chain_spec: Path | None,
-                   ready: asyncio.Event | None = None, prometheus: tuple[str, int] | None = None) -> None:
+                   ready: asyncio.Event | None = None, seal_per_transaction: bool = False,
+                   prometheus: tuple[str, int] | None = None) -> None:
     genesis, name = load_chain_spec(chain_spec)
     chain = Chain(base_path, genesis, name)
-    server = RpcServer(chain, block_time=block_time)
+    server = RpcServer(chain, block_time=block_time, seal_per_transaction=seal_per_transaction)
     metrics = node_metrics_server(chain, server, prometheus)  # None unless --prometheus / --prometheus-port
     runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
     await runner.setup()

@@ -15,9 +15,20 @@ from pathlib import Path
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    return free_ports(1, host)[0]
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """`count` distinct free ports: all are held open at once while they are picked, so none repeats. With host
+    "0.0.0.0" they are free on every local address (for processes on several loopback addresses)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind((host, 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 def rpc_call(url: str, method: str, params: list | None = None, timeout: float = 5.0) -> dict:
@@ -51,6 +62,7 @@ class NodeProcess:
     block_time: float | None = None
     chain_spec: Path | None = None
     log_path: Path | None = None
+    seal_per_transaction: bool = False
     host: str = "127.0.0.1"
     prometheus_port: int | None = None
 
@@ -71,6 +83,8 @@ class NodeProcess:
             args += ["--block-time", str(self.block_time)]
         if self.chain_spec:
             args += ["--chain-spec", str(self.chain_spec)]
+        if self.seal_per_transaction:
+            args += ["--seal-per-transaction"]
         self.log_path = self.log_path or Path(self.base_path) / "node.log"
         Path(self.base_path).mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")

@@ -7,6 +7,7 @@ named fields per argument), so the same descriptor decodes an incoming call and 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Iterator, Literal
 
 from ..codec.hashing import HASHER_PREFIX_LEN, STORAGE_HASHERS, storage_prefix
@@ -32,9 +33,13 @@ class StorageEntry:
     default: bytes = b""
     docs: tuple[str, ...] = ()
 
-    @property
+    @cached_property  # two twox128 hashes; every storage access needs it (cached_property works on frozen dataclasses)
     def prefix(self) -> bytes:
         return storage_prefix(self.pallet, self.name)
+
+    @cached_property
+    def _key_cache(self) -> dict[bytes, bytes]:
+        return {}
 
     def key_parts(self, key: object) -> list[tuple[ScaleType, object]]:
         if not self.hashers:
@@ -46,6 +51,18 @@ class StorageEntry:
 
     def storage_key(self, key: object = None) -> bytes:
         """The full storage key: twox128(pallet) ++ twox128(item) ++ hasher_i(encode(key_i))..."""
+        if not self.hashers:
+            return self.prefix
+        if len(self.hashers) == 1:  # the common map: no per-call zip of key parts
+            if key.__class__ is bytes:  # accounts and ids, looked up many times per block: remember their keys
+                found = self._key_cache.get(key)
+                if found is None:
+                    if len(self._key_cache) >= 4096:
+                        self._key_cache.clear()
+                    found = self._key_cache[key] = self.prefix + STORAGE_HASHERS[self.hashers[0]](
+                        self.key.encode(key))  # type: ignore[union-attr]
+                return found
+            return self.prefix + STORAGE_HASHERS[self.hashers[0]](self.key.encode(key))  # type: ignore[union-attr]
         out = self.prefix
         for hasher, (ktype, kvalue) in zip(self.hashers, self.key_parts(key)):
             out += STORAGE_HASHERS[hasher](ktype.encode(kvalue))

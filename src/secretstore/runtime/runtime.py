@@ -165,6 +165,7 @@ class Runtime:
         self.secretstore = SecretStore(self)
         self.pallet_objects = [self.system, self.balances, self.payment, self.secretstore]
         self._by_name = {p.NAME: p for p in self.pallet_objects}
+        self._decoded_calls: dict[bytes, tuple[str, str, dict | None]] = {}
 
     # -------------------------------------------------------------------------------------------- description
     @property
@@ -215,11 +216,21 @@ class Runtime:
 
     # --------------------------------------------------------------------------------------------- dispatch
     def decode_call(self, call: bytes) -> tuple[str, str, dict | None]:
-        try:
-            pallet, (name, args) = self.RuntimeCall.decode(call)
-        except CodecError as exc:
-            raise InvalidTransaction("Call", f"cannot decode call: {exc}") from None
-        return pallet, name, args
+        # A transaction's call is decoded when it is validated, when it is applied and when it is dispatched: the
+        # same bytes, so the result is remembered (calls' argument values are immutable; the dict is copied).
+        found = self._decoded_calls.get(call) if call.__class__ is bytes else None
+        if found is None:
+            try:
+                pallet, (name, args) = self.RuntimeCall.decode(call)
+            except CodecError as exc:
+                raise InvalidTransaction("Call", f"cannot decode call: {exc}") from None
+            if call.__class__ is not bytes or not _immutable(args):
+                return pallet, name, args
+            if len(self._decoded_calls) >= 4096:
+                self._decoded_calls.clear()
+            found = self._decoded_calls[call] = (pallet, name, args)
+        pallet, name, args = found
+        return pallet, name, dict(args) if args is not None else None
 
     def dispatch(self, origin: bytes | None, call: bytes, storage: Storage | None = None) -> None:
         """Run a call transactionally: on any error nothing it wrote remains, and the error is raised."""
@@ -295,3 +306,13 @@ class Runtime:
         if name == "Core_version":
             return RuntimeVersion.encode(self.version())
         raise KeyError(f"unknown runtime API method {name}")
+
+
+def _immutable(args: dict | None) -> bool:
+    """Whether decoded call arguments can be shared between decodes (no list or dict inside)."""
+    def ok(value: object) -> bool:
+        if isinstance(value, tuple):
+            return all(ok(v) for v in value)
+        return value is None or isinstance(value, (bytes, int, str))
+    return args is None or (isinstance(args, dict) and all(ok(v) for v in args.values()))
+

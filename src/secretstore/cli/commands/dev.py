@@ -33,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
         network.start(progress=lambda m: print(m, flush=True))
         print(f"\nnode RPC: {network.node.ws_url}  (data in {base})")  # type: ignore[union-attr]
         for ks in network.servers:
-            print(f"key server {ks.index + 1}: id {ks.id.hex()} at {ks.address}, signs as {signer_suri(ks.index)}")
+            print(f"key server {ks.index + 1}: id {ks.id.hex()} at {ks.address}, signs as {signer_suri(ks.index)}, "
+                  f"HTTP API {ks.http_url}")
         print(f"suggested threshold: {args.threshold}. Ctrl-C stops everything.", flush=True)
         while not stop.wait(1.0):
             for ks in network.servers:

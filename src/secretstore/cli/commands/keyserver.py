@@ -24,6 +24,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sub-port", type=int, default=9944, help="Substrate node RPC port (9944)")
     add_signer_arguments(p)
     add_metrics_arguments(p, "--metrics", None)
+    p.add_argument("--http-host", default="127.0.0.1", help="HTTP API listen address (with --http-port)")
+    p.add_argument("--http-port", type=int, default=None, help="serve Parity's key server HTTP API on this port")
+    p.add_argument("--http-cors", default=None, metavar="ORIGINS",
+                   help="origins allowed to call the HTTP API from a browser: comma-separated, '*' or 'none' (default)")
     p.set_defaults(handler=run)
 
 
@@ -58,7 +62,8 @@ def signer_keypair(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from ...crypto import Secret
-    from ...keyserver.service import run_key_server
+    from ...keyserver.http import Cors
+    from ...keyserver.service import HttpSettings, run_key_server
 
     if args.self_secret_file is not None:
         try:
@@ -70,7 +75,16 @@ def run(args: argparse.Namespace) -> int:
         secret = Secret.from_hex(args.self_secret, "--self-secret")
     if not 0 < args.net_port < 65536 or not 0 < args.sub_port < 65536:
         raise ValueError("--net-port and --sub-port must be TCP ports (1..65535)")
+    signer = signer_keypair(args)
+    http = None
+    if args.http_port is not None:
+        if not 0 < args.http_port < 65536:
+            raise ValueError("--http-port must be between 1 and 65535")
+        Cors.parse(args.http_cors)  # a bad value is an error before anything starts
+        http = HttpSettings(args.http_host, args.http_port, args.http_cors)
+    elif args.http_cors is not None:
+        raise ValueError("--http-cors needs --http-port")
     metrics = metrics_address(args, "--metrics", None)
     asyncio.run(run_key_server(secret, args.db_path, args.net_host, args.net_port,
-                               f"ws://{args.sub_host}:{args.sub_port}", signer_keypair(args), metrics=metrics))
+                               f"ws://{args.sub_host}:{args.sub_port}", signer, http=http, metrics=metrics))
     return 0

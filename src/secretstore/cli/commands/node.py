@@ -18,7 +18,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rpc-host", default="127.0.0.1", help='interface the JSON-RPC server listens on ("127.0.0.1")')
     p.add_argument("--rpc-port", type=int, default=9944)
     p.add_argument("--block-time", type=float, default=None,
-                   help="seconds between blocks (default: instant seal, a block as soon as transactions are ready)")
+                   help="seconds between blocks, each with every ready transaction (default: instant seal, a block "
+                        "with every ready transaction as soon as there are any)")
+    p.add_argument("--seal-per-transaction", action="store_true",
+                   help="instant seal with one transaction per block (the old behaviour) instead of all ready ones")
     p.add_argument("--chain-spec", type=Path, default=None, help="JSON file overriding genesis values")
     add_metrics_arguments(p, "--prometheus", DEFAULT_PROMETHEUS_PORT)
     p.set_defaults(handler=run)
@@ -29,7 +32,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.block_time is not None and args.block_time <= 0:
         raise ValueError("--block-time must be positive")
+    if args.block_time is not None and args.seal_per_transaction:
+        raise ValueError("--seal-per-transaction is an instant seal mode: it cannot be combined with --block-time")
     prometheus = metrics_address(args, "--prometheus", DEFAULT_PROMETHEUS_PORT)
     asyncio.run(run_node(args.base_path, args.rpc_host, args.rpc_port, args.block_time, args.chain_spec,
-                         prometheus=prometheus))
+                         seal_per_transaction=args.seal_per_transaction, prometheus=prometheus))
     return 0

@@ -16,7 +16,10 @@ import sys
 import time
 from typing import Any
 
-from ...chain.client import ChainError, ChainEvent, SubstrateChain
+from ...chain.client import ChainEvent
+from ...chain.connection import ChainConnection
+from ...chain.errors import ChainError
+from ...chain.rpc import header_number
 from ...chain.secretstore_api import (
     SERVICES, GenerateServerKey, KeyServerSetSnapshot, RetrieveServerKey, RetrieveShadowDocumentKeyCommon,
     RetrieveShadowDocumentKeyPersonal, SecretStoreRuntimeApi, ServiceTask, StoreDocumentKey,
@@ -51,29 +54,30 @@ def register(sub: argparse._SubParsersAction) -> None:
 class EventScanner:
     """SecretStore *Requested events of recent blocks; blocks seen once are kept (finalized blocks do not change)."""
 
-    def __init__(self, chain: SubstrateChain, limit: int) -> None:
+    def __init__(self, chain: ChainConnection, limit: int) -> None:
         self.chain, self.limit = chain, limit
         self.by_block: dict[str, list[ChainEvent]] = {}
 
-    def requested(self, block_hash: str) -> list[ChainEvent]:
+    async def requested(self, block_hash: str) -> list[ChainEvent]:
         if block_hash not in self.by_block:
             if len(self.by_block) > 4 * self.limit:  # --watch runs for days: forget blocks long out of the window
                 self.by_block.clear()
-            self.by_block[block_hash] = [e for e in self.chain.events(block_hash)
+            block = await self.chain.block(block_hash)
+            self.by_block[block_hash] = [e for e in block.events
                                          if e.pallet == "SecretStore" and e.name in REQUESTED.values()]
         return self.by_block[block_hash]
 
-    def find(self, wanted: dict[tuple, dict], best: int) -> int:
+    async def find(self, wanted: dict[tuple, dict], best: int) -> int:
         """Fill `requested_block` of each wanted entry (keyed by (event name, key id[, requester])) with the most
         recent block announcing it; returns how many blocks were read."""
         missing = set(wanted)
         scanned = 0
         number = best
         while missing and number >= 0 and scanned < self.limit:
-            block_hash = self.chain.block_hash(number)
+            block_hash = await self.chain.block_hash(number)
             if block_hash is None:
                 break
-            for event in self.requested(block_hash):
+            for event in await self.requested(block_hash):
                 attributes = event.attributes if isinstance(event.attributes, dict) else {}
                 key = (event.name, str(attributes.get("id", "")).lower())
                 if event.name == REQUESTED["document_key_shadow_retrieval"]:
@@ -122,14 +126,13 @@ async def reachable(address: bytes, timeout: float) -> bool:
     return True
 
 
-async def _collect(chain: SubstrateChain, scanner: EventScanner, connect_timeout: float,
-                   first_seen: dict[tuple, float]) -> dict[str, Any]:
-    async def state_call(method: str, args: bytes) -> bytes:
-        return chain.state_call(method, args)
-
-    api = SecretStoreRuntimeApi(state_call)
-    best_number, best_hash = chain.best_head()
-    final_number, final_hash = chain.finalized_head()
+async def collect(chain: ChainConnection, scanner: EventScanner, connect_timeout: float,
+                  first_seen: dict[tuple, float]) -> dict[str, Any]:
+    await chain.connect()  # again after a lost connection (e.g. the node restarted)
+    api = SecretStoreRuntimeApi(chain.state_call)
+    best_hash = await chain.rpc.request("chain_getBlockHash", [])
+    best_number = header_number(await chain.rpc.request("chain_getHeader", [best_hash]))
+    final_number, final_hash = await chain.finalized_head()
     # the sets do not depend on who asks; only `migration.is_confirmed` does (asked per member below)
     snap: KeyServerSetSnapshot = await api.snapshot(Address(bytes(20)))
     addresses = sorted({a for a in snap.members().values()})
@@ -163,7 +166,7 @@ async def _collect(chain: SubstrateChain, scanner: EventScanner, connect_timeout
             pending[service].append(entry)
     for gone in set(first_seen) - set(wanted):
         del first_seen[gone]
-    scanned = scanner.find(wanted, best_number) if wanted else 0
+    scanned = await scanner.find(wanted, best_number) if wanted else 0
     for key, entry in wanted.items():
         entry["age_blocks"] = None if entry["requested_block"] is None else best_number - entry["requested_block"]
         # the chain has no clock: seconds are how long this status process has seen the request pending (--watch)
@@ -180,11 +183,6 @@ async def _collect(chain: SubstrateChain, scanner: EventScanner, connect_timeout
         "scanned_blocks": scanned,
         "scan_limit": scanner.limit,
     }
-
-
-def collect(chain: SubstrateChain, scanner: EventScanner, connect_timeout: float,
-            first_seen: dict[tuple, float] | None = None) -> dict[str, Any]:
-    return asyncio.run(_collect(chain, scanner, connect_timeout, {} if first_seen is None else first_seen))
 
 
 # ------------------------------------------------------------------------------------------------ rendering
@@ -251,21 +249,28 @@ def run(args: argparse.Namespace) -> int:
     url = args.url or f"ws://{args.sub_host}:{args.sub_port}"
     if not url.startswith(("ws://", "wss://")):
         raise ValueError(f"--url must be a ws:// or wss:// URL, got {url!r}")
-    chain = SubstrateChain(url)
+    try:
+        return asyncio.run(show(args, url))
+    except KeyboardInterrupt:  # the way to leave --watch
+        return 0
+
+
+async def show(args: argparse.Namespace, url: str) -> int:
+    chain = ChainConnection(url, timeout=30.0)
     scanner = EventScanner(chain, args.scan_blocks)
     first_seen: dict[tuple, float] = {}
     clear = args.watch is not None and not args.json and sys.stdout.isatty()
     try:
         while True:
             try:
-                status = collect(chain, scanner, args.connect_timeout, first_seen)
+                status = await collect(chain, scanner, args.connect_timeout, first_seen)
             except (ChainError, OSError, TimeoutError) as exc:
                 reason = " ".join(str(exc).split())  # one line, whatever the library put in it
                 if args.watch is None:
                     raise ValueError(f"cannot read the status from {url}: {reason}") from None
                 # watching goes on through a node restart: say so, try again next time
                 print(f"error: cannot read the status from {url}: {reason}", file=sys.stderr, flush=True)
-                time.sleep(args.watch)
+                await asyncio.sleep(args.watch)
                 continue
             text = json.dumps(status) if args.json else render(status)
             print(("\033[H\033[J" if clear else "") + text, flush=True)
@@ -273,8 +278,6 @@ def run(args: argparse.Namespace) -> int:
                 return 0
             if not args.json and not clear:
                 print(flush=True)
-            time.sleep(args.watch)
-    except KeyboardInterrupt:  # the way to leave --watch
-        return 0
+            await asyncio.sleep(args.watch)
     finally:
-        chain.close()
+        await chain.close()

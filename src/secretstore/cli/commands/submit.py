@@ -8,7 +8,9 @@ import argparse
 import re
 from typing import Any, Callable
 
-from ...chain.client import ChainError, ChainEvent, DispatchFailed, TransactionRejected
+from ...chain.client import ChainEvent, DispatchFailed
+from ...chain.connection import TransactionRejected
+from ...chain.errors import ChainError
 from ...crypto import Public
 from ...crypto.keys import parse_hex
 from .keyserver import add_signer_arguments, signer_keypair
@@ -107,63 +109,56 @@ def _show(event: ChainEvent) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ...client import SecretStoreClient
+    from ...client import RequestTimeout, SecretStoreClient
 
     call, params = parse_transaction(args.transaction)
-    wait_processed = args.wait_processed
-    wait_finalized = wait_processed or args.wait_finalized
-    wait_for = "finalized" if wait_finalized else "in_block" if args.wait_mined else "pool"
+    waits = args.wait_processed or args.wait_finalized or args.wait_mined
     client = SecretStoreClient(f"ws://{args.sub_host}:{args.sub_port}", signer_keypair(args), timeout=args.timeout)
+    match, finished = _processed(client, call, params) if args.wait_processed else (None, None)
     try:
-        receipt = client.chain.submit("SecretStore", call, params, wait_for=wait_for)
-        print(f"Transaction hash: {receipt.extrinsic_hash}")
-        if receipt.block_hash:
-            print(f"Included in block #{receipt.block_number} ({receipt.block_hash})")
-            for event in receipt.events:
-                if event.pallet == "SecretStore":
-                    print(_show(event))
-        if wait_processed and call in RESULT_EVENTS:
-            return _wait_for_result(client, call, params, receipt.block_number or 0, args.timeout)
-        if wait_processed and call in SET_CHANGES:
-            return _wait_for_set_change(client, receipt.block_number or 0, args.timeout)
+        # the result events are followed from the moment of submission, so none can be missed
+        receipt, events = client.request(call, params, match, finished, wait="in_block" if waits else "pool")
     except DispatchFailed as exc:
         raise ValueError(f"the call failed: {exc}") from None
-    except (TransactionRejected, ChainError) as exc:
+    except (TransactionRejected, ChainError, RequestTimeout) as exc:
         raise ValueError(str(exc)) from None
     finally:
         client.close()
+    print(f"Transaction hash: {receipt.extrinsic_hash}")
+    if receipt.block_hash:
+        # blocks are followed as they are finalized: mined and finalized are one moment here
+        print(f"Included in finalized block #{receipt.block_number} ({receipt.block_hash})")
+        for event in receipt.events:
+            if event.pallet == "SecretStore":
+                print(_show(event))
+    for event in events:
+        print(_show(event))
+    if args.wait_processed and call in SET_CHANGES:
+        print("Migration has completed: the key servers hold every key for the new set" if events
+              else "Key server set changed (no migration needed)")
+    if args.wait_processed and call in RESULT_EVENTS and any(e.name in RESULT_EVENTS[call][1] for e in events):
+        return 1
     return 0
 
 
-def _wait_for_result(client, call: str, params: dict, from_block: int, timeout: float) -> int:
-    done, failed = RESULT_EVENTS[call]
-    key = params["id"].lower()
-    events = client.chain.wait_for_events(
-        lambda e: e.pallet == "SecretStore" and str(e.attributes.get("id", "")).lower() == key
-        and e.name in done | failed, from_block=from_block, timeout=timeout,
-        stop_when=lambda found: _finished(call, found, failed))
-    for event in events:
-        print(_show(event))
-    return 1 if any(e.name in failed for e in events) else 0
+def _processed(client, call: str, params: dict):
+    """(match, finished) for --wait-processed: the key servers' result events of a service request, or the migration
+    that a key server set change starts, until the chain's current set equals the new one."""
+    if call in RESULT_EVENTS:
+        done, failed = RESULT_EVENTS[call]
+        key = params["id"].lower()
+        return (lambda e: e.pallet == "SecretStore" and isinstance(e.attributes, dict)
+                and str(e.attributes.get("id", "")).lower() == key and e.name in done | failed,
+                lambda found: _finished(call, found, failed))
+    if call in SET_CHANGES:
+        async def settled(found: list[ChainEvent]) -> bool:
+            if found and found[-1].name != "MigrationCompleted":
+                return False
+            snapshot = await client.aio.key_server_set()
+            return snapshot.migration is None and set(snapshot.current_set) == set(snapshot.new_set)
 
-
-def _wait_for_set_change(client, from_block: int, timeout: float) -> int:
-    """Until the chain's current key server set equals the new one (the change's migration completed)."""
-    def settled() -> bool:
-        snapshot = client.key_server_set()
-        return snapshot.migration is None and set(snapshot.current_set) == set(snapshot.new_set)
-
-    if settled():  # before initialization is completed, changes apply to the current set directly
-        print("Key server set changed (no migration needed)")
-        return 0
-    events = client.chain.wait_for_events(
-        lambda e: e.pallet == "SecretStore" and e.name in ("MigrationStarted", "MigrationCompleted"),
-        from_block=from_block, timeout=timeout,
-        stop_when=lambda found: bool(found) and found[-1].name == "MigrationCompleted" and settled())
-    for event in events:
-        print(_show(event))
-    print("Migration has completed: the key servers hold every key for the new set")
-    return 0
+        return lambda e: e.pallet == "SecretStore" and e.name in ("MigrationStarted", "MigrationCompleted"), settled
+    return None, None
 
 
 def _finished(call: str, found: list, failed: set[str]) -> bool:

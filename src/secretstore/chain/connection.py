@@ -1,0 +1,269 @@
+"""The chain for asyncio code: one WebSocket for requests and subscriptions (`AsyncRpc`), and substrate-interface for
+what needs the chain's metadata (composing and signing calls, decoding events and module errors).
+
+substrate-interface is synchronous and not thread-safe, so it lives in one worker thread of its own; everything else
+(state calls, head subscriptions, submissions) goes over the async socket, many requests in flight at once.
+
+- `ChainConnection`: reads, signing, events of a block.
+- `TransactionSubmitter`: one account's transactions with nonces kept locally, so many can be in the pool at once.
+- `BlockFeed`: every finalized block once, in order, with its extrinsic hashes and events, fanned out to watchers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Callable, TypeVar
+
+from substrateinterface import Keypair, SubstrateInterface
+from substrateinterface.exceptions import SubstrateRequestException
+from websocket import WebSocketConnectionClosedException
+
+from ..codec.hashing import blake2_256
+from .client import SECRETSTORE_TYPES, ChainEvent, event_from_record
+from .errors import ChainError
+from .rpc import AsyncRpc, RpcError, Subscription, header_hash, header_number
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+# scalecodec keeps shared registry state while it decodes metadata: connections in one process initialise one at a time
+_RUNTIME_INIT = threading.Lock()
+
+
+class TransactionRejected(ChainError):
+    """The node refused the transaction before inclusion (JSON-RPC errors 1010 invalid, 1011 unknown, 1012 banned)."""
+
+    def __init__(self, code: int | None, message: str) -> None:
+        super().__init__(f"transaction rejected{f' ({code})' if code is not None else ''}: {message}")
+        self.code = code
+        self.reason = message
+
+
+@dataclass(frozen=True)
+class Block:
+    number: int
+    hash: str
+    extrinsic_hashes: tuple[str, ...]
+    events: tuple[ChainEvent, ...]
+
+    def extrinsic_events(self, extrinsic_hash: str) -> tuple[ChainEvent, ...] | None:
+        """The events of one extrinsic of this block, or None if it is not in this block."""
+        try:
+            index = self.extrinsic_hashes.index(extrinsic_hash)
+        except ValueError:
+            return None
+        return tuple(e for e in self.events if e.extrinsic_index == index)
+
+
+class ChainConnection:
+    def __init__(self, url: str, timeout: float = 30.0) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.rpc = AsyncRpc(url, timeout)
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="substrate-interface")
+        self._api: SubstrateInterface | None = None
+
+    async def connect(self) -> "ChainConnection":
+        await self.rpc.connect()
+        if self._api is None:
+            self._api = await self._in_worker(self._open_api)
+        return self
+
+    def _open_api(self) -> SubstrateInterface:
+        try:
+            with _RUNTIME_INIT:
+                api = SubstrateInterface(url=self.url, ss58_format=42, use_remote_preset=False,
+                                         type_registry=SECRETSTORE_TYPES)
+                api.init_runtime()
+            return api
+        except (OSError, ConnectionError, SubstrateRequestException) as exc:
+            raise ChainError(f"cannot connect to {self.url}: {exc}") from None
+
+    async def close(self) -> None:
+        await self.rpc.close()
+        api, self._api = self._api, None
+        if api is not None:
+            await self._in_worker(api.close)
+        self._worker.shutdown(wait=False)
+
+    async def __aenter__(self) -> "ChainConnection":
+        return await self.connect()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def _in_worker(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(self.timeout):
+            return await loop.run_in_executor(self._worker, fn, *args)
+
+    def _with_api(self, fn: Callable[[SubstrateInterface], T]) -> Callable[[], T]:
+        def run() -> T:
+            if self._api is None:
+                raise ChainError("not connected")
+            try:
+                return fn(self._api)
+            except (OSError, WebSocketConnectionClosedException):  # websocket-client's is no OSError
+                # its own socket dropped (e.g. the node restarted): open it again once
+                self._api.close()
+                self._api = self._open_api()
+                try:
+                    return fn(self._api)
+                except (OSError, WebSocketConnectionClosedException) as exc:
+                    raise ChainError(f"connection to {self.url} lost: {exc}") from None
+        return run
+
+    # ---------------------------------------------------------------------------------------------------- reads
+    async def state_call(self, method: str, args: bytes, block_hash: str | None = None) -> bytes:
+        params = [method, "0x" + args.hex()] + ([block_hash] if block_hash else [])
+        result = await self.rpc.request("state_call", params)
+        return bytes.fromhex(result[2:])
+
+    async def finalized_heads(self) -> Subscription:
+        """Headers of finalized blocks (the current one first); `header_hash` gives a header's hash."""
+        return await self.rpc.subscribe("chain_subscribeFinalizedHeads", [], "chain_unsubscribeFinalizedHeads")
+
+    async def finalized_head(self) -> tuple[int, str]:
+        block_hash = await self.rpc.request("chain_getFinalizedHead")
+        header = await self.rpc.request("chain_getHeader", [block_hash])
+        return header_number(header), block_hash
+
+    async def block_hash(self, number: int) -> str | None:
+        return await self.rpc.request("chain_getBlockHash", [number])
+
+    async def block(self, block_hash: str) -> Block:
+        """A block's extrinsic hashes and decoded events (two requests at once, events decoded in the worker)."""
+        body, events = await asyncio.gather(
+            self.rpc.request("chain_getBlock", [block_hash]),
+            self._in_worker(self._with_api(lambda api: [event_from_record(r) for r in api.get_events(block_hash)])))
+        block = body["block"]
+        number = header_number(block["header"])
+        hashes = tuple("0x" + blake2_256(bytes.fromhex(x[2:])).hex() for x in block["extrinsics"])
+        return Block(number, block_hash, hashes, tuple(dataclasses.replace(e, block_number=number) for e in events))
+
+    async def account_next_index(self, address: str) -> int:
+        return int(await self.rpc.request("system_accountNextIndex", [address]))
+
+    def module_error(self, dispatch_error: Any) -> tuple[str | None, str, str]:
+        """(pallet, error name, docs) of an ExtrinsicFailed's dispatch_error, named from the chain's metadata."""
+        if isinstance(dispatch_error, dict) and "Module" in dispatch_error:
+            module = dispatch_error["Module"]
+            index, error = (module if isinstance(module, tuple) else (module["index"], module["error"]))
+            if isinstance(error, str):  # [u8; 4] in newer runtimes: the first byte is the error's index
+                error = int(error[2:4], 16)
+            elif isinstance(error, (bytes, tuple, list)):
+                error = error[0]
+            assert self._api is not None
+            found = self._api.metadata.get_module_error(module_index=index, error_index=error)
+            pallet = next((p.name for p in self._api.metadata.pallets if p.value["index"] == index), None)
+            return pallet, found.name, " ".join(found.docs or [])
+        name = next(iter(dispatch_error)) if isinstance(dispatch_error, dict) else str(dispatch_error)
+        return None, name, ""
+
+    # -------------------------------------------------------------------------------------------------- writes
+    async def sign(self, pallet: str, call: str, params: dict[str, Any], keypair: Keypair, nonce: int) -> tuple[str, str]:
+        """The signed extrinsic (hex) of `pallet.call(params)` with this nonce, and its hash. The call is composed by
+        name from the chain's metadata."""
+        def build(api: SubstrateInterface) -> tuple[str, str]:
+            composed = api.compose_call(call_module=pallet, call_function=call, call_params=params)
+            extrinsic = api.create_signed_extrinsic(call=composed, keypair=keypair, nonce=nonce)
+            return str(extrinsic.data), "0x" + extrinsic.extrinsic_hash.hex()
+        try:
+            return await self._in_worker(self._with_api(build))
+        except (ValueError, TypeError, KeyError) as exc:  # scalecodec's refusals of bad params
+            raise ChainError(f"cannot compose {pallet}.{call}: {exc}") from None
+
+
+def _nonce_conflict(error: RpcError) -> bool:
+    text = f"{error.reason} {error.data or ''}".lower()
+    return error.code in (1012, 1013, 1014) or (error.code == 1010 and ("stale" in text or "outdated" in text))
+
+
+class TransactionSubmitter:
+    """Signs and sends one account's transactions. Nonces are kept here (read from the chain once, then counted), so
+    transactions go out back to back without waiting for blocks; when another submitter of the same account took a
+    nonce, the next one is read again and the transaction re-signed."""
+
+    RETRIES = 8
+
+    def __init__(self, chain: ChainConnection, keypair: Keypair) -> None:
+        self.chain = chain
+        self.keypair = keypair
+        self._nonce: int | None = None
+        self._lock = asyncio.Lock()
+
+    async def submit(self, pallet: str, call: str, params: dict[str, Any]) -> str:
+        """Send the transaction to the pool; its extrinsic hash. TransactionRejected if the node refuses it."""
+        async with self._lock:  # nonces in order: sign and send one at a time (sending is only the pool's ack)
+            for attempt in range(self.RETRIES):
+                if self._nonce is None:
+                    self._nonce = await self.chain.account_next_index(self.keypair.ss58_address)
+                extrinsic, extrinsic_hash = await self.chain.sign(pallet, call, params, self.keypair, self._nonce)
+                try:
+                    await self.chain.rpc.request("author_submitExtrinsic", [extrinsic])
+                except RpcError as exc:
+                    if _nonce_conflict(exc) and attempt < self.RETRIES - 1:
+                        self._nonce = None
+                        await asyncio.sleep(0.01 * attempt)
+                        continue
+                    raise TransactionRejected(exc.code, exc.reason + (f" ({exc.data})" if exc.data else "")) from None
+                self._nonce += 1
+                return extrinsic_hash
+        raise AssertionError("unreachable")
+
+    def forget_nonce(self) -> None:
+        """Read the nonce from the chain again before the next transaction (after a reconnect)."""
+        self._nonce = None
+
+
+class BlockFeed:
+    """Finalized blocks, each once and in order (gaps in the head subscription are filled by number), with their
+    extrinsic hashes and events, delivered to every watcher registered at the time. Owned by whoever runs `run()`."""
+
+    def __init__(self, chain: ChainConnection) -> None:
+        self.chain = chain
+        self._watchers: set[asyncio.Queue] = set()
+        self.last: int | None = None
+        self.ready = asyncio.Event()
+
+    @contextlib.asynccontextmanager
+    async def watch(self) -> AsyncIterator[asyncio.Queue]:
+        """A queue of every `Block` (or ChainError, if the feed stops) finalized from now on."""
+        queue: asyncio.Queue = asyncio.Queue()
+        self._watchers.add(queue)
+        try:
+            yield queue
+        finally:
+            self._watchers.discard(queue)
+
+    async def run(self) -> None:
+        try:
+            async with await self.chain.finalized_heads() as heads:
+                while True:
+                    header = await heads.latest()
+                    number = header_number(header)
+                    if self.last is not None and number <= self.last:
+                        continue
+                    if self.last is None:
+                        self.last = number  # blocks before the feed started are nobody's business
+                        self.ready.set()
+                        continue
+                    hashes = {number: header_hash(header)}
+                    missing = [n for n in range(self.last + 1, number)]
+                    if missing:
+                        found = await asyncio.gather(*(self.chain.block_hash(n) for n in missing))
+                        hashes.update(zip(missing, found))
+                    blocks = await asyncio.gather(*(self.chain.block(hashes[n]) for n in sorted(hashes)))
+                    for block in blocks:
+                        for queue in list(self._watchers):
+                            queue.put_nowait(block)
+                    self.last = number
+        except ChainError as exc:
+            for queue in list(self._watchers):
+                queue.put_nowait(exc)
+            raise
