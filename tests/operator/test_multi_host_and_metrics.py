@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from secretstore.client import SecretStoreClient
+from secretstore.client.http import SecretStoreHttpClient
 from secretstore.crypto import Secret, ServerKeyId
 from secretstore.keyserver.testing import LocalNetwork, key_server_secret
 
@@ -143,6 +144,28 @@ def test_metrics_follow_a_flow(network):
     # two of the three servers took part in the retrieval and reported a personal part
     assert total(ks_after, "secretstore_keyserver_responses_submitted_total", call="document_key_personal_retrieved") - \
         total(ks_before, "secretstore_keyserver_responses_submitted_total", call="document_key_personal_retrieved") == 2
+
+
+def test_metrics_count_http_api_sessions(network):
+    """Parity's HTTP API runs direct sessions on the key server it reaches: counted by kind there too."""
+    api = SecretStoreHttpClient(network.servers[0].http_url, timeout=60)
+    ports = [ks.metrics_port for ks in network.servers[:3]]
+    before = [scrape(p) for p in ports]
+    key_id = ServerKeyId(secrets.token_bytes(32))
+    with SecretStoreClient(network.node.ws_url, "//Alice", timeout=60) as alice:
+        alice.claim_key(key_id)
+    api.generate_server_key(key_id, ALICE, 1)
+    api.sign_schnorr(key_id, ALICE, secrets.token_bytes(32))
+    after = [scrape(p) for p in ports]
+
+    def total(samples, name, kind):
+        return sum(value(s, name, kind=kind) for s in samples)
+
+    for kind in ("server_key_generation", "signing"):
+        assert total(after, "secretstore_keyserver_sessions_succeeded_total", kind) - \
+            total(before, "secretstore_keyserver_sessions_succeeded_total", kind) == 1
+    assert total(after, "secretstore_keyserver_session_duration_seconds_count", "signing") - \
+        total(before, "secretstore_keyserver_session_duration_seconds_count", "signing") == 1
 
 
 def test_no_secret_in_metrics_or_process_list_and_metrics_on_127_0_0_1_only(network):
