@@ -127,6 +127,7 @@ class KeyStorage:
         """Durably keep the new versions of keys made by a migration (replacing an earlier attempt's), in one
         transaction."""
         with self._lock, self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")  # autocommit mode: without it every row would be its own transaction
             self.conn.executemany("INSERT OR REPLACE INTO pending_shares VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                                   [(migration_id,) + self._row(share) for share in shares])
 
