@@ -309,7 +309,7 @@ class KeyServerCore:
         share = KeyShare(state.key_id, state.author, state.threshold, public, bytes.fromhex(body["session"][:32]),
                          tuple(state.participants), state.share)
         try:
-            self.storage.insert(share)  # durable before anything is reported
+            await self.storage.insert_durably(share)  # durable before anything is reported
         except KeyAlreadyExists as exc:
             raise SessionError(str(exc), KEY_EXISTS) from None
         finally:
