@@ -62,6 +62,7 @@ def test_live_demo_runs_the_whole_story():
     result = subprocess.run([SCRIPT, "demo"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "refused: DocumentKeyShadowRetrievalError" in result.stdout
+    assert "Schnorr (c, s) and ECDSA 0x" in result.stdout and "verified locally" in result.stdout
     assert "migration completed: 4 key servers hold the keys" in result.stdout
     assert "migration completed: back to 3 key servers" in result.stdout
     assert 'Decrypted message: "Hello, world!"' in result.stdout

@@ -25,3 +25,25 @@ def test_shares_survive_reopening_and_document_keys_are_write_once(tmp_path):
     assert got.secret_share == 12345 and got.common_point == c and got.encrypted_point == e
     assert "12345" not in repr(got)
     assert reopened.key_ids() == [key_id]
+
+
+def test_concurrent_durable_inserts_are_grouped_and_a_duplicate_fails_alone(tmp_path):
+    import asyncio
+    import secrets
+
+    storage = KeyStorage(tmp_path / "keys.sqlite")
+    existing = ServerKeyId(b"\x07" * 32)
+    storage.insert(share(existing))
+    keys = [ServerKeyId(secrets.token_bytes(32)) for _ in range(40)]
+
+    async def run():
+        return await asyncio.gather(*(storage.insert_durably(share(k)) for k in keys + [existing]),
+                                    return_exceptions=True)
+
+    results = asyncio.run(run())
+    assert results[:-1] == [None] * len(keys)
+    assert isinstance(results[-1], KeyAlreadyExists)
+    storage.close()
+    reopened = KeyStorage(tmp_path / "keys.sqlite")  # on disk, not only in a connection's cache
+    assert sorted(reopened.key_ids()) == sorted(keys + [existing])
+    assert reopened.get(existing).secret_share == 12345

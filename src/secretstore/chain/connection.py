@@ -20,11 +20,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Callable, TypeVar
 
+from scalecodec.base import ScaleBytes
 from substrateinterface import Keypair, SubstrateInterface
 from substrateinterface.exceptions import SubstrateRequestException
 from websocket import WebSocketConnectionClosedException
 
-from ..codec.hashing import blake2_256
+from ..codec.hashing import blake2_256, storage_prefix
 from .client import SECRETSTORE_TYPES, ChainEvent, event_from_record
 from .errors import ChainError
 from .rpc import AsyncRpc, RpcError, Subscription, header_hash, header_number
@@ -60,13 +61,52 @@ class Block:
         return tuple(e for e in self.events if e.extrinsic_index == index)
 
 
+SYSTEM_EVENTS_KEY = "0x" + storage_prefix("System", "Events").hex()
+
+
+def _decode_events(api: SubstrateInterface, raw: str | None) -> list[ChainEvent]:
+    if raw is None:  # no events stored in this block
+        return []
+    storage = api.metadata.get_metadata_pallet("System").get_storage_function("Events")
+    decoded = api.runtime_config.create_scale_object(type_string=storage.get_value_type_string(),
+                                                     data=ScaleBytes(raw), metadata=api.metadata)
+    decoded.decode()
+    return [event_from_record(record) for record in decoded.elements]
+
+
+class _PinnedSubstrateInterface(SubstrateInterface):
+    """substrate-interface reads the chain head, its header and the runtime version again before every compose and
+    sign (several blocking requests per transaction). Here the runtime read at connect stays in use until
+    `repin()` (after a runtime upgrade shows as a refused signature), and the genesis hash is read once."""
+
+    _pinned = False
+    _genesis: str | None = None
+
+    def init_runtime(self, block_hash=None, block_id=None):  # noqa: D102 - same contract as the library's
+        if block_hash is None and block_id is None and self._pinned:
+            return
+        super().init_runtime(block_hash=block_hash, block_id=block_id)
+        self._pinned = True
+
+    def get_block_hash(self, block_id: int | None = None) -> str:
+        if block_id == 0:
+            if self._genesis is None:
+                self._genesis = super().get_block_hash(0)
+            return self._genesis
+        return super().get_block_hash(block_id)
+
+    def repin(self) -> None:
+        self._pinned = False
+        self.init_runtime()
+
+
 class ChainConnection:
     def __init__(self, url: str, timeout: float = 30.0) -> None:
         self.url = url
         self.timeout = timeout
         self.rpc = AsyncRpc(url, timeout)
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="substrate-interface")
-        self._api: SubstrateInterface | None = None
+        self._api: _PinnedSubstrateInterface | None = None
 
     async def connect(self) -> "ChainConnection":
         await self.rpc.connect()
@@ -74,11 +114,11 @@ class ChainConnection:
             self._api = await self._in_worker(self._open_api)
         return self
 
-    def _open_api(self) -> SubstrateInterface:
+    def _open_api(self) -> _PinnedSubstrateInterface:
         try:
             with _RUNTIME_INIT:
-                api = SubstrateInterface(url=self.url, ss58_format=42, use_remote_preset=False,
-                                         type_registry=SECRETSTORE_TYPES)
+                api = _PinnedSubstrateInterface(url=self.url, ss58_format=42, use_remote_preset=False,
+                                                type_registry=SECRETSTORE_TYPES)
                 api.init_runtime()
             return api
         except (OSError, ConnectionError, SubstrateRequestException) as exc:
@@ -102,7 +142,7 @@ class ChainConnection:
         async with asyncio.timeout(self.timeout):
             return await loop.run_in_executor(self._worker, fn, *args)
 
-    def _with_api(self, fn: Callable[[SubstrateInterface], T]) -> Callable[[], T]:
+    def _with_api(self, fn: Callable[[_PinnedSubstrateInterface], T]) -> Callable[[], T]:
         def run() -> T:
             if self._api is None:
                 raise ChainError("not connected")
@@ -137,10 +177,12 @@ class ChainConnection:
         return await self.rpc.request("chain_getBlockHash", [number])
 
     async def block(self, block_hash: str) -> Block:
-        """A block's extrinsic hashes and decoded events (two requests at once, events decoded in the worker)."""
-        body, events = await asyncio.gather(
+        """A block's extrinsic hashes and decoded events: two requests at once, the events decoded in the worker
+        against the pinned runtime's metadata (as the block's parent runs it, barring a runtime upgrade)."""
+        body, raw_events = await asyncio.gather(
             self.rpc.request("chain_getBlock", [block_hash]),
-            self._in_worker(self._with_api(lambda api: [event_from_record(r) for r in api.get_events(block_hash)])))
+            self.rpc.request("state_getStorage", [SYSTEM_EVENTS_KEY, block_hash]))
+        events = await self._in_worker(self._with_api(lambda api: _decode_events(api, raw_events)))
         block = body["block"]
         number = header_number(block["header"])
         hashes = tuple("0x" + blake2_256(bytes.fromhex(x[2:])).hex() for x in block["extrinsics"])
@@ -165,6 +207,10 @@ class ChainConnection:
         name = next(iter(dispatch_error)) if isinstance(dispatch_error, dict) else str(dispatch_error)
         return None, name, ""
 
+    async def repin_runtime(self) -> None:
+        """Read the chain's runtime (metadata, versions) again: after an upgrade old signatures are refused."""
+        await self._in_worker(self._with_api(lambda api: api.repin()))
+
     # -------------------------------------------------------------------------------------------------- writes
     async def sign(self, pallet: str, call: str, params: dict[str, Any], keypair: Keypair, nonce: int) -> tuple[str, str]:
         """The signed extrinsic (hex) of `pallet.call(params)` with this nonce, and its hash. The call is composed by
@@ -177,6 +223,12 @@ class ChainConnection:
             return await self._in_worker(self._with_api(build))
         except (ValueError, TypeError, KeyError) as exc:  # scalecodec's refusals of bad params
             raise ChainError(f"cannot compose {pallet}.{call}: {exc}") from None
+
+
+def _stale_runtime(error: RpcError) -> bool:
+    """A signature the node refuses although it was made right: signed for a runtime version it no longer runs."""
+    text = f"{error.reason} {error.data or ''}".lower()
+    return error.code == 1010 and ("bad signature" in text or "badproof" in text or "bad proof" in text)
 
 
 def _nonce_conflict(error: RpcError) -> bool:
@@ -210,6 +262,9 @@ class TransactionSubmitter:
                     if _nonce_conflict(exc) and attempt < self.RETRIES - 1:
                         self._nonce = None
                         await asyncio.sleep(0.01 * attempt)
+                        continue
+                    if _stale_runtime(exc) and attempt == 0:
+                        await self.chain.repin_runtime()
                         continue
                     raise TransactionRejected(exc.code, exc.reason + (f" ({exc.data})" if exc.data else "")) from None
                 self._nonce += 1

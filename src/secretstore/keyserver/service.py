@@ -176,6 +176,7 @@ class ChainService:
         """One scan of the chain at block `at` (None: the best block): two rounds of concurrent reads (the set and
         every service's tasks; then which tasks still need this key server), then every task acted on at once."""
         api = self.runtime_api
+        started = time.perf_counter()
         snapshot, indices, *task_lists = await asyncio.gather(
             api.snapshot(self.self_id, at=at), api.current_set_with_indices(at=at),
             *(api.tasks(service, at=at) for service in SERVICES))
@@ -201,6 +202,9 @@ class ChainService:
                 if work is not None:
                     commons.append(work)
         await asyncio.gather(*commons)  # the common parts each ask the chain's ACL: all at once
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("chain scanned", extra={"block": self.head_number, "tasks": len(pending),
+                                              "asked": len(candidates), "ms": round((time.perf_counter() - started) * 1e3, 1)})
         for stale in set(self.first_seen) - seen:
             del self.first_seen[stale]
         # a finished request frees its key: an identical new request later is new work
@@ -317,8 +321,11 @@ class ChainService:
 
     # ------------------------------------------------------------------------------------------------ services
     async def _generate(self, key_id: ServerKeyId, author: Address, threshold: int) -> None:
+        started = time.perf_counter()
         try:
             await self.core.generate_server_key(key_id, author, threshold, list(self.order))
+            log.debug("generation finished", extra={"key": key_id.hex(),
+                                                    "ms": round((time.perf_counter() - started) * 1e3, 1)})
         except SessionError as exc:
             log.warning("generation failed", extra={"key": key_id.hex(), "error": str(exc)})
             self.respond("server_key_generation_error", {"id": key_id.hex()})

@@ -31,10 +31,14 @@ log = logging.getLogger(__name__)
 SESSION_TIMEOUT = 30.0
 STEP_TIMEOUT = 15.0
 CONNECT_GRACE = 5.0  # seconds a DKG waits for participants that are not connected yet
-# keys re-shared per round of migration messages: one entry is about 1 KB at t = 1, so a batch stays far below the
-# cluster's 1 MiB frame limit up to t of about 10
-RESHARE_BATCH = 100
+RESHARE_IN_FLIGHT = 4  # migration batches moving at once
 MAX_BATCH = 1000  # what a key server accepts in one message
+
+
+def reshare_batch_size(threshold: int) -> int:
+    """Keys per round of migration messages: as many as keep one dealer's message to a member (an entry of about
+    600 bytes plus 132 per commitment, JSON) well below the cluster's 1 MiB frame limit."""
+    return max(1, min(MAX_BATCH // 2, 400_000 // (600 + 132 * (threshold + 1))))
 
 AccessChecker = Callable[[ServerKeyId, Address], Awaitable[bool]]
 ResultSink = Callable[[str, dict], None]
@@ -305,7 +309,7 @@ class KeyServerCore:
         share = KeyShare(state.key_id, state.author, state.threshold, public, bytes.fromhex(body["session"][:32]),
                          tuple(state.participants), state.share)
         try:
-            self.storage.insert(share)  # durable before anything is reported
+            await self.storage.insert_durably(share)  # durable before anything is reported
         except KeyAlreadyExists as exc:
             raise SessionError(str(exc), KEY_EXISTS) from None
         finally:
@@ -660,7 +664,8 @@ class KeyServerCore:
             for key in listed.get("keys", []):
                 keys.add(key)
                 holders_of.setdefault(key, []).append(server)
-        missing = [p.hex() for p in new_set if not cluster.is_connected(p)]
+        # a server added by this very change is dialled only now: give it a moment instead of failing the attempt
+        missing = [p.hex() for p in await cluster.wait_connected(new_set, CONNECT_GRACE)]
         if missing:
             raise SessionError(f"new key servers not connected: {', '.join(missing)}")
         # keys with the same dealers move together, RESHARE_BATCH per round of messages
@@ -671,11 +676,10 @@ class KeyServerCore:
             if len(dealers) < threshold + 1:
                 raise SessionError(f"key {key}: only {len(dealers)} holders reachable, {threshold + 1} needed")
             batches.setdefault(tuple(dealers), []).append(key)
-        for dealers, batch_keys in batches.items():
-            for start in range(0, len(batch_keys), RESHARE_BATCH):
-                batch = batch_keys[start:start + RESHARE_BATCH]
-                body = {"migration_id": mid, "key_ids": batch, "dealers": [d.hex() for d in dealers],
-                        "new_set": [p.hex() for p in new_set]}
+        async def move(dealers: tuple[Address, ...], batch: list[str]) -> None:
+            body = {"migration_id": mid, "key_ids": batch, "dealers": [d.hex() for d in dealers],
+                    "new_set": [p.hex() for p in new_set]}
+            async with in_flight:
                 try:
                     async with asyncio.timeout(SESSION_TIMEOUT):
                         async with asyncio.TaskGroup() as tasks:
@@ -688,6 +692,17 @@ class KeyServerCore:
                                                                   timeout=STEP_TIMEOUT))
                 except (ExceptionGroup, ClusterError, TimeoutError) as exc:
                     raise SessionError(f"keys {batch[0]}..: re-sharing failed: {_reason(exc)}") from None
+
+        # several batches in flight: one batch's disk write overlaps the next one's curve math
+        in_flight = asyncio.Semaphore(RESHARE_IN_FLIGHT)
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                for dealers, batch_keys in batches.items():
+                    size = reshare_batch_size(len(dealers) - 1)
+                    for start in range(0, len(batch_keys), size):
+                        tasks.create_task(move(dealers, batch_keys[start:start + size]))
+        except ExceptionGroup as group:
+            raise group.exceptions[0] from None
         for member in new_set:
             try:
                 await cluster.request(member, {"type": "migration_done", "migration_id": mid}, timeout=STEP_TIMEOUT)

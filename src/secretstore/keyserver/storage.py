@@ -6,6 +6,7 @@ about. Secret shares never leave this module except to the session code that use
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import threading
@@ -75,14 +76,56 @@ class KeyStorage:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self.conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=FULL")
+        self.conn = self._connect(path)
         self.conn.executescript(SCHEMA)
+        # new shares of concurrent generations are written by a second connection, in groups and off the event loop
+        self._writer = self._connect(path)
+        self._writer_lock = threading.Lock()
+        self._queued: list[tuple[KeyShare, asyncio.Future]] = []
+        self._group_commit: asyncio.Lock | None = None
+
+    @staticmethod
+    def _connect(path: Path) -> sqlite3.Connection:
+        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA busy_timeout=10000")  # the two connections take turns writing
+        return conn
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._writer_lock:
             self.conn.close()
+            self._writer.close()
+
+    async def insert_durably(self, share: KeyShare) -> None:
+        """`insert` for asyncio code: shares that arrive together are written in one transaction (one disk sync),
+        in a worker thread, so the event loop keeps serving the cluster meanwhile. Returns once it is on disk."""
+        future = asyncio.get_running_loop().create_future()
+        self._queued.append((share, future))
+        if self._group_commit is None:
+            self._group_commit = asyncio.Lock()
+        async with self._group_commit:  # whoever holds it writes everything queued so far
+            if not future.done():
+                group, self._queued = self._queued, []
+                errors = await asyncio.to_thread(self._insert_group, [s for s, _ in group])
+                for (_, waiting), error in zip(group, errors):
+                    if error is None:
+                        waiting.set_result(None)
+                    else:
+                        waiting.set_exception(error)
+        await future
+
+    def _insert_group(self, shares: list[KeyShare]) -> list[Exception | None]:
+        errors: list[Exception | None] = []
+        with self._writer_lock, self._writer:
+            self._writer.execute("BEGIN IMMEDIATE")
+            for share in shares:
+                try:
+                    self._writer.execute("INSERT INTO key_shares VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", self._row(share))
+                    errors.append(None)
+                except sqlite3.IntegrityError:  # only this statement is undone, the others stay in the transaction
+                    errors.append(KeyAlreadyExists(f"server key {share.key_id.hex()} already exists"))
+        return errors
 
     def insert(self, share: KeyShare) -> None:
         with self._lock:
@@ -127,6 +170,7 @@ class KeyStorage:
         """Durably keep the new versions of keys made by a migration (replacing an earlier attempt's), in one
         transaction."""
         with self._lock, self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")  # autocommit mode: without it every row would be its own transaction
             self.conn.executemany("INSERT OR REPLACE INTO pending_shares VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                                   [(migration_id,) + self._row(share) for share in shares])
 

@@ -2,7 +2,8 @@
 
 Starts a node and three key servers in a temporary directory, then: Alice claims a key, the key servers generate it,
 Alice stores a document key, encrypts "Hello, world!", retrieves the document key shadow and decrypts; the key is
-transferred to Bob, Alice is refused and Bob succeeds; a fourth key server is added to the set and removed again,
+transferred to Bob, Alice is refused and Bob succeeds; Bob has a message hash signed with the server key over the key
+servers' HTTP API (threshold Schnorr and ECDSA, verified locally); a fourth key server is added to the set and removed again,
 each change followed by the automatic migration of every key, and Bob still decrypts after each.
 Exits 0 only if every step did what it should.
 """
@@ -10,6 +11,7 @@ Exits 0 only if every step did what it should.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import secrets
 import shutil
 import sys
@@ -19,7 +21,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, TextIO
 
-from ...client import RequestFailed, SecretStoreClient
+from ...client import RequestFailed, SecretStoreClient, SecretStoreHttpClient
+from ...client.http import HttpApiError, verify_ecdsa, verify_schnorr
 from ...crypto import Secret, ServerKeyId
 from ...keyserver.testing import LocalNetwork
 
@@ -92,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"    node {network.node.ws_url}; key servers at "  # type: ignore[union-attr]
                   f"{', '.join(ks.address for ks in network.servers)}", flush=True)
         return story(network, args.threshold)
-    except (StepFailed, RequestFailed, TimeoutError, RuntimeError) as exc:
+    except (StepFailed, RequestFailed, HttpApiError, TimeoutError, RuntimeError) as exc:
         print(f"FAILED: {exc}", file=sys.stderr)
         return 1
     finally:
@@ -135,6 +138,18 @@ def story(network: LocalNetwork, threshold: int) -> int:
             if plaintext != MESSAGE:
                 raise StepFailed("Bob decrypted something else")
             print(f"    decrypted: {plaintext.decode()!r}")
+        with step("Bob has a message hash signed with the server key over the HTTP API: Schnorr and ECDSA"):
+            api = SecretStoreHttpClient(network.servers[0].http_url, timeout=60)
+            message_hash = hashlib.sha256(MESSAGE).digest()
+            schnorr = api.sign_schnorr(key_id, BOB, message_hash)
+            ecdsa = api.sign_ecdsa(key_id, BOB, message_hash)
+            if not verify_schnorr(server_key, message_hash, schnorr):
+                raise StepFailed("the Schnorr signature does not verify under the server key")
+            if not verify_ecdsa(server_key, message_hash, ecdsa):
+                raise StepFailed("the ECDSA signature does not verify under (or recover) the server key")
+            if verify_ecdsa(server_key, hashlib.sha256(b"another message").digest(), ecdsa):
+                raise StepFailed("the ECDSA signature verifies for another message")
+            print(f"    Schnorr (c, s) and ECDSA 0x{ecdsa.hex()} verified locally against the server key")
         members = [ks.id for ks in network.servers[:-1]]
         extra = network.servers[-1]
         with step(f"the owner adds key server {extra.id.hex()}; the key servers migrate every key to the new set"):
