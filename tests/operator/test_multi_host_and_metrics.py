@@ -186,8 +186,8 @@ def test_restart_from_a_copy_of_the_share_database(network, tmp_path):
     """docs/deployment.md's backup and restore: stop the key server, copy its --db-path, start it from the copy."""
     document_flow(network.node.ws_url, b"kept in the backup")
     ks = network.servers[2]
-    held = value(scrape(ks.metrics_port), "secretstore_keyserver_shares_stored")  # other tests' keys count too
-    assert held >= len(STORED)
+    shares = value(scrape(ks.metrics_port), "secretstore_keyserver_shares_stored")
+    assert shares >= len(STORED)
     ks.stop()
     backup = tmp_path / "backup"
     subprocess.run(["cp", "-a", str(ks.db_path), str(backup)], check=True)
@@ -205,7 +205,7 @@ def test_restart_from_a_copy_of_the_share_database(network, tmp_path):
             pass
         assert time.monotonic() < deadline, "the restarted key server did not reconnect"
         time.sleep(0.2)
-    assert value(samples, "secretstore_keyserver_shares_stored") == held
+    assert value(samples, "secretstore_keyserver_shares_stored") == shares  # every share came back
     with SecretStoreClient(network.node.ws_url, "//Alice", timeout=60) as alice:
         for key_id, encrypted, text in STORED:  # every key still decrypts, whichever servers take part
             assert alice.decrypt_document(alice.retrieve_document_key(key_id, ALICE), encrypted) == text
