@@ -378,7 +378,8 @@ class HttpSettings:
 
 
 async def run_key_server(self_secret: Secret, db_path: Path, net_host: str, net_port: int, sub_url: str,
-                         signer: Keypair, stop: asyncio.Event | None = None, http: HttpSettings | None = None) -> None:
+                         signer: Keypair, stop: asyncio.Event | None = None, http: HttpSettings | None = None,
+                         faults=None) -> None:
     keypair = KeyPair(self_secret)
     storage = KeyStorage(Path(db_path) / "keys.sqlite")
     chain = ChainConnection(sub_url)
@@ -389,6 +390,9 @@ async def run_key_server(self_secret: Secret, db_path: Path, net_host: str, net_
                            TransactionSubmitter(chain, signer))
     cluster = Cluster(keypair, net_host, net_port, directory, core.handle)
     core.cluster = cluster
+    if faults is not None:  # test-only (keyserver.faults; refused without SECRETSTORE_FAULTS=1)
+        core.faults = faults
+        log.warning("FAULT INJECTION ACTIVE", extra={"faults": faults})
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -19,10 +19,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
-from ..crypto import Address, CryptoError, KeyPair, Public, ServerKeyId, ecies
+from ..crypto import Address, CryptoError, KeyPair, Public, ServerKeyId, ecies, keccak256
 from ..crypto import math as m
 from ..crypto import signing as sg
 from ..crypto.document import generate_document_key
+from .faults import FaultPlan
 from .net import Cluster, ClusterError
 from .storage import DocumentKeyAlreadyStored, KeyAlreadyExists, KeyShare, KeyStorage
 
@@ -107,6 +108,10 @@ def requester_from(key_id: ServerKeyId, signature: Any) -> Public:
         raise SessionError("the requester signature is not a valid signature of the key id", BAD_REQUEST) from None
 
 
+def _digest(points: list[Public]) -> str:
+    return "0x" + keccak256(b"".join(bytes(p) for p in points)).hex()
+
+
 def pedersen_point(key_id: ServerKeyId, participants: list[Address]) -> Public:
     """The session's second generator H, derived from public data so nobody knows its discrete log."""
     return m.derived_point(bytes(key_id) + b"".join(bytes(p) for p in participants))
@@ -121,10 +126,17 @@ class DkgState:
     poly: list[int]
     blinding: list[int]
     h: Public
+    master: Address | None = None
     started: float = field(default_factory=time.monotonic)
     received: dict[Address, tuple[int, int, list[Public]]] = field(default_factory=dict)
+    complaints: dict[Address, str] = field(default_factory=dict)  # dealer -> which check its dealing failed
+    checked: dict[Address, int] = field(default_factory=dict)  # dealer -> share that passed both checks
     share: int | None = None
     report: bool = True  # chain requests are answered on chain; HTTP requests only to the master
+    pedersen: list[Public] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.pedersen = m.pedersen_commitments(self.poly, self.blinding, self.h)
 
     def __repr__(self) -> str:
         return f"DkgState({self.key_id.hex()}, t={self.threshold})"
@@ -170,6 +182,7 @@ class KeyServerCore:
         # servers set change: (migration id hex, key id hex) -> dealer -> (share, commitments, key facts)
         self.reshares: dict[tuple[str, str], dict[Address, tuple[int, list[Public], dict]]] = {}
         self.signing: dict[str, SigningState] = {}
+        self.faults: FaultPlan | None = None  # test-only fault injection (keyserver.faults)
 
     @property
     def self_id(self) -> Address:
@@ -181,6 +194,7 @@ class KeyServerCore:
         handler = {
             "dkg_init": self._dkg_init, "dkg_deal": self._dkg_deal, "dkg_share": self._dkg_share,
             "dkg_finish": self._dkg_finish, "dkg_verify": self._dkg_verify, "dkg_abort": self._dkg_abort,
+            "dkg_reveal": self._dkg_reveal,
             "shadow_part": self._shadow_part, "shadow_report": self._shadow_report,
             "list_keys": self._list_keys, "reshare_deal": self._reshare_deal, "reshare_share": self._reshare_share,
             "reshare_finish": self._reshare_finish, "migration_done": self._migration_done,
@@ -192,6 +206,8 @@ class KeyServerCore:
         if handler is None:
             raise SessionError(f"unknown request type {kind!r}")
         self._expire()
+        if self.faults is not None:
+            await self.faults.before(kind)  # type: ignore[arg-type]
         return await handler(peer, body)
 
     def _expire(self) -> None:
@@ -219,8 +235,16 @@ class KeyServerCore:
             raise SessionError("this key server is not a participant")
         if self.storage.get(key_id) is not None:
             raise SessionError(f"server key {key_id.hex()} already exists", KEY_EXISTS)
-        if any(s.key_id == key_id for s in self.dkg.values()):
-            raise SessionError(f"a generation of {key_id.hex()} is already running", KEY_EXISTS)
+        for running, other in list(self.dkg.items()):
+            if other.key_id != key_id:
+                continue
+            # a generation whose master is gone (crashed, disconnected) or stalled gives way to the next master's
+            if other.master is None or self.cluster is None or not self.cluster.is_connected(other.master) \
+                    or time.monotonic() - other.started > STEP_TIMEOUT:
+                log.info("replacing an abandoned generation", extra={"key": key_id.hex(), "session": running})
+                del self.dkg[running]
+            else:
+                raise SessionError(f"a generation of {key_id.hex()} is already running", KEY_EXISTS)
         session = body.get("session")
         if not isinstance(session, str) or not 16 <= len(session) <= 64:
             raise SessionError("bad session id")
@@ -235,7 +259,7 @@ class KeyServerCore:
                                    CONSENSUS_UNREACHABLE)
         self.dkg[session] = DkgState(key_id, author, threshold, participants,
                                      m.random_polynomial(threshold), m.random_polynomial(threshold),
-                                     pedersen_point(key_id, participants), report=not direct)
+                                     pedersen_point(key_id, participants), master=peer, report=not direct)
         return {}
 
     async def _authorize(self, key_id: ServerKeyId, body: dict) -> Public:
@@ -246,62 +270,125 @@ class KeyServerCore:
         return requester
 
     async def _dkg_deal(self, peer: Address, body: dict) -> dict:
-        """Send every participant its share of this node's polynomial, directly."""
+        """Send every participant its share of this node's polynomial, directly. A receiver that cannot be reached
+        is not this dealer's failure: it complains that the share is missing, and the dealer's reveal settles it."""
         state = self._session(body)
-        commitments = [p.hex() for p in m.pedersen_commitments(state.poly, state.blinding, state.h)]
+        commitments = [p.hex() for p in state.pedersen]
         assert self.cluster is not None
 
         async def deal(to: Address) -> None:
-            x = m.id_number(to)
+            share, blinding = self._dealt(state, to)
             await self.cluster.request(to, {  # type: ignore[union-attr]
                 "type": "dkg_share", "session": body["session"], "commitments": commitments,
-                "share": scalar_hex(m.poly_eval(state.poly, x)), "blinding": scalar_hex(m.poly_eval(state.blinding, x))},
-                timeout=STEP_TIMEOUT)
+                "share": scalar_hex(share), "blinding": scalar_hex(blinding)}, timeout=STEP_TIMEOUT)
 
-        async with asyncio.TaskGroup() as tasks:
-            for participant in state.participants:
-                tasks.create_task(deal(participant))
-        return {}
+        results = await asyncio.gather(*(deal(p) for p in state.participants), return_exceptions=True)
+        undelivered = [p.hex() for p, r in zip(state.participants, results) if isinstance(r, BaseException)]
+        return {"undelivered": undelivered}
+
+    def _dealt(self, state: DkgState, to: Address) -> tuple[int, int]:
+        x = m.id_number(to)
+        share, blinding = m.poly_eval(state.poly, x), m.poly_eval(state.blinding, x)
+        if self.faults is not None and self.faults.corrupts("dkg"):
+            share = (share + 1) % m.N  # fault injection: a dealing (and its reveal) that fails the commitments
+        return share, blinding
 
     async def _dkg_share(self, peer: Address, body: dict) -> dict:
+        """Keep a dealer's share; one that fails its Pedersen commitments is not an error of the session but a
+        complaint against the dealer, which the master settles (see generate_server_key)."""
         state = self._session(body)
         if peer not in state.participants:
             raise SessionError("dealer is not a participant")
-        commitments = [parse_point(c, "commitment") for c in body.get("commitments", [])]
-        if len(commitments) != state.threshold + 1:
-            raise SessionError("wrong number of commitments")
+        raw = body.get("commitments")
+        commitments = [parse_point(c, "commitment") for c in raw] if isinstance(raw, list) else []
         share = parse_scalar(body.get("share"), "share")
         blinding = parse_scalar(body.get("blinding"), "blinding")
-        if not m.verify_pedersen(share, blinding, m.id_number(self.self_id), commitments, state.h):
-            # a complaint: the whole generation aborts
-            raise SessionError(f"share from {peer.hex()} does not match its commitments")
+        if len(commitments) != state.threshold + 1:
+            state.complaints[peer] = "commitments"
+        elif not m.verify_pedersen(share, blinding, m.id_number(self.self_id), commitments, state.h):
+            state.complaints[peer] = "pedersen"
+        else:
+            state.complaints.pop(peer, None)
+        if peer in state.complaints:
+            log.warning("dkg complaint: dealt share fails its commitments", extra={
+                "key": state.key_id.hex(), "dealer": peer.hex(), "check": state.complaints[peer]})
         state.received[peer] = (share, blinding, commitments)
         return {}
 
     async def _dkg_finish(self, peer: Address, body: dict) -> dict:
+        """This dealer's Pedersen and Feldman commitments, a digest of the commitments each dealer sent here (so the
+        master sees a dealer that showed different commitments to different receivers) and this node's complaints."""
         state = self._session(body)
-        missing = [p.hex() for p in state.participants if p not in state.received]
-        if missing:
-            raise SessionError(f"no share received from {', '.join(missing)}")
-        state.share = sum(s for s, _, _ in state.received.values()) % m.N
-        return {"feldman": [p.hex() for p in m.feldman_commitments(state.poly)]}
+        feldman = m.feldman_commitments(state.poly)
+        if self.faults is not None and self.faults.corrupts("dkg-feldman"):
+            feldman[-1] = m.point_add(feldman[-1], m.base_mul(1))  # fault injection: commitments that do not match
+        complaints = dict(state.complaints)
+        for dealer in state.participants:
+            if dealer not in state.received:
+                complaints[dealer] = "missing"
+        return {"pedersen": [p.hex() for p in state.pedersen], "feldman": [p.hex() for p in feldman],
+                "views": {d.hex(): _digest(c) for d, (_, _, c) in state.received.items()},
+                "complaints": {d.hex(): reason for d, reason in complaints.items()}}
+
+    async def _dkg_reveal(self, peer: Address, body: dict) -> dict:
+        """Answer a complaint against this dealer: the disputed share in the open, for everyone to check against
+        the commitments this dealer published (a share that checks refutes the complaint)."""
+        state = self._session(body)
+        receiver = Address.from_hex(body.get("receiver", ""), "receiver")
+        if receiver not in state.participants:
+            raise SessionError("the receiver is not a participant")
+        share, blinding = self._dealt(state, receiver)
+        return {"share": scalar_hex(share), "blinding": scalar_hex(blinding)}
 
     async def _dkg_verify(self, peer: Address, body: dict) -> dict:
+        """Two phases from the master. "check": for every qualified dealer, the share received (or revealed after
+        a complaint) must match the dealer's published Pedersen and Feldman commitments; a Feldman mismatch is a
+        complaint carrying the share as evidence. "commit": the share is the sum over the final qualified set, stored
+        durably before the public is reported."""
         state = self._session(body)
+        qualified = parse_ids(body.get("qualified"))
+        if not set(qualified) <= set(state.participants) or len(qualified) < state.threshold + 1:
+            raise SessionError("the qualified dealers must be at least threshold + 1 participants")
         feldman = body.get("feldman")
-        if not isinstance(feldman, dict) or set(feldman) != {p.hex() for p in state.participants}:
-            raise SessionError("Feldman commitments of every participant are needed")
+        if not isinstance(feldman, dict) or not {d.hex() for d in qualified} <= set(feldman):
+            raise SessionError("Feldman commitments of every qualified dealer are needed")
         x = m.id_number(self.self_id)
-        publics = []
-        for dealer in state.participants:
-            commitments = [parse_point(c, "feldman commitment") for c in feldman[dealer.hex()]]
-            if len(commitments) != state.threshold + 1:
-                raise SessionError("wrong number of Feldman commitments")
-            if not m.verify_feldman(state.received[dealer][0], x, commitments):
-                raise SessionError(f"public share of {dealer.hex()} does not match the share it sent")
-            publics.append(commitments[0])
-        public = m.point_add(*publics)
-        assert state.share is not None
+        if body.get("phase") == "check":
+            pedersen = body.get("pedersen")
+            revealed = body.get("revealed") or {}
+            if not isinstance(pedersen, dict) or not isinstance(revealed, dict):
+                raise SessionError("malformed check request")
+            complaints = {}
+            for dealer in qualified:
+                if dealer.hex() in revealed:
+                    share = parse_scalar(revealed[dealer.hex()].get("share"), "share")
+                    blinding = parse_scalar(revealed[dealer.hex()].get("blinding"), "blinding")
+                elif dealer in state.received:
+                    share, blinding, _ = state.received[dealer]
+                else:
+                    raise SessionError(f"no share of qualified dealer {dealer.hex()}")
+                commitments = [parse_point(c, "pedersen commitment") for c in pedersen.get(dealer.hex(), [])]
+                points = [parse_point(c, "feldman commitment") for c in feldman[dealer.hex()]]
+                if len(commitments) != state.threshold + 1 \
+                        or not m.verify_pedersen(share, blinding, x, commitments, state.h):
+                    complaints[dealer.hex()] = {"check": "pedersen", "share": scalar_hex(share),
+                                                "blinding": scalar_hex(blinding)}
+                elif len(points) != state.threshold + 1 or not m.verify_feldman(share, x, points):
+                    complaints[dealer.hex()] = {"check": "feldman", "share": scalar_hex(share),
+                                                "blinding": scalar_hex(blinding)}
+                else:
+                    state.checked[dealer] = share
+                    continue
+                log.warning("dkg complaint: share fails the published commitments", extra={
+                    "key": state.key_id.hex(), "dealer": dealer.hex(), "check": complaints[dealer.hex()]["check"]})
+            return {"complaints": complaints}
+        if body.get("phase") != "commit":
+            raise SessionError("unknown verification phase")
+        missing = [d.hex() for d in qualified if d not in state.checked]
+        if missing:
+            raise SessionError(f"shares of qualified dealers {', '.join(missing)} did not check here")
+        state.share = sum(state.checked[d] for d in qualified) % m.N
+        public = m.point_add(*(parse_point(feldman[d.hex()][0], "feldman commitment") for d in qualified))
         share = KeyShare(state.key_id, state.author, state.threshold, public, bytes.fromhex(body["session"][:32]),
                          tuple(state.participants), state.share)
         try:
@@ -710,7 +797,17 @@ class KeyServerCore:
     async def generate_server_key(self, key_id: ServerKeyId, author: Address, threshold: int,
                                   participants: list[Address], request_signature: str | None = None) -> Public:
         """Run a DKG over all `participants`; every participant stores its share and reports the public itself
-        (on chain, or, for a direct request carrying the requester's signature, only to this master)."""
+        (on chain, or, for a direct request carrying the requester's signature, only to this master).
+
+        Byzantine dealers (the rule, also in docs/architecture.md): a complaint against a dealer — its share fails
+        the Pedersen commitments, is missing, or the commitments it showed a receiver differ from the ones it
+        published — is upheld unless the dealer refutes it by revealing the disputed share and that share checks
+        against its published commitments (the complainer then uses the revealed share). A Feldman complaint carries
+        the share as evidence and is upheld when the master confirms that share passes Pedersen and fails Feldman; a
+        complaint the master cannot confirm names the complainer instead. Upheld dealers are disqualified and the key
+        is the sum of the qualified dealers' polynomials, shared to all n participants. The generation completes only
+        if at most t key servers were named (more than t faulty servers could pool t + 1 shares: such a key would not
+        be secret) and at least t + 1 dealers qualified; otherwise it fails naming them all."""
         assert self.cluster is not None
         cluster = self.cluster
         session = secrets.token_hex(16)
@@ -728,20 +825,52 @@ class KeyServerCore:
                 "participants": [p.hex() for p in participants]}
         if request_signature is not None:
             init["request_signature"] = request_signature
+        culprits: dict[Address, str] = {}  # key server -> which check it failed (the evidence)
 
-        async def each(body: dict) -> dict[Address, dict]:
-            async with asyncio.TaskGroup() as tasks:
-                futures = {p: tasks.create_task(cluster.request(p, dict(body, session=session), timeout=STEP_TIMEOUT))
-                           for p in participants}
-            return {p: f.result() for p, f in futures.items()}
+        async def each(body: dict | Callable[[Address], dict], among: list[Address] = participants,
+                       tolerate: Callable[[Address], bool] = lambda p: False) -> dict[Address, dict]:
+            """One step on every participant; failures of the tolerated ones are left out of the answer."""
+            async def one(p: Address) -> dict:
+                request = body(p) if callable(body) else body
+                return await cluster.request(p, dict(request, session=session), timeout=STEP_TIMEOUT)
+
+            results = await asyncio.gather(*(one(p) for p in among), return_exceptions=True)
+            failed = [r for p, r in zip(among, results) if isinstance(r, BaseException) and not tolerate(p)]
+            for r in results:
+                if isinstance(r, BaseException) and not isinstance(r, Exception):
+                    raise r
+            if failed:
+                raise ExceptionGroup("generation step failed", failed)  # type: ignore[arg-type]
+            return {p: r for p, r in zip(among, results) if not isinstance(r, BaseException)}
 
         try:
             async with asyncio.timeout(SESSION_TIMEOUT):
                 await each(init)
                 await each({"type": "dkg_deal"})
                 finished = await each({"type": "dkg_finish"})
-                verified = await each({"type": "dkg_verify",
-                                       "feldman": {p.hex(): r["feldman"] for p, r in finished.items()}})
+                h = pedersen_point(key_id, participants)
+                pedersen, feldman = self._published(finished, threshold, culprits)
+                revealed = await self._settle_complaints(session, finished, pedersen, h, culprits)
+                qualified = [p for p in participants if p not in culprits]
+                self._enough(key_id, threshold, qualified, culprits)
+
+                def check(p: Address) -> dict:
+                    return {"type": "dkg_verify", "phase": "check", "qualified": [d.hex() for d in qualified],
+                            "pedersen": {d.hex(): pedersen[d] for d in qualified},
+                            "feldman": {d.hex(): feldman[d] for d in qualified},
+                            "revealed": {d.hex(): v for (r, d), v in revealed.items() if r == p and d in qualified}}
+
+                checked = await each(check)
+                for accuser, reply in checked.items():
+                    for dealer_hex, evidence in (reply.get("complaints") or {}).items():
+                        self._judge_feldman(key_id, accuser, Address.from_hex(dealer_hex), evidence, pedersen,
+                                            feldman, h, culprits)
+                qualified = [p for p in qualified if p not in culprits]
+                self._enough(key_id, threshold, qualified, culprits)
+                verified = await each({"type": "dkg_verify", "phase": "commit",
+                                       "qualified": [d.hex() for d in qualified],
+                                       "feldman": {d.hex(): feldman[d] for d in qualified}},
+                                      tolerate=lambda p: p in culprits)
         except (ExceptionGroup, ClusterError, TimeoutError, SessionError) as exc:
             for p in participants:
                 if cluster.is_connected(p):
@@ -750,10 +879,95 @@ class KeyServerCore:
                     except (ClusterError, TimeoutError):
                         pass
             raise SessionError(f"server key generation failed: {_reason(exc)}", _code(exc)) from None
-        publics = {r["public"] for r in verified.values()}
+        publics = {r.get("public") for p, r in verified.items() if p not in culprits}
         if len(publics) != 1:
             raise SessionError("key servers computed different server key publics")
+        if culprits:
+            log.warning("server key generated without faulty dealers", extra={
+                "key": key_id.hex(), "qualified": len(qualified), "faulty": _named(culprits)})
         return Public.from_hex(publics.pop())
+
+    @staticmethod
+    def _published(finished: dict[Address, dict], threshold: int,
+                   culprits: dict[Address, str]) -> tuple[dict[Address, list[str]], dict[Address, list[str]]]:
+        """Every dealer's published commitments; a dealer whose lists are malformed is named at once."""
+        pedersen, feldman = {}, {}
+        for dealer, reply in finished.items():
+            try:
+                p = [parse_point(c, "commitment").hex() for c in reply["pedersen"]]
+                f = [parse_point(c, "commitment").hex() for c in reply["feldman"]]
+                if len(p) != threshold + 1 or len(f) != threshold + 1:
+                    raise SessionError("wrong number of commitments")
+            except (SessionError, KeyError, TypeError):
+                culprits[dealer] = "malformed commitments"
+                continue
+            pedersen[dealer], feldman[dealer] = p, f
+        return pedersen, feldman
+
+    async def _settle_complaints(self, session: str, finished: dict[Address, dict], pedersen: dict[Address, list[str]],
+                                 h: Public, culprits: dict[Address, str]) -> dict[tuple[Address, Address], dict]:
+        """Ask each accused dealer to reveal every disputed share; returns the refuting reveals by (receiver, dealer)."""
+        assert self.cluster is not None
+        disputes: set[tuple[Address, Address]] = set()
+        for receiver, reply in finished.items():
+            complaints = reply.get("complaints") if isinstance(reply.get("complaints"), dict) else {}
+            views = reply.get("views") if isinstance(reply.get("views"), dict) else {}
+            for dealer, commitments in pedersen.items():
+                if dealer.hex() in complaints or views.get(dealer.hex()) != _digest(
+                        [Public.from_hex(c) for c in commitments]):
+                    disputes.add((receiver, dealer))
+        revealed: dict[tuple[Address, Address], dict] = {}
+
+        async def settle(receiver: Address, dealer: Address) -> None:
+            why = finished[receiver].get("complaints", {}).get(dealer.hex(), "equivocation")
+            try:
+                reply = await self.cluster.request(dealer, {  # type: ignore[union-attr]
+                    "type": "dkg_reveal", "session": session, "receiver": receiver.hex()}, timeout=STEP_TIMEOUT)
+                share = parse_scalar(reply.get("share"), "share")
+                blinding = parse_scalar(reply.get("blinding"), "blinding")
+                ok = m.verify_pedersen(share, blinding, m.id_number(receiver),
+                                       [Public.from_hex(c) for c in pedersen[dealer]], h)
+            except (ClusterError, TimeoutError, SessionError):
+                ok = False
+            if ok:
+                log.warning("dkg complaint refuted: the revealed share checks", extra={
+                    "dealer": dealer.hex(), "accuser": receiver.hex(), "complaint": why})
+                revealed[(receiver, dealer)] = {"share": scalar_hex(share), "blinding": scalar_hex(blinding)}
+            else:
+                culprits.setdefault(dealer, f"{why} complaint by {receiver.hex()} upheld: the revealed share fails "
+                                            f"its Pedersen commitments or was not revealed")
+                log.warning("dkg complaint upheld", extra={"dealer": dealer.hex(), "accuser": receiver.hex(),
+                                                           "check": why})
+
+        await asyncio.gather(*(settle(r, d) for r, d in disputes if d not in culprits))
+        return revealed
+
+    def _judge_feldman(self, key_id: ServerKeyId, accuser: Address, dealer: Address, evidence: Any,
+                       pedersen: dict[Address, list[str]], feldman: dict[Address, list[str]], h: Public,
+                       culprits: dict[Address, str]) -> None:
+        x = m.id_number(accuser)
+        try:
+            share = parse_scalar(evidence.get("share"), "share")
+            blinding = parse_scalar(evidence.get("blinding"), "blinding")
+            upheld = m.verify_pedersen(share, blinding, x, [Public.from_hex(c) for c in pedersen[dealer]], h) \
+                and not m.verify_feldman(share, x, [Public.from_hex(c) for c in feldman[dealer]])
+        except (SessionError, KeyError, AttributeError, ValueError):
+            upheld = False
+        if upheld:
+            culprits.setdefault(dealer, f"feldman: published commitments do not match the share of {accuser.hex()}")
+        else:
+            culprits.setdefault(accuser, f"false complaint against {dealer.hex()}")
+        log.warning("dkg feldman complaint " + ("upheld" if upheld else "rejected"), extra={
+            "key": key_id.hex(), "dealer": dealer.hex(), "accuser": accuser.hex(),
+            "check": "feldman" if upheld else "false_complaint"})
+
+    @staticmethod
+    def _enough(key_id: ServerKeyId, threshold: int, qualified: list[Address], culprits: dict[Address, str]) -> None:
+        if len(culprits) > threshold or len(qualified) < threshold + 1:
+            log.warning("generation refused: too many faulty key servers", extra={
+                "key": key_id.hex(), "threshold": threshold, "qualified": len(qualified), "faulty": _named(culprits)})
+            raise SessionError(f"{len(culprits)} faulty key servers, at most {threshold} (the threshold) tolerated: "
+                               + _named(culprits))
 
     async def retrieve_document_key_shadow(self, key_id: ServerKeyId, requester_public: Public,
                                            indices: dict[Address, int]) -> None:
@@ -960,6 +1174,10 @@ class KeyServerCore:
                     except (ClusterError, TimeoutError):
                         pass
             raise SessionError(f"{kind} signing failed: {_reason(exc)}", _code(exc)) from None
+
+
+def _named(culprits: dict[Address, str]) -> str:
+    return "; ".join(f"{k.hex()} ({why})" for k, why in sorted(culprits.items(), key=lambda i: bytes(i[0])))
 
 
 def _code(exc: BaseException) -> str:

@@ -42,6 +42,7 @@ class KeyServerProcess:
     signer: str
     process: subprocess.Popen | None = None
     http_port: int | None = None  # Parity's HTTP API, when set
+    faults: str | None = None  # test-only fault plan (keyserver.faults), started with SECRETSTORE_FAULTS=1
 
     @property
     def http_url(self) -> str | None:
@@ -67,8 +68,10 @@ class KeyServerProcess:
             [sys.executable, "-m", "secretstore.cli.main", "-v", "key-server", "--self-secret-file", str(secret_file),
              "--db-path", str(self.db_path), "--net-host", "127.0.0.1", "--net-port", str(self.net_port),
              "--sub-host", "127.0.0.1", "--sub-port", str(self.node_port), "--sub-signer", self.signer]
-            + (["--http-port", str(self.http_port)] if self.http_port is not None else []),
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            + (["--http-port", str(self.http_port)] if self.http_port is not None else [])
+            + (["--faults", self.faults] if self.faults else []),
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env=dict(os.environ, SECRETSTORE_FAULTS="1") if self.faults else None)
         log.close()
         return self
 
@@ -98,6 +101,7 @@ class LocalNetwork:
     key_servers: int = 3
     initial_set: int | None = None  # how many of them the genesis set lists (the rest can be added later)
     block_time: float | None = None  # None: instant seal
+    faults: dict[int, str] = field(default_factory=dict)  # key server index -> test-only fault plan
     node: NodeProcess | None = None
     servers: list[KeyServerProcess] = field(default_factory=list)
 
@@ -138,7 +142,8 @@ class LocalNetwork:
                                 block_time=self.block_time).start()
         say(f"node ready at {self.node.ws_url}")
         self.servers = [KeyServerProcess(i, key_server_secret(i), self.base_path / f"key-server-{i + 1}", ports[i],
-                                         self.node.port, signer_suri(i), http_port=http_ports[i])
+                                         self.node.port, signer_suri(i), http_port=http_ports[i],
+                                         faults=self.faults.get(i))
                         for i in range(self.key_servers)]
         for ks in self.servers:
             ks.start()
@@ -164,6 +169,25 @@ class LocalNetwork:
                 return
             time.sleep(0.1)
         raise TimeoutError("key servers did not connect to each other in time")
+
+    # ------------------------------------------------------------------ faults and crashes (tests, benchmarks/chaos)
+    def restart_key_server(self, index: int, faults: str | None = None, kill: bool = True) -> KeyServerProcess:
+        """Stop key server `index` (SIGKILL by default: a crash) and start it again on its ports and database, with
+        the given fault plan (None: an honest server)."""
+        ks = self.servers[index]
+        ks.stop(kill=kill)
+        ks.faults = faults
+        return ks.start()
+
+    def kill_node(self) -> None:
+        assert self.node is not None
+        self.node.stop(kill=True)
+
+    def restart_node(self) -> None:
+        """Start the node again on its port and database (key servers reconnect to the same address)."""
+        assert self.node is not None
+        self.node.stop(kill=True)
+        self.node.start()
 
     def stop(self) -> None:
         for ks in self.servers:

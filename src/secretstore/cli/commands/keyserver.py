@@ -25,6 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--http-port", type=int, default=None, help="serve Parity's key server HTTP API on this port")
     p.add_argument("--http-cors", default=None, metavar="ORIGINS",
                    help="origins allowed to call the HTTP API from a browser: comma-separated, '*' or 'none' (default)")
+    p.add_argument("--faults", default=None, help=argparse.SUPPRESS)  # test-only: keyserver.faults
     p.set_defaults(handler=run)
 
 
@@ -49,6 +50,10 @@ def run(args: argparse.Namespace) -> int:
     from ...keyserver.http import Cors
     from ...keyserver.service import HttpSettings, run_key_server
 
+    faults = None
+    if args.faults is not None:  # test-only; refused unless SECRETSTORE_FAULTS=1 (a one-line error)
+        from ...keyserver.faults import FaultPlan
+        faults = FaultPlan.parse(args.faults)
     if args.self_secret_file is not None:
         try:
             text = args.self_secret_file.read_text().strip()
@@ -69,5 +74,5 @@ def run(args: argparse.Namespace) -> int:
     elif args.http_cors is not None:
         raise ValueError("--http-cors needs --http-port")
     asyncio.run(run_key_server(secret, args.db_path, args.net_host, args.net_port,
-                               f"ws://{args.sub_host}:{args.sub_port}", signer, http=http))
+                               f"ws://{args.sub_host}:{args.sub_port}", signer, http=http, faults=faults))
     return 0
