@@ -139,6 +139,8 @@ class ChainService:
             call, params, key = await self.submissions.get()
             try:
                 await self.submitter.submit("SecretStore", call, params)
+                if call == "server_key_generated":  # durable in the node's pool: a later request is a new one
+                    self.core.storage.mark_reported(ServerKeyId.from_hex(params["id"]))
                 if key in self.submitted:
                     self.submitted[key] = (self.submitted[key][0], self.head_number)
                 log.info("response submitted", extra={"call": call, "key": params.get("id")})
@@ -160,6 +162,7 @@ class ChainService:
 
     def _spawn(self, tasks: asyncio.TaskGroup, key: tuple, work) -> None:
         if key in self.inflight:
+            work.close()  # already running: this coroutine is never started
             return
         self.inflight.add(key)
 
@@ -221,8 +224,13 @@ class ChainService:
         """Start the work a task needs from this key server; a coroutine to await if it must ask the chain first."""
         key_id = task.key_id
         if isinstance(task, GenerateServerKey):
+            held = self.core.storage.get(key_id)
+            if held is not None and not self.core.storage.is_reported(key_id):
+                # generated, but the answer never reached the chain (node or this server died): answer it again
+                if self._fresh(("generation", key_id.hex(), None)):
+                    self.respond("server_key_generated", {"id": key_id.hex(), "server_key_public": held.public.hex()})
             # keys made during a migration would miss the move to the new set: they wait for it to complete
-            if not migrating and self._fresh(("generation", key_id.hex(), None)) \
+            elif not migrating and self._fresh(("generation", key_id.hex(), None)) \
                     and self.master_for(key_id, self.order) == self.self_id:
                 self._spawn(tasks, ("generation", key_id), self._generate(key_id, task.author, task.threshold))
         elif isinstance(task, RetrieveServerKey):
@@ -316,6 +324,12 @@ class ChainService:
     def _store(self, task: StoreDocumentKey) -> None:
         key_id = task.key_id
         share = self.core.storage.get(key_id)
+        if share is not None and share.author == task.author and share.common_point is not None \
+                and bytes(share.common_point) == bytes(task.common_point) \
+                and share.encrypted_point is not None and bytes(share.encrypted_point) == bytes(task.encrypted_point):
+            # stored already, the answer lost on the way (node or this server died): the same answer again
+            self.respond("document_key_stored", {"id": key_id.hex()})
+            return
         try:
             if share is None:
                 raise KeyStorageError("unknown server key")

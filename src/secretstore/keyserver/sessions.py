@@ -21,10 +21,11 @@ from typing import Any, Awaitable, Callable
 
 from ..crypto import Address, CryptoError, KeyPair, Public, ServerKeyId, ecies, keccak256
 from ..crypto import math as m
+from ..crypto import proofs
 from ..crypto import signing as sg
 from ..crypto.document import generate_document_key
 from .faults import FaultPlan
-from .net import Cluster, ClusterError
+from .net import Cluster, ClusterError, PeerUnavailable
 from .storage import DocumentKeyAlreadyStored, KeyAlreadyExists, KeyShare, KeyStorage
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,38 @@ def requester_from(key_id: ServerKeyId, signature: Any) -> Public:
         return sg.ecdsa_recover(raw, bytes(key_id))
     except (ValueError, CryptoError):
         raise SessionError("the requester signature is not a valid signature of the key id", BAD_REQUEST) from None
+
+
+GENERATOR = m.base_mul(1)
+
+
+def shadow_base(common_point: Public, access_key: int, x: int, xs: list[int]) -> Public:
+    """B_i = (λ'_i·α)·C: a holder's shadow point is s_i·B_i (plain) or (s_i·δ_i)·B_i (shadow mode)."""
+    return m.point_mul(common_point, m.node_shadow(1, x, xs) * access_key % m.N)
+
+
+def check_shadow_part(commitments: list[Public] | None, holder: Address, xs: list[int], access_key: int,
+                      common_point: Public, mode: str, reply: dict) -> str | None:
+    """Why a holder's shadow part fails its proofs (None: it checks, or the key has no recorded commitments)."""
+    try:
+        point = parse_point(reply.get("shadow_point"), "shadow_point")
+        if commitments is None:
+            return None
+        x = m.id_number(holder)
+        public_share = m.commitment_at(commitments, x)
+        base = shadow_base(common_point, access_key, x, xs)
+        proof = bytes.fromhex(str(reply.get("proof", ""))[2:])
+        if mode == "plain":
+            ok = proofs.verify_dleq(proof, GENERATOR, public_share, base, point)
+        else:
+            delta_public = parse_point(reply.get("delta_public"), "delta_public")
+            product_public = parse_point(reply.get("product_public"), "product_public")
+            ok = proofs.verify_dleq(proof, GENERATOR, delta_public, public_share, product_public) \
+                and proofs.verify_dleq(bytes.fromhex(str(reply.get("proof2", ""))[2:]), GENERATOR, product_public,
+                                       base, point)
+    except (SessionError, ValueError, CryptoError):
+        return "malformed shadow part"
+    return None if ok else "shadow point fails its proof against the holder's public share"
 
 
 def _digest(points: list[Public]) -> str:
@@ -388,17 +421,22 @@ class KeyServerCore:
         if missing:
             raise SessionError(f"shares of qualified dealers {', '.join(missing)} did not check here")
         state.share = sum(state.checked[d] for d in qualified) % m.N
-        public = m.point_add(*(parse_point(feldman[d.hex()][0], "feldman commitment") for d in qualified))
+        # the key polynomial is the sum of the qualified dealers' ones: so are its commitments (every public share)
+        by_dealer = [[parse_point(c, "feldman commitment") for c in feldman[d.hex()]] for d in qualified]
+        commitments = [m.point_add(*column) for column in zip(*by_dealer)]
+        public = commitments[0]
         share = KeyShare(state.key_id, state.author, state.threshold, public, bytes.fromhex(body["session"][:32]),
                          tuple(state.participants), state.share)
         try:
-            self.storage.insert(share)  # durable before anything is reported
+            self.storage.insert(share, commitments)  # durable before anything is reported
         except KeyAlreadyExists as exc:
             raise SessionError(str(exc), KEY_EXISTS) from None
         finally:
             self.dkg.pop(body["session"], None)
         if state.report:
             self.on_result("server_key_generated", {"id": state.key_id.hex(), "server_key_public": public.hex()})
+        else:
+            self.storage.mark_reported(state.key_id)
         return {"public": public.hex()}
 
     async def _dkg_abort(self, peer: Address, body: dict) -> dict:
@@ -430,20 +468,37 @@ class KeyServerCore:
             requester = requester_public.address()
             if not await self.check_access(key_id, requester):
                 raise SessionError(f"requester {requester.hex()} may not access key {key_id.hex()}", ACCESS_DENIED)
+        if access_key == 0:
+            raise SessionError("bad access key", BAD_REQUEST)
         xs = [m.id_number(p) for p in participants]
-        shadow = m.node_shadow(share.secret_share, m.id_number(self.self_id), xs)
+        secret = share.secret_share
+        shadow = m.node_shadow(secret, m.id_number(self.self_id), xs)
+        # proofs that the point is made with this server's share (public share s·G, from the key's commitments)
+        base = shadow_base(share.common_point, access_key, m.id_number(self.self_id), xs)
+        own_public = m.base_mul(secret)
         if mode == "plain":
-            if access_key == 0:
-                raise SessionError("bad access key", BAD_REQUEST)
-            return {"shadow_point": m.node_shadow_point(shadow, access_key, share.common_point).hex()}
+            point = m.node_shadow_point(shadow, access_key, share.common_point)
+            reply = {"shadow_point": self._faulty_point(point).hex(),
+                     "proof": "0x" + proofs.prove_dleq(secret, GENERATOR, own_public, base, point).hex()}
+            return reply
         delta = m.random_scalar()
         point = m.node_shadow_point(shadow, access_key, share.common_point, delta)
+        delta_public, product_public = m.base_mul(delta), m.point_mul(own_public, delta)
+        reply = {"shadow_point": self._faulty_point(point).hex(), "delta_public": delta_public.hex(),
+                 "product_public": product_public.hex(),
+                 "proof": "0x" + proofs.prove_dleq(delta, GENERATOR, delta_public, own_public, product_public).hex(),
+                 "proof2": "0x" + proofs.prove_dleq(secret * delta % m.N, GENERATOR, product_public, base, point).hex()}
         coefficient = m.decrypt_shadow_coefficient(shadow, delta)
         encrypted = ecies.encrypt(requester_public, coefficient.to_bytes(32, "big"))
         if direct:
-            return {"shadow_point": point.hex(), "decrypt_shadow": "0x" + encrypted.hex()}
+            return dict(reply, decrypt_shadow="0x" + encrypted.hex())
         self.shadows[(key_id, requester)] = encrypted
-        return {"shadow_point": point.hex()}
+        return reply
+
+    def _faulty_point(self, point: Public) -> Public:
+        if self.faults is not None and self.faults.corrupts("shadow"):
+            return m.point_add(point, m.base_mul(m.random_scalar()))  # fault injection: a wrong shadow point
+        return point
 
     def _negotiated_share(self, key_id: ServerKeyId, version: object) -> KeyShare:
         """This server's share of the key version the master uses. A master can only be on a migration's new version
@@ -606,7 +661,7 @@ class KeyServerCore:
             self.signing.pop(body["session"], None)
             challenge = m.schnorr_challenge(state.message_hash, nonce_public)
             partial = sg.schnorr_partial_signature(sums[0], share, challenge, x, xs)
-            return {"nonce_public": nonce_public.hex(), "partial": scalar_hex(partial)}
+            return {"nonce_public": nonce_public.hex(), "partial": scalar_hex(self._faulty_partial(partial))}
         state.sums, state.nonce_public = sums, nonce_public
         return {"nonce_public": nonce_public.hex(),
                 "blinded": scalar_hex(sg.ecdsa_inverse_blind_share(sums[0], sums[1], sums[2]))}
@@ -622,7 +677,12 @@ class KeyServerCore:
         k, u, z, z2 = state.sums
         partial = sg.ecdsa_partial_signature(u, inverse_blind, sg.ecdsa_r(state.nonce_public),
                                              state.share.secret_share, sg.message_scalar(state.message_hash), z2)
-        return {"partial": scalar_hex(partial)}
+        return {"partial": scalar_hex(self._faulty_partial(partial))}
+
+    def _faulty_partial(self, partial: int) -> int:
+        if self.faults is not None and self.faults.corrupts("sign"):
+            return (partial + 1) % m.N  # fault injection: a wrong partial signature
+        return partial
 
     async def _sign_abort(self, peer: Address, body: dict) -> dict:
         self.signing.pop(body.get("session"), None)  # type: ignore[arg-type]
@@ -702,6 +762,7 @@ class KeyServerCore:
         dealers = parse_ids(body.get("dealers"))
         new_set = parse_ids(body.get("new_set"))
         new_shares = []
+        new_commitments = {}
         for key_id in key_ids:
             received = self.reshares.pop((str(body.get("migration_id")), key_id.hex()), {})
             if set(received) != set(dealers):
@@ -713,12 +774,14 @@ class KeyServerCore:
             # the weighted shares add up to the key: their constant-term commitments must add up to its public
             if m.point_add(*(c[0] for _, c, _ in received.values())) != public:
                 raise SessionError(f"re-shared values of {key_id.hex()} do not add up to the server key")
+            new_commitments[key_id] = [m.point_add(*column) for column in zip(*(c for _, c, _ in received.values()))]
             new_shares.append(KeyShare(
                 key_id, Address.from_hex(facts[0]["author"]), facts[0]["threshold"], public, migration_id[:16],
                 tuple(new_set), sum(s for s, _, _ in received.values()) % m.N,
                 Public.from_hex(facts[0]["common_point"]) if facts[0]["common_point"] else None,
                 Public.from_hex(facts[0]["encrypted_point"]) if facts[0]["encrypted_point"] else None))
-        self.storage.stage_pending(migration_id, *new_shares)  # durable before the migration is confirmed
+        self.storage.stage_pending(migration_id, *new_shares,  # durable before the migration is confirmed
+                                   commitments=new_commitments)
         return {}
 
     async def _migration_done(self, peer: Address, body: dict) -> dict:
@@ -980,18 +1043,12 @@ class KeyServerCore:
             raise SessionError(f"no document key stored for {key_id.hex()}")
         candidates = [self.self_id] + [h for h in share.holders if h != self.self_id and cluster.is_connected(h)
                                        and h in indices]
-        if len(candidates) < share.threshold + 1:
-            raise SessionError(f"only {len(candidates)} holders reachable, {share.threshold + 1} needed")
-        participants = candidates[: share.threshold + 1]
-        access_key = m.random_scalar()
         request = {"type": "shadow_part", "key_id": key_id.hex(), "version": share.version.hex(),
-                   "requester_public": requester_public.hex(),
-                   "access_key": scalar_hex(access_key), "participants": [p.hex() for p in participants]}
+                   "requester_public": requester_public.hex()}
         try:
+            participants, parts, access_key = await self._collect_shadow_parts(share, candidates, request, "shadow")
             async with asyncio.timeout(SESSION_TIMEOUT):
-                async with asyncio.TaskGroup() as tasks:
-                    parts = [tasks.create_task(cluster.request(p, request, timeout=STEP_TIMEOUT)) for p in participants]
-                points = [parse_point(t.result()["shadow_point"], "shadow_point") for t in parts]
+                points = [parse_point(part["shadow_point"], "shadow_point") for part in parts]
                 decrypted = m.decrypt_with_joint_shadow(share.threshold, access_key, share.encrypted_point,
                                                         m.joint_shadow_point(points))
                 mask = sum(1 << indices[p] for p in participants)
@@ -1069,18 +1126,55 @@ class KeyServerCore:
         if len(candidates) < share.threshold + 1:
             raise SessionError(f"consensus unreachable: {len(candidates)} key servers holding the key are connected, "
                                f"{share.threshold + 1} needed", CONSENSUS_UNREACHABLE)
-        participants = candidates[: share.threshold + 1]
-        access_key = m.random_scalar()
         request = {"type": "shadow_part", "key_id": key_id.hex(), "version": share.version.hex(), "mode": mode,
-                   "request_signature": request_signature, "access_key": scalar_hex(access_key),
-                   "participants": [p.hex() for p in participants]}
+                   "request_signature": request_signature}
         try:
-            async with asyncio.timeout(SESSION_TIMEOUT):
-                async with asyncio.TaskGroup() as tasks:
-                    parts = [tasks.create_task(cluster.request(p, request, timeout=STEP_TIMEOUT)) for p in participants]
+            _, parts, access_key = await self._collect_shadow_parts(share, candidates, request, mode)
         except (ExceptionGroup, ClusterError, TimeoutError, SessionError) as exc:
             raise SessionError(f"document key retrieval failed: {_reason(exc)}", _code(exc)) from None
-        return share, requester, access_key, [t.result() for t in parts]
+        return share, requester, access_key, parts
+
+    async def _collect_shadow_parts(self, share: KeyShare, candidates: list[Address], body: dict,
+                                    mode: str) -> tuple[list[Address], list[dict], int]:
+        """Shadow parts of t + 1 holders, each checked against the holder's public share (from the key's Feldman
+        commitments). A holder whose part fails its proof, that fails or cannot be reached is named and replaced by
+        another holder while t + 1 usable ones remain; a decision (access denied, unknown key...) is the answer."""
+        assert self.cluster is not None
+        cluster = self.cluster
+        assert share.common_point is not None
+        commitments = self.storage.commitments(share)
+        culprits: dict[Address, str] = {}
+        while True:
+            pool = [c for c in candidates if c not in culprits]
+            if len(pool) < share.threshold + 1:
+                raise SessionError(f"consensus unreachable: {len(pool)} usable holders, {share.threshold + 1} needed"
+                                   + (f"; left out: {_named(culprits)}" if culprits else ""), CONSENSUS_UNREACHABLE)
+            participants = pool[: share.threshold + 1]
+            access_key = m.random_scalar()
+            request = dict(body, access_key=scalar_hex(access_key), participants=[p.hex() for p in participants])
+            async with asyncio.timeout(SESSION_TIMEOUT):
+                results = await asyncio.gather(*(cluster.request(p, request, timeout=STEP_TIMEOUT)
+                                                 for p in participants), return_exceptions=True)
+            xs = [m.id_number(p) for p in participants]
+            failed: dict[Address, str] = {}
+            for p, r in zip(participants, results):
+                if isinstance(r, BaseException):
+                    if not isinstance(r, Exception):
+                        raise r
+                    if _code(r) != FAILED:
+                        raise SessionError(_reason(r), _code(r))
+                    failed[p] = _reason(r)
+                else:
+                    why = check_shadow_part(commitments, p, xs, access_key, share.common_point, mode, r)
+                    if why is not None:
+                        failed[p] = why
+                        log.warning("retrieval: faulty shadow part", extra={
+                            "key": share.key_id.hex(), "holder": p.hex(), "check": "dleq_proof"})
+            if not failed:
+                return participants, list(results), access_key  # type: ignore[arg-type]
+            log.warning("retrieval: holders left out, retrying with others", extra={
+                "key": share.key_id.hex(), "left_out": _named(failed)})
+            culprits.update(failed)
 
     async def retrieve_document_key(self, key_id: ServerKeyId, request_signature: str,
                                     among: list[Address]) -> bytes:
@@ -1129,14 +1223,47 @@ class KeyServerCore:
                 f"consensus unreachable: {kind} signing with threshold {share.threshold} needs {needed} key servers "
                 f"holding the key, {len(candidates)} connected (of {len(share.holders)} holders)",
                 CONSENSUS_UNREACHABLE)
-        signers = candidates[:needed]
+        culprits: dict[Address, str] = {}
+        last: BaseException | None = None
+        while True:
+            pool = [c for c in candidates if c not in culprits]
+            if len(pool) < needed:
+                reason = _reason(last) if last is not None else "not enough signers"
+                raise SessionError(f"{kind} signing failed: {reason}"
+                                   + (f"; left out: {_named(culprits)}" if culprits else ""),
+                                   _code(last) if last is not None else CONSENSUS_UNREACHABLE)
+            try:
+                return await self._sign_attempt(kind, share, request_signature, message_hash, pool[:needed])
+            except _SignersFailed as exc:
+                # a decision (access denied, unknown key...) is the answer; anything else: retry without them
+                if exc.code != FAILED or not exc.culprits:
+                    raise SessionError(f"{kind} signing failed: {exc}", exc.code) from None
+                log.warning("signing: signers left out, retrying with others", extra={
+                    "key": key_id.hex(), "kind": kind, "left_out": _named(exc.culprits)})
+                culprits.update(exc.culprits)
+                last = exc
+
+    async def _sign_attempt(self, kind: str, share: KeyShare, request_signature: str, message_hash: bytes,
+                            signers: list[Address]) -> bytes:
+        """One signing session among `signers`; _SignersFailed names the signers to leave out of the next one."""
+        assert self.cluster is not None
+        cluster = self.cluster
+        key_id = share.key_id
         session = secrets.token_hex(16)
 
         async def each(body: dict) -> dict[Address, dict]:
-            async with asyncio.TaskGroup() as tasks:
-                futures = {p: tasks.create_task(cluster.request(p, dict(body, session=session), timeout=STEP_TIMEOUT))
-                           for p in signers}
-            return {p: f.result() for p, f in futures.items()}
+            results = await asyncio.gather(*(cluster.request(p, dict(body, session=session), timeout=STEP_TIMEOUT)
+                                             for p in signers), return_exceptions=True)
+            failed = {p: r for p, r in zip(signers, results) if isinstance(r, BaseException)}
+            for r in failed.values():
+                if not isinstance(r, Exception):
+                    raise r
+            if failed:
+                # the unreachable ones first: a dealer whose deal to a dead signer failed is not to blame
+                gone = {p: _reason(r) for p, r in failed.items() if isinstance(r, PeerUnavailable)}
+                raise _SignersFailed(gone or {p: _reason(r) for p, r in failed.items()},
+                                     _code(BaseExceptionGroup("signing", list(failed.values()))))
+            return {p: r for p, r in zip(signers, results)}  # type: ignore[misc]
 
         try:
             async with asyncio.timeout(SESSION_TIMEOUT):
@@ -1152,28 +1279,67 @@ class KeyServerCore:
                     raise SessionError("signers computed different nonces")
                 nonce_public = parse_point(nonces.pop(), "nonce_public")
                 if kind == "schnorr":
-                    s = sg.schnorr_combine_weighted(parse_scalar(r["partial"], "partial") for r in verified.values())
+                    partials = {p: parse_scalar(r["partial"], "partial") for p, r in verified.items()}
+                    s = sg.schnorr_combine_weighted(partials.values())
                     signature = (m.schnorr_challenge(message_hash, nonce_public), s)
                     if not m.schnorr_verify(share.public, message_hash, signature):
-                        raise SessionError("the combined Schnorr signature does not verify")
+                        raise _SignersFailed(self._bad_schnorr_partials(share, signers, revealed, partials,
+                                                                        signature[0]), FAILED,
+                                             "the combined Schnorr signature does not verify")
                     return sg.schnorr_to_bytes(signature)
                 inverse_blind = sg.ecdsa_inverse_blind(
                     {m.id_number(p): parse_scalar(r["blinded"], "blinded") for p, r in verified.items()})
-                partials = await each({"type": "sign_ecdsa_partial", "inverse_blind": scalar_hex(inverse_blind)})
+                partials_ecdsa = await each({"type": "sign_ecdsa_partial", "inverse_blind": scalar_hex(inverse_blind)})
                 result = sg.ecdsa_combine(
-                    {m.id_number(p): parse_scalar(r["partial"], "partial") for p, r in partials.items()}, nonce_public)
+                    {m.id_number(p): parse_scalar(r["partial"], "partial") for p, r in partials_ecdsa.items()},
+                    nonce_public)
                 if not sg.ecdsa_verify(share.public, message_hash, result) \
                         or sg.ecdsa_recover(result, message_hash) != share.public:
+                    # masked ECDSA partials cannot be checked one by one: nobody can be named
                     raise SessionError("the combined ECDSA signature does not verify")
                 return result
-        except (ExceptionGroup, ClusterError, TimeoutError, SessionError, CryptoError, KeyError) as exc:
+        except (_SignersFailed, ExceptionGroup, ClusterError, TimeoutError, SessionError, CryptoError,
+                KeyError) as exc:
             for p in signers:
                 if cluster.is_connected(p):
                     try:
                         await cluster.request(p, {"type": "sign_abort", "session": session}, timeout=2)
                     except (ClusterError, TimeoutError):
                         pass
+            if isinstance(exc, _SignersFailed):
+                raise
             raise SessionError(f"{kind} signing failed: {_reason(exc)}", _code(exc)) from None
+
+    def _bad_schnorr_partials(self, share: KeyShare, signers: list[Address], revealed: dict[Address, dict],
+                              partials: dict[Address, int], challenge: int) -> dict[Address, str]:
+        """The signers whose partial fails s_i·G == λ_i·(K_i − c·P_i), with K_i the joint nonce's commitment at x_i
+        (from the revealed Feldman commitments) and P_i the public share (from the key's commitments)."""
+        commitments = self.storage.commitments(share)
+        if commitments is None:
+            return {}
+        xs = [m.id_number(p) for p in signers]
+        bad = {}
+        for p in signers:
+            x = m.id_number(p)
+            try:
+                nonce_at = m.point_add(*(m.commitment_at([parse_point(c, "feldman") for c in r["feldman"][0]], x)
+                                         for r in revealed.values()))
+                expected = m.point_mul(m.point_sub(nonce_at, m.point_mul(m.commitment_at(commitments, x), challenge)),
+                                       m.lagrange_at_zero(x, xs))
+                ok = m.base_mul(partials[p]) == expected
+            except (SessionError, CryptoError, KeyError, IndexError, TypeError, ValueError):
+                ok = False
+            if not ok:
+                bad[p] = "partial signature fails its check against the public share"
+                log.warning("signing: faulty partial signature", extra={
+                    "key": share.key_id.hex(), "signer": p.hex(), "check": "schnorr_partial"})
+        return bad
+
+
+class _SignersFailed(Exception):
+    def __init__(self, culprits: dict[Address, str], code: str, message: str | None = None) -> None:
+        super().__init__(message or _named(culprits))
+        self.culprits, self.code = culprits, code
 
 
 def _named(culprits: dict[Address, str]) -> str:

@@ -40,6 +40,19 @@ CREATE TABLE IF NOT EXISTS pending_shares (
     encrypted_point BLOB,
     PRIMARY KEY (migration_id, key_id)
 );
+-- Feldman commitments to the polynomial of a key version (public: they give every holder's public share, so a master
+-- can check a participant's contribution); kept apart so that shares written before they existed still read
+CREATE TABLE IF NOT EXISTS share_commitments (
+    key_id BLOB NOT NULL,
+    version BLOB NOT NULL,
+    commitments TEXT NOT NULL,      -- JSON list of hex points, A_0 .. A_t
+    PRIMARY KEY (key_id, version)
+);
+-- keys whose generation was answered (the response accepted by the node, or an HTTP generation): a pending chain
+-- generation of a key held but not in here is our own request whose answer was lost, not a request for an existing key
+CREATE TABLE IF NOT EXISTS reported_keys (
+    key_id BLOB PRIMARY KEY
+);
 """
 
 
@@ -84,12 +97,32 @@ class KeyStorage:
         with self._lock:
             self.conn.close()
 
-    def insert(self, share: KeyShare) -> None:
-        with self._lock:
+    def insert(self, share: KeyShare, commitments: list[Public] | None = None) -> None:
+        with self._lock, self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
             try:
                 self.conn.execute("INSERT INTO key_shares VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", self._row(share))
             except sqlite3.IntegrityError:
                 raise KeyAlreadyExists(f"server key {share.key_id.hex()} already exists") from None
+            if commitments is not None:
+                self.conn.execute("INSERT OR REPLACE INTO share_commitments VALUES (?, ?, ?)",
+                                  (bytes(share.key_id), share.version, json.dumps([c.hex() for c in commitments])))
+
+    def mark_reported(self, key_id: ServerKeyId) -> None:
+        with self._lock:
+            self.conn.execute("INSERT OR IGNORE INTO reported_keys VALUES (?)", (bytes(key_id),))
+
+    def is_reported(self, key_id: ServerKeyId) -> bool:
+        with self._lock:
+            return self.conn.execute("SELECT 1 FROM reported_keys WHERE key_id = ?", (bytes(key_id),)).fetchone() \
+                is not None
+
+    def commitments(self, share: KeyShare) -> list[Public] | None:
+        """The Feldman commitments of this share's key version, if they were recorded."""
+        with self._lock:
+            row = self.conn.execute("SELECT commitments FROM share_commitments WHERE key_id = ? AND version = ?",
+                                    (bytes(share.key_id), share.version)).fetchone()
+        return [Public.from_hex(c) for c in json.loads(row[0])] if row else None
 
     def get(self, key_id: ServerKeyId) -> KeyShare | None:
         with self._lock:
@@ -123,12 +156,17 @@ class KeyStorage:
                 bytes(share.common_point) if share.common_point else None,
                 bytes(share.encrypted_point) if share.encrypted_point else None)
 
-    def stage_pending(self, migration_id: bytes, *shares: KeyShare) -> None:
+    def stage_pending(self, migration_id: bytes, *shares: KeyShare,
+                      commitments: dict[ServerKeyId, list[Public]] | None = None) -> None:
         """Durably keep the new versions of keys made by a migration (replacing an earlier attempt's), in one
-        transaction."""
+        transaction (with their commitments, keyed by the new version)."""
         with self._lock, self.conn:
             self.conn.executemany("INSERT OR REPLACE INTO pending_shares VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                                   [(migration_id,) + self._row(share) for share in shares])
+            self.conn.executemany("INSERT OR REPLACE INTO share_commitments VALUES (?, ?, ?)",
+                                  [(bytes(share.key_id), share.version,
+                                    json.dumps([c.hex() for c in commitments[share.key_id]]))
+                                   for share in shares if commitments and share.key_id in commitments])
 
     def pending_migrations(self) -> dict[bytes, set[str]]:
         """migration id -> the holder sets (JSON) its pending versions were made for."""
@@ -160,11 +198,13 @@ class KeyStorage:
             self.conn.execute("BEGIN IMMEDIATE")
             count = self.conn.execute("DELETE FROM key_shares").rowcount
             self.conn.execute("DELETE FROM pending_shares")
+            self.conn.execute("DELETE FROM share_commitments")
         return count
 
     def delete(self, key_id: ServerKeyId) -> None:
         with self._lock:
             self.conn.execute("DELETE FROM key_shares WHERE key_id = ?", (bytes(key_id),))
+            self.conn.execute("DELETE FROM share_commitments WHERE key_id = ?", (bytes(key_id),))
 
     def key_ids(self) -> list[ServerKeyId]:
         with self._lock:
