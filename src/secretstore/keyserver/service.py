@@ -117,8 +117,9 @@ class ChainService:
                         while True:
                             try:
                                 async with asyncio.timeout(RESCAN_AFTER):
-                                    header = await heads.latest()  # heads that queued during a scan: only the last
-                                self.head_number, block_hash = header_number(header), header_hash(header)
+                                    header = await self._next_head(heads)  # queued heads: only the last
+                                if header is not None:
+                                    self.head_number, block_hash = header_number(header), header_hash(header)
                             except TimeoutError:
                                 pass
                             await self.process(tasks, block_hash)
@@ -126,6 +127,25 @@ class ChainService:
                     log.warning("chain unavailable, retrying", extra={"error": str(exc)})
                     self.submitter.forget_nonce()
                     await asyncio.sleep(1.0)
+
+    async def _next_head(self, heads):
+        """The next finalized head, or None as soon as a cluster link drops: a session whose master died is then
+        taken over by the next connected master without waiting for a block or the periodic rescan."""
+        cluster = self.core.cluster
+        if cluster is None:
+            return await heads.latest()
+        cluster.peer_lost.clear()
+        head = asyncio.ensure_future(heads.latest())
+        lost = asyncio.ensure_future(cluster.peer_lost.wait())
+        try:
+            await asyncio.wait({head, lost}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            lost.cancel()
+            if not head.done():
+                head.cancel()
+        if head.done() and not head.cancelled():
+            return head.result()
+        return None
 
     def respond(self, call: str, params: dict, key: tuple | None = None) -> None:
         """Queue a response; until it is on chain (or RESUBMIT_AFTER passes) the same answer is not worked out again."""
