@@ -173,6 +173,28 @@ def test_a_master_killed_mid_retrieval_is_replaced_promptly(network, alice):
     network.wait_connected(60)
 
 
+def test_a_master_killed_mid_generation_gets_a_prompt_error_event(network, alice):
+    """A generation needs all n (the key is n-held): with its master dead mid-session the next master answers the
+    request with ServerKeyGenerationError within seconds instead of leaving it pending; once the dead server is
+    back, the same key generates."""
+    key_id = new_key_id()
+    alice.claim_key(key_id)
+    master = int.from_bytes(bytes(key_id), "big") % len(network.servers)
+    network.restart_key_server(master, faults="crash=dkg_finish")
+    network.wait_connected(60)
+    started = time.monotonic()
+    with pytest.raises(RequestFailed) as info:
+        alice.generate_server_key(key_id, threshold=2)
+    assert info.value.event == "ServerKeyGenerationError"
+    assert time.monotonic() - started < 20
+    assert not network.servers[master].alive()
+    network.restart_key_server(master, faults=None)
+    network.wait_connected(60)
+    other = new_key_id()
+    alice.claim_key(other)
+    assert_consistent(network, other, alice.generate_server_key(other, threshold=2), 2)
+
+
 def test_node_killed_mid_flow_every_request_is_answered(network, alice):
     """SIGKILL the node right after requests are accepted, while key servers work on them; after a restart (same port
     and database) the key servers reconnect, re-derive what is still pending from the chain, and every request is

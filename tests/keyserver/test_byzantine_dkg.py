@@ -1,0 +1,98 @@
+"""The complaint rule of the DKG with lying participants, on real key server cores over loopback (in process), and
+the Chaum-Pedersen proofs the retrieval checks rely on."""
+
+import itertools
+import logging
+
+import pytest
+
+from secretstore.crypto import math as m
+from secretstore.crypto import proofs
+from secretstore.keyserver.faults import FaultPlan
+from secretstore.keyserver.sessions import SessionError
+
+from .test_direct_sessions import Net, new_key
+
+
+def assert_consistent(net, key_id, public, t):
+    shares = [core.storage.get(key_id) for core in net.cores]
+    assert all(s is not None and s.public == public for s in shares)
+    points = [(m.id_number(core.self_id), s.secret_share) for core, s in zip(net.cores, shares)]
+    for subset in itertools.combinations(points, t + 1):
+        assert m.base_mul(m.reconstruct(dict(subset))) == public
+    # the stored commitments give every holder's public share
+    commitments = net.cores[0].storage.commitments(shares[0])
+    assert commitments[0] == public
+    assert all(m.commitment_at(commitments, x) == m.base_mul(s) for x, s in points)
+
+
+async def test_a_false_pedersen_complaint_is_refuted_by_the_reveal(tmp_path, caplog):
+    net = Net(4, tmp_path)
+    liar, accused = net.cores[1], net.cores[2]
+    original = liar._dkg_finish
+
+    async def lying_finish(peer, body):
+        reply = await original(peer, body)
+        reply["complaints"][accused.self_id.hex()] = "pedersen"
+        return reply
+
+    liar._dkg_finish = lying_finish
+    caplog.set_level(logging.WARNING)
+    async with net.running():
+        key_id, public = await new_key(net, 1)
+        assert_consistent(net, key_id, public, 1)
+    refuted = [r for r in caplog.records if r.getMessage() == "dkg complaint refuted: the revealed share checks"]
+    assert [(r.dealer, r.accuser) for r in refuted] == [(accused.self_id.hex(), liar.self_id.hex())]
+    assert not any("without faulty dealers" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_false_feldman_complaint_names_the_accuser(tmp_path, caplog):
+    net = Net(4, tmp_path)
+    liar, accused = net.cores[3], net.cores[0]
+    original = liar._dkg_verify
+
+    async def lying_verify(peer, body):
+        reply = await original(peer, body)
+        if body.get("phase") == "check":
+            state = liar.dkg[body["session"]]
+            share = state.received[accused.self_id][0]
+            reply["complaints"][accused.self_id.hex()] = {"check": "feldman", "share": "0x" + share.to_bytes(32, "big").hex(),
+                                                          "blinding": "0x" + state.received[accused.self_id][1].to_bytes(32, "big").hex()}
+        return reply
+
+    liar._dkg_verify = lying_verify
+    caplog.set_level(logging.WARNING)
+    async with net.running():
+        key_id, public = await new_key(net, 1)
+        assert_consistent(net, key_id, public, 1)  # the accuser still holds a share of the qualified dealers' sum
+    done = next(r for r in caplog.records if r.getMessage() == "server key generated without faulty dealers")
+    assert liar.self_id.hex() in done.faulty and "false complaint" in done.faulty
+    assert f"{accused.self_id.hex()} (" not in done.faulty  # named only as the one falsely accused
+
+
+async def test_more_than_t_faulty_dealers_is_an_error_naming_them(tmp_path):
+    net = Net(4, tmp_path)
+    for core in net.cores[2:]:
+        core.faults = FaultPlan.parse("corrupt=dkg", environ={"SECRETSTORE_FAULTS": "1"})
+    async with net.running():
+        with pytest.raises(SessionError) as info:
+            await new_key(net, 1)
+        assert "2 faulty key servers, at most 1" in str(info.value)
+        assert all(core.self_id.hex() in str(info.value) for core in net.cores[2:])
+        assert all(not core.dkg for core in net.cores)  # aborted everywhere, nothing stored
+        # with t = 2 two faulty are tolerated in number, but only 2 dealers qualify, fewer than t + 1 = 3
+        with pytest.raises(SessionError, match="faulty key servers"):
+            await new_key(net, 2)
+
+
+def test_dleq_proofs_accept_only_the_statement_proven():
+    s, b = m.random_scalar(), m.base_mul(m.random_scalar())
+    g = m.base_mul(1)
+    p1, p2 = m.base_mul(s), m.point_mul(b, s)
+    proof = proofs.prove_dleq(s, g, p1, b, p2)
+    assert proofs.verify_dleq(proof, g, p1, b, p2)
+    assert not proofs.verify_dleq(proof, g, p1, b, m.point_add(p2, g))  # another point
+    assert not proofs.verify_dleq(proof, g, m.base_mul(s + 1), b, p2)  # another public share
+    assert not proofs.verify_dleq(proof[:32] + bytes(32), g, p1, b, p2)
+    assert not proofs.verify_dleq(proof[:-1], g, p1, b, p2)
+    assert not proofs.verify_dleq(proofs.prove_dleq(s + 1, g, p1, b, p2), g, p1, b, p2)  # a lie cannot be proven
