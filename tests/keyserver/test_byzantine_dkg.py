@@ -96,3 +96,30 @@ def test_dleq_proofs_accept_only_the_statement_proven():
     assert not proofs.verify_dleq(proof[:32] + bytes(32), g, p1, b, p2)
     assert not proofs.verify_dleq(proof[:-1], g, p1, b, p2)
     assert not proofs.verify_dleq(proofs.prove_dleq(s + 1, g, p1, b, p2), g, p1, b, p2)  # a lie cannot be proven
+
+
+async def test_malformed_session_messages_are_refused_and_change_nothing(tmp_path):
+    """After the handshake a peer may still send anything: every malformed message of the DKG and retrieval steps is
+    a RemoteError for that peer, and the key server keeps serving (a generation still works afterwards)."""
+    from secretstore.keyserver.net import RemoteError
+
+    net = Net(3, tmp_path)
+    async with net.running():
+        a, b = net.clusters[0], net.cores[1]
+        bad = [
+            {"type": "no_such_step"},
+            {"type": "dkg_init", "key_id": "0x12", "participants": [], "threshold": 1},
+            {"type": "dkg_init", "key_id": "0x" + "11" * 32, "participants": [i.hex() for i in net.ids],
+             "threshold": 7, "session": "x" * 32, "author": net.ids[0].hex()},
+            {"type": "dkg_share", "session": "nope" * 8, "share": "0x00", "blinding": 5},
+            {"type": "dkg_reveal", "session": "nope" * 8, "receiver": "0x" + "00" * 20},
+            {"type": "dkg_verify", "session": "nope" * 8, "phase": "commit", "qualified": "all"},
+            {"type": "shadow_part", "key_id": "0x" + "22" * 32, "participants": ["0x1"], "access_key": "0x"},
+            {"type": "sign_init", "kind": "rsa", "key_id": "0x" + "22" * 32},
+        ]
+        for body in bad:
+            with pytest.raises(RemoteError):
+                await a.request(b.self_id, body, timeout=5)
+        assert not b.dkg and not b.signing and b.storage.key_ids() == []
+        key_id, public = await new_key(net, 1)
+        assert_consistent(net, key_id, public, 1)
