@@ -4,7 +4,13 @@ are SIGKILLed and restarted. Then every request is checked: it ended with a corr
 generated still decrypts its document (a retrieval with all servers back), and no share was lost (every holder has
 its share and, test-only, every t + 1 of them reconstruct the server key public).
 
-Ends with one JSON line {"requests", "ok", "errors", "unanswered", "lost_keys", "wrong_results", "kills", "byzantine"}.
+Alongside, shadow and server key retrievals are submitted through the chain and left to the key servers; once the
+network is whole again no request may remain pending on chain.
+
+Ends with one JSON line {"requests", "ok", "errors", "unanswered", "lost_keys", "wrong_results", "kills", "byzantine",
+"chain_requests"}: requests = ok + errors + unanswered HTTP requests (an HTTP request that timed out is unanswered;
+an error status or a dropped connection is an error the client was told); chain_requests were accepted by the node,
+and any still pending at the end count as unanswered too.
 Run: ./run bench chaos [SECONDS [MIN_REQUESTS]]   (default: 150 s of chaos, at least 200 requests)
 """
 
@@ -29,6 +35,8 @@ from pathlib import Path
 
 from substrateinterface import Keypair
 
+from secretstore.chain.connection import ChainConnection
+from secretstore.chain.secretstore_api import SERVICES, SecretStoreRuntimeApi
 from secretstore.client import AsyncSecretStoreClient, SecretStoreClient, SecretStoreHttpClient
 from secretstore.client.http import HttpApiError, verify_ecdsa, verify_schnorr
 from secretstore.crypto import Public, Secret, ServerKeyId
@@ -192,7 +200,7 @@ def worker(network: LocalNetwork, chaos: Chaos, keys: list[Key], owner: int, tal
                     key.ciphertext = encrypt_document(key.document_key, key.key_id.hex().encode())
                 except Exception as exc:  # noqa: BLE001 - every failure is an outcome to count
                     key.uncertain = True
-                    tally.note(op, classify(exc), str(exc))
+                    tally.note(op, classify(exc), f"{type(exc).__name__}: {exc}")
                     stop.wait(0.5)
                 continue
             if choice < 0.45 and stored:
@@ -215,8 +223,42 @@ def worker(network: LocalNetwork, chaos: Chaos, keys: list[Key], owner: int, tal
                 ok = verify_ecdsa(key.public, message, api().sign_ecdsa(key.key_id, secret, message))
             tally.note(op, "ok" if ok else "wrong", key.key_id.hex())
         except (HttpApiError, ConnectionError, OSError, ValueError) as exc:
-            tally.note(op, classify(exc), str(exc))  # type: ignore[possibly-undefined]
+            tally.note(op, classify(exc), f"{type(exc).__name__}: {exc}")  # type: ignore[possibly-undefined]
             stop.wait(0.5)  # a client backs off after an error instead of hammering a network that is recovering
+
+
+def chain_worker(url_of, keys: list[Key], tally: Tally, stop: threading.Event, rng: random.Random) -> None:
+    """Requests through the chain as well (shadow and server key retrieval), submitted and left to the key servers:
+    at the end the chain must hold no pending request (each was answered by a result or an error event)."""
+    while not stop.wait(rng.uniform(0.3, 1.0)):
+        stored = [k for k in keys if k.document_key is not None and not k.uncertain]
+        if not stored:
+            continue
+        key = rng.choice(stored)
+        suri, secret = requester(key.owner)
+        shadow = rng.random() < 0.7
+        call = "retrieve_document_key_shadow" if shadow else "retrieve_server_key"
+        params = {"id": key.key_id.hex()}
+        if shadow:
+            params["requester_public"] = secret.public().hex()
+        try:
+            with SecretStoreClient(url_of(), suri, timeout=20) as client:
+                client.request(call, params, wait="pool")
+            tally.note("chain_" + call, "submitted")
+        except Exception as exc:  # noqa: BLE001 - the node is down: not submitted, the client is told
+            tally.note("chain_" + call, "error", f"{type(exc).__name__}: {exc}")
+
+
+def pending_on_chain(url: str) -> int:
+    async def run() -> int:
+        chain = ChainConnection(url)
+        try:
+            await chain.connect()
+            api = SecretStoreRuntimeApi(chain.state_call)
+            return sum([len(await api.tasks(service)) for service in SERVICES])
+        finally:
+            await chain.close()
+    return asyncio.run(run())
 
 
 def check_keys(network: LocalNetwork, keys: list[Key], tally: Tally) -> int:
@@ -282,6 +324,9 @@ def main() -> None:
             started = time.monotonic()
             chaos_thread = threading.Thread(target=chaos.run, daemon=True)
             chaos_thread.start()
+            chain_thread = threading.Thread(target=chain_worker, args=(
+                lambda: network.node.ws_url, keys, tally, stop, random.Random(rng.random())), daemon=True)  # type: ignore[union-attr]
+            chain_thread.start()
             with ThreadPoolExecutor(ACCOUNTS * WORKERS_PER_ACCOUNT) as pool:
                 futures = [pool.submit(worker, network, chaos, keys, i % ACCOUNTS, tally, stop, budget,
                                        10 ** 9, random.Random(rng.random()))
@@ -294,15 +339,22 @@ def main() -> None:
                 for f in futures:
                     f.result()
             chaos_thread.join()
+            chain_thread.join()
             print(f"chaos over after {time.monotonic() - started:.0f} s; restarting everything", file=sys.stderr)
             for i, ks in enumerate(network.servers):
                 if not ks.alive():
                     network.restart_key_server(i, faults=BYZANTINE_FAULTS if i == BYZANTINE else None)
             network.wait_connected(120)
+            # every chain request gets its answer once the network is whole again
+            deadline = time.monotonic() + 90
+            while (left := pending_on_chain(url)) and time.monotonic() < deadline:
+                time.sleep(1.0)
+            print(f"chain requests still pending after the chaos: {left}", file=sys.stderr)
             lost = check_keys(network, keys, tally)
         finally:
             network.stop()
-    requests = sum(v for (op, _), v in tally.outcomes.items() if op != "final_decrypt")
+    requests = sum(v for (op, outcome), v in tally.outcomes.items() if op != "final_decrypt" and outcome != "submitted")
+    chain_requests = tally.count("submitted")
     for (op, outcome), count in sorted(tally.outcomes.items()):
         print(f"{op:30} {outcome:10} {count}")
     for reason, count in tally.reasons.most_common(12):
@@ -310,8 +362,8 @@ def main() -> None:
     for op, detail in tally.wrong[:10]:
         print(f"WRONG {op}: {detail}")
     print(json.dumps({"requests": requests, "ok": tally.count("ok"), "errors": tally.count("error"),
-                      "unanswered": tally.count("unanswered"), "lost_keys": lost, "wrong_results": len(tally.wrong),
-                      "kills": chaos.kills, "byzantine": 1}))
+                      "unanswered": tally.count("unanswered") + left, "lost_keys": lost, "wrong_results": len(tally.wrong),
+                      "kills": chaos.kills, "byzantine": 1, "chain_requests": chain_requests}))
 
 
 if __name__ == "__main__":
