@@ -6,10 +6,11 @@ import logging
 
 import pytest
 
+from secretstore.crypto import keccak256
 from secretstore.crypto import math as m
 from secretstore.crypto import proofs
 from secretstore.keyserver.faults import FaultPlan
-from secretstore.keyserver.sessions import SessionError
+from secretstore.keyserver.sessions import SessionError, dispute_statement
 
 from .test_direct_sessions import Net, new_key
 
@@ -33,7 +34,10 @@ async def test_a_false_pedersen_complaint_is_refuted_by_the_reveal(tmp_path, cap
 
     async def lying_finish(peer, body):
         reply = await original(peer, body)
-        reply["complaints"][accused.self_id.hex()] = "pedersen"
+        who = accused.self_id.hex()
+        reply["complaints"][who] = "pedersen"  # a liar signs its lie: the dealer reveals, which refutes it
+        reply["signatures"][who] = "0x" + bytes(liar.keypair.sign(dispute_statement(
+            body["session"], accused.self_id, reply["views"][who], "pedersen"))).hex()
         return reply
 
     liar._dkg_finish = lying_finish
@@ -96,6 +100,38 @@ def test_dleq_proofs_accept_only_the_statement_proven():
     assert not proofs.verify_dleq(proof[:32] + bytes(32), g, p1, b, p2)
     assert not proofs.verify_dleq(proof[:-1], g, p1, b, p2)
     assert not proofs.verify_dleq(proofs.prove_dleq(s + 1, g, p1, b, p2), g, p1, b, p2)  # a lie cannot be proven
+
+
+async def test_a_dealer_reveals_only_on_its_receivers_signed_word(tmp_path):
+    """Reveals make shares public: only the session's master may ask, and only with the receiver's own signed
+    complaint or differing view, so nobody can collect a dealer's shares through reveals."""
+    from secretstore.keyserver.net import RemoteError
+
+    net = Net(3, tmp_path)
+    async with net.running():
+        master, dealer, receiver = net.cores
+        session = "ab" * 16
+        await master.cluster.request(dealer.self_id, {
+            "type": "dkg_init", "session": session, "key_id": "0x" + "33" * 32, "author": net.ids[0].hex(),
+            "threshold": 1, "participants": [i.hex() for i in net.ids]})
+        view = "0x" + "00" * 32
+        unsigned = {"type": "dkg_reveal", "session": session, "receiver": receiver.self_id.hex(), "view": view,
+                    "complaint": "pedersen", "signature": "0x" + "00" * 65}
+        with pytest.raises(RemoteError, match="not signed by its receiver"):
+            await master.cluster.request(dealer.self_id, unsigned)
+        signed = dict(unsigned, signature="0x" + bytes(receiver.keypair.sign(
+            dispute_statement(session, dealer.self_id, view, "pedersen"))).hex())
+        with pytest.raises(RemoteError, match="only the session's master"):
+            await receiver.cluster.request(dealer.self_id, signed)  # not the master
+        published = "0x" + keccak256(b"".join(bytes(p) for p in dealer.dkg[session].pedersen)).hex()
+        no_word = dict(unsigned, complaint="", view=published)  # the receiver saw the published commitments
+        no_word["signature"] = "0x" + bytes(receiver.keypair.sign(
+            dispute_statement(session, dealer.self_id, no_word["view"], ""))).hex()
+        with pytest.raises(RemoteError, match="neither complains"):
+            await master.cluster.request(dealer.self_id, no_word)
+        reply = await master.cluster.request(dealer.self_id, signed)
+        x = m.id_number(receiver.self_id)
+        assert int(reply["share"], 16) == m.poly_eval(dealer.dkg[session].poly, x)
 
 
 async def test_malformed_session_messages_are_refused_and_change_nothing(tmp_path):

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
-from ..crypto import Address, CryptoError, KeyPair, Public, ServerKeyId, ecies, keccak256
+from ..crypto import Address, CryptoError, KeyPair, Public, ServerKeyId, Signature, ecies, keccak256
 from ..crypto import math as m
 from ..crypto import proofs
 from ..crypto import signing as sg
@@ -139,6 +139,11 @@ def check_shadow_part(commitments: list[Public] | None, holder: Address, xs: lis
     except (SessionError, ValueError, CryptoError):
         return "malformed shadow part"
     return None if ok else "shadow point fails its proof against the holder's public share"
+
+
+def dispute_statement(session: str, dealer: Address, view: str, complaint: str) -> bytes:
+    """What a receiver signs about one dealer of a generation: the digest of the commitments it saw, its complaint."""
+    return keccak256(b"secretstore/dkg/dispute" + session.encode() + bytes(dealer) + view.encode() + complaint.encode())
 
 
 def _digest(points: list[Public]) -> str:
@@ -359,17 +364,36 @@ class KeyServerCore:
         for dealer in state.participants:
             if dealer not in state.received:
                 complaints[dealer] = "missing"
+        views = {d: _digest(c) for d, (_, _, c) in state.received.items()}
+        # signed: a dealer reveals a share only on its receiver's own word (a complaint or a different view), so a
+        # master cannot collect everyone's shares through reveals
+        signatures = {d.hex(): "0x" + bytes(self.keypair.sign(dispute_statement(
+            body["session"], d, views.get(d, "none"), complaints.get(d, "")))).hex() for d in state.participants}
         return {"pedersen": [p.hex() for p in state.pedersen], "feldman": [p.hex() for p in feldman],
-                "views": {d.hex(): _digest(c) for d, (_, _, c) in state.received.items()},
-                "complaints": {d.hex(): reason for d, reason in complaints.items()}}
+                "views": {d.hex(): v for d, v in views.items()},
+                "complaints": {d.hex(): reason for d, reason in complaints.items()}, "signatures": signatures}
 
     async def _dkg_reveal(self, peer: Address, body: dict) -> dict:
         """Answer a complaint against this dealer: the disputed share in the open, for everyone to check against
         the commitments this dealer published (a share that checks refutes the complaint)."""
         state = self._session(body)
+        if peer != state.master:
+            raise SessionError("only the session's master settles complaints")
         receiver = Address.from_hex(body.get("receiver", ""), "receiver")
-        if receiver not in state.participants:
-            raise SessionError("the receiver is not a participant")
+        if receiver not in state.participants or receiver == self.self_id:
+            raise SessionError("the receiver is not another participant")
+        view, complaint = body.get("view"), body.get("complaint")
+        if not isinstance(view, str) or not isinstance(complaint, str) or len(view) > 80 or len(complaint) > 40:
+            raise SessionError("malformed dispute")
+        try:
+            signed_by = Signature(bytes.fromhex(str(body.get("signature", ""))[2:])).recover(
+                dispute_statement(body["session"], self.self_id, view, complaint)).address()
+        except (ValueError, CryptoError):
+            signed_by = None
+        if signed_by != receiver:
+            raise SessionError("the dispute is not signed by its receiver")
+        if not complaint and view == _digest(state.pedersen):
+            raise SessionError("the receiver neither complains nor saw other commitments")
         share, blinding = self._dealt(state, receiver)
         return {"share": scalar_hex(share), "blinding": scalar_hex(blinding)}
 
@@ -982,10 +1006,14 @@ class KeyServerCore:
         revealed: dict[tuple[Address, Address], dict] = {}
 
         async def settle(receiver: Address, dealer: Address) -> None:
-            why = finished[receiver].get("complaints", {}).get(dealer.hex(), "equivocation")
+            complaint = finished[receiver].get("complaints", {}).get(dealer.hex(), "")
+            why = complaint or "equivocation"
             try:
                 reply = await self.cluster.request(dealer, {  # type: ignore[union-attr]
-                    "type": "dkg_reveal", "session": session, "receiver": receiver.hex()}, timeout=STEP_TIMEOUT)
+                    "type": "dkg_reveal", "session": session, "receiver": receiver.hex(), "complaint": complaint,
+                    "view": finished[receiver].get("views", {}).get(dealer.hex(), "none"),
+                    "signature": finished[receiver].get("signatures", {}).get(dealer.hex(), "")},
+                    timeout=STEP_TIMEOUT)
                 share = parse_scalar(reply.get("share"), "share")
                 blinding = parse_scalar(reply.get("blinding"), "blinding")
                 ok = m.verify_pedersen(share, blinding, m.id_number(receiver),
