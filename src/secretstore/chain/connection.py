@@ -23,7 +23,7 @@ from typing import Any, AsyncIterator, Callable, TypeVar
 from scalecodec.base import ScaleBytes
 from substrateinterface import Keypair, SubstrateInterface
 from substrateinterface.exceptions import SubstrateRequestException
-from websocket import WebSocketConnectionClosedException
+from websocket import WebSocketException
 
 from ..codec.hashing import blake2_256, storage_prefix
 from .client import SECRETSTORE_TYPES, ChainEvent, event_from_record
@@ -148,14 +148,15 @@ class ChainConnection:
                 raise ChainError("not connected")
             try:
                 return fn(self._api)
-            except (OSError, WebSocketConnectionClosedException):  # websocket-client's is no OSError
+            except (BrokenPipeError, ConnectionError, OSError, WebSocketException):
                 # its own socket dropped (e.g. the node restarted): open it again once
-                self._api.close()
-                self._api = self._open_api()
+                with contextlib.suppress(Exception):
+                    self._api.close()
+                self._api = self._open_api()  # ChainError while the node is still down
                 try:
                     return fn(self._api)
-                except (OSError, WebSocketConnectionClosedException) as exc:
-                    raise ChainError(f"connection to {self.url} lost: {exc}") from None
+                except (OSError, WebSocketException) as exc:  # lost again: the callers' error type
+                    raise ChainError(f"node unavailable: {exc}") from None
         return run
 
     # ---------------------------------------------------------------------------------------------------- reads

@@ -27,6 +27,7 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
+from ..chain.errors import ChainError
 from ..crypto import Address, CryptoError, Public, ServerKeyId, ecies, parse_hex
 from ..crypto.signing import ecdsa_recover
 from . import sessions as ss
@@ -179,6 +180,9 @@ class HttpApi:
             status = STATUS.get(exc.code, 500)
             log.info("http request failed", extra={"method": request.method, "status": status, "error": str(exc)})
             return json_response(str(exc), status, origin)
+        except ChainError:  # the node is down or restarting: the ACL cannot be read, so nothing is served
+            log.info("http request failed: chain unavailable", extra={"method": request.method})
+            return json_response("the chain is unavailable; try again", 500, origin)
         except Exception as exc:  # never a traceback (or anything it might hold) in an answer
             log.warning("http request failed unexpectedly", extra={"error": type(exc).__name__})
             return json_response("internal error", 500, origin)

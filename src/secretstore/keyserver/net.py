@@ -205,6 +205,7 @@ class Cluster:
         self._ids = itertools.count(1)
         self._tasks: asyncio.TaskGroup | None = None
         self.connected_event = asyncio.Event()
+        self.peer_lost = asyncio.Event()  # a link dropped: the chain service re-picks masters at once
 
     @property
     def self_id(self) -> Address:
@@ -326,6 +327,7 @@ class Cluster:
         finally:
             if self.connections.get(conn.peer) is conn:
                 del self.connections[conn.peer]
+                self.peer_lost.set()
 
     async def _answer(self, conn: Connection, message: dict) -> None:
         reply: dict[str, Any] = {"kind": "response", "id": message.get("id")}

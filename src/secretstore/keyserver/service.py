@@ -118,8 +118,9 @@ class ChainService:
                         while True:
                             try:
                                 async with asyncio.timeout(RESCAN_AFTER):
-                                    header = await heads.latest()  # heads that queued during a scan: only the last
-                                self.head_number, block_hash = header_number(header), header_hash(header)
+                                    header = await self._next_head(heads)  # queued heads: only the last
+                                if header is not None:
+                                    self.head_number, block_hash = header_number(header), header_hash(header)
                             except TimeoutError:
                                 pass
                             await self.process(tasks, block_hash)
@@ -127,6 +128,25 @@ class ChainService:
                     log.warning("chain unavailable, retrying", extra={"error": str(exc)})
                     self.submitter.forget_nonce()
                     await asyncio.sleep(1.0)
+
+    async def _next_head(self, heads):
+        """The next finalized head, or None as soon as a cluster link drops: a session whose master died is then
+        taken over by the next connected master without waiting for a block or the periodic rescan."""
+        cluster = self.core.cluster
+        if cluster is None:
+            return await heads.latest()
+        cluster.peer_lost.clear()
+        head = asyncio.ensure_future(heads.latest())
+        lost = asyncio.ensure_future(cluster.peer_lost.wait())
+        try:
+            await asyncio.wait({head, lost}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            lost.cancel()
+            if not head.done():
+                head.cancel()
+        if head.done() and not head.cancelled():
+            return head.result()
+        return None
 
     def respond(self, call: str, params: dict, key: tuple | None = None) -> None:
         """Queue a response; until it is on chain (or RESUBMIT_AFTER passes) the same answer is not worked out again."""
@@ -140,6 +160,8 @@ class ChainService:
             call, params, key = await self.submissions.get()
             try:
                 await self.submitter.submit("SecretStore", call, params)
+                if call == "server_key_generated":  # durable in the node's pool: a later request is a new one
+                    self.core.storage.mark_reported(ServerKeyId.from_hex(params["id"]))
                 if key in self.submitted:
                     self.submitted[key] = (self.submitted[key][0], self.head_number)
                 log.info("response submitted", extra={"call": call, "key": params.get("id")})
@@ -161,6 +183,7 @@ class ChainService:
 
     def _spawn(self, tasks: asyncio.TaskGroup, key: tuple, work) -> None:
         if key in self.inflight:
+            work.close()  # already running: this coroutine is never started
             return
         self.inflight.add(key)
 
@@ -243,8 +266,13 @@ class ChainService:
         """Start the work a task needs from this key server; a coroutine to await if it must ask the chain first."""
         key_id = task.key_id
         if isinstance(task, GenerateServerKey):
+            held = self.core.storage.get(key_id)
+            if held is not None and not self.core.storage.is_reported(key_id):
+                # generated, but the answer never reached the chain (node or this server died): answer it again
+                if self._fresh(("generation", key_id.hex(), None)):
+                    self.respond("server_key_generated", {"id": key_id.hex(), "server_key_public": held.public.hex()})
             # keys made during a migration would miss the move to the new set: they wait for it to complete
-            if not migrating and self._fresh(("generation", key_id.hex(), None)) \
+            elif not migrating and self._fresh(("generation", key_id.hex(), None)) \
                     and self.master_for(key_id, self.order) == self.self_id:
                 self._spawn(tasks, ("generation", key_id), self._generate(key_id, task.author, task.threshold))
         elif isinstance(task, RetrieveServerKey):
@@ -341,6 +369,12 @@ class ChainService:
     def _store(self, task: StoreDocumentKey) -> None:
         key_id = task.key_id
         share = self.core.storage.get(key_id)
+        if share is not None and share.author == task.author and share.common_point is not None \
+                and bytes(share.common_point) == bytes(task.common_point) \
+                and share.encrypted_point is not None and bytes(share.encrypted_point) == bytes(task.encrypted_point):
+            # stored already, the answer lost on the way (node or this server died): the same answer again
+            self.respond("document_key_stored", {"id": key_id.hex()})
+            return
         try:
             if share is None:
                 raise KeyStorageError("unknown server key")
@@ -404,7 +438,7 @@ class HttpSettings:
 
 async def run_key_server(self_secret: Secret, db_path: Path, net_host: str, net_port: int, sub_url: str,
                          signer: Keypair, stop: asyncio.Event | None = None, http: HttpSettings | None = None,
-                         metrics: tuple[str, int] | None = None) -> None:
+                         metrics: tuple[str, int] | None = None, faults=None) -> None:
     keypair = KeyPair(self_secret)
     storage = KeyStorage(Path(db_path) / "keys.sqlite")
     chain = ChainConnection(sub_url)
@@ -416,6 +450,9 @@ async def run_key_server(self_secret: Secret, db_path: Path, net_host: str, net_
     cluster = Cluster(keypair, net_host, net_port, directory, core.handle)
     core.cluster = cluster
     metrics_server = key_server_metrics_server(core, cluster, service, storage, metrics)  # None unless --metrics-port
+    if faults is not None:  # test-only (keyserver.faults; refused without SECRETSTORE_FAULTS=1)
+        core.faults = faults
+        log.warning("FAULT INJECTION ACTIVE", extra={"faults": faults})
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

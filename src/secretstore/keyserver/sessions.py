@@ -19,11 +19,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
-from ..crypto import Address, CryptoError, KeyPair, Public, ServerKeyId, ecies
+from ..crypto import Address, CryptoError, KeyPair, Public, ServerKeyId, Signature, ecies, keccak256
 from ..crypto import math as m
+from ..crypto import proofs
 from ..crypto import signing as sg
 from ..crypto.document import generate_document_key
-from .net import Cluster, ClusterError
+from .faults import FaultPlan
+from .net import Cluster, ClusterError, PeerUnavailable
 from .storage import DocumentKeyAlreadyStored, KeyAlreadyExists, KeyShare, KeyStorage
 
 log = logging.getLogger(__name__)
@@ -111,6 +113,47 @@ def requester_from(key_id: ServerKeyId, signature: Any) -> Public:
         raise SessionError("the requester signature is not a valid signature of the key id", BAD_REQUEST) from None
 
 
+GENERATOR = m.base_mul(1)
+
+
+def shadow_base(common_point: Public, access_key: int, x: int, xs: list[int]) -> Public:
+    """B_i = (λ'_i·α)·C: a holder's shadow point is s_i·B_i (plain) or (s_i·δ_i)·B_i (shadow mode)."""
+    return m.point_mul(common_point, m.node_shadow(1, x, xs) * access_key % m.N)
+
+
+def check_shadow_part(commitments: list[Public] | None, holder: Address, xs: list[int], access_key: int,
+                      common_point: Public, mode: str, reply: dict) -> str | None:
+    """Why a holder's shadow part fails its proofs (None: it checks, or the key has no recorded commitments)."""
+    try:
+        point = parse_point(reply.get("shadow_point"), "shadow_point")
+        if commitments is None:
+            return None
+        x = m.id_number(holder)
+        public_share = m.commitment_at(commitments, x)
+        base = shadow_base(common_point, access_key, x, xs)
+        proof = bytes.fromhex(str(reply.get("proof", ""))[2:])
+        if mode == "plain":
+            ok = proofs.verify_dleq(proof, GENERATOR, public_share, base, point)
+        else:
+            delta_public = parse_point(reply.get("delta_public"), "delta_public")
+            product_public = parse_point(reply.get("product_public"), "product_public")
+            ok = proofs.verify_dleq(proof, GENERATOR, delta_public, public_share, product_public) \
+                and proofs.verify_dleq(bytes.fromhex(str(reply.get("proof2", ""))[2:]), GENERATOR, product_public,
+                                       base, point)
+    except (SessionError, ValueError, CryptoError):
+        return "malformed shadow part"
+    return None if ok else "shadow point fails its proof against the holder's public share"
+
+
+def dispute_statement(session: str, dealer: Address, view: str, complaint: str) -> bytes:
+    """What a receiver signs about one dealer of a generation: the digest of the commitments it saw, its complaint."""
+    return keccak256(b"secretstore/dkg/dispute" + session.encode() + bytes(dealer) + view.encode() + complaint.encode())
+
+
+def _digest(points: list[Public]) -> str:
+    return "0x" + keccak256(b"".join(bytes(p) for p in points)).hex()
+
+
 def pedersen_point(key_id: ServerKeyId, participants: list[Address]) -> Public:
     """The session's second generator H, derived from public data so nobody knows its discrete log."""
     return m.derived_point(bytes(key_id) + b"".join(bytes(p) for p in participants))
@@ -125,10 +168,17 @@ class DkgState:
     poly: list[int]
     blinding: list[int]
     h: Public
+    master: Address | None = None
     started: float = field(default_factory=time.monotonic)
     received: dict[Address, tuple[int, int, list[Public]]] = field(default_factory=dict)
+    complaints: dict[Address, str] = field(default_factory=dict)  # dealer -> which check its dealing failed
+    checked: dict[Address, int] = field(default_factory=dict)  # dealer -> share that passed both checks
     share: int | None = None
     report: bool = True  # chain requests are answered on chain; HTTP requests only to the master
+    pedersen: list[Public] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.pedersen = m.pedersen_commitments(self.poly, self.blinding, self.h)
 
     def __repr__(self) -> str:
         return f"DkgState({self.key_id.hex()}, t={self.threshold})"
@@ -174,6 +224,7 @@ class KeyServerCore:
         # servers set change: (migration id hex, key id hex) -> dealer -> (share, commitments, key facts)
         self.reshares: dict[tuple[str, str], dict[Address, tuple[int, list[Public], dict]]] = {}
         self.signing: dict[str, SigningState] = {}
+        self.faults: FaultPlan | None = None  # test-only fault injection (keyserver.faults)
 
     @property
     def self_id(self) -> Address:
@@ -185,6 +236,7 @@ class KeyServerCore:
         handler = {
             "dkg_init": self._dkg_init, "dkg_deal": self._dkg_deal, "dkg_share": self._dkg_share,
             "dkg_finish": self._dkg_finish, "dkg_verify": self._dkg_verify, "dkg_abort": self._dkg_abort,
+            "dkg_reveal": self._dkg_reveal,
             "shadow_part": self._shadow_part, "shadow_report": self._shadow_report,
             "list_keys": self._list_keys, "reshare_deal": self._reshare_deal, "reshare_share": self._reshare_share,
             "reshare_finish": self._reshare_finish, "migration_done": self._migration_done,
@@ -196,6 +248,8 @@ class KeyServerCore:
         if handler is None:
             raise SessionError(f"unknown request type {kind!r}")
         self._expire()
+        if self.faults is not None:
+            await self.faults.before(kind)  # type: ignore[arg-type]
         return await handler(peer, body)
 
     def _expire(self) -> None:
@@ -223,8 +277,16 @@ class KeyServerCore:
             raise SessionError("this key server is not a participant")
         if self.storage.get(key_id) is not None:
             raise SessionError(f"server key {key_id.hex()} already exists", KEY_EXISTS)
-        if any(s.key_id == key_id for s in self.dkg.values()):
-            raise SessionError(f"a generation of {key_id.hex()} is already running", KEY_EXISTS)
+        for running, other in list(self.dkg.items()):
+            if other.key_id != key_id:
+                continue
+            # a generation whose master is gone (crashed, disconnected) or stalled gives way to the next master's
+            if other.master is None or self.cluster is None or not self.cluster.is_connected(other.master) \
+                    or time.monotonic() - other.started > STEP_TIMEOUT:
+                log.info("replacing an abandoned generation", extra={"key": key_id.hex(), "session": running})
+                del self.dkg[running]
+            else:
+                raise SessionError(f"a generation of {key_id.hex()} is already running", KEY_EXISTS)
         session = body.get("session")
         if not isinstance(session, str) or not 16 <= len(session) <= 64:
             raise SessionError("bad session id")
@@ -239,7 +301,7 @@ class KeyServerCore:
                                    CONSENSUS_UNREACHABLE)
         self.dkg[session] = DkgState(key_id, author, threshold, participants,
                                      m.random_polynomial(threshold), m.random_polynomial(threshold),
-                                     pedersen_point(key_id, participants), report=not direct)
+                                     pedersen_point(key_id, participants), master=peer, report=not direct)
         return {}
 
     async def _authorize(self, key_id: ServerKeyId, body: dict) -> Public:
@@ -250,72 +312,159 @@ class KeyServerCore:
         return requester
 
     async def _dkg_deal(self, peer: Address, body: dict) -> dict:
-        """Send every participant its share of this node's polynomial, directly."""
+        """Send every participant its share of this node's polynomial, directly. A receiver that cannot be reached
+        is not this dealer's failure: it complains that the share is missing, and the dealer's reveal settles it."""
         state = self._session(body)
-        commitments = [p.hex() for p in m.pedersen_commitments(state.poly, state.blinding, state.h)]
+        commitments = [p.hex() for p in state.pedersen]
         assert self.cluster is not None
 
         async def deal(to: Address) -> None:
-            x = m.id_number(to)
+            share, blinding = self._dealt(state, to)
             await self.cluster.request(to, {  # type: ignore[union-attr]
                 "type": "dkg_share", "session": body["session"], "commitments": commitments,
-                "share": scalar_hex(m.poly_eval(state.poly, x)), "blinding": scalar_hex(m.poly_eval(state.blinding, x))},
-                timeout=STEP_TIMEOUT)
+                "share": scalar_hex(share), "blinding": scalar_hex(blinding)}, timeout=STEP_TIMEOUT)
 
-        async with asyncio.TaskGroup() as tasks:
-            for participant in state.participants:
-                tasks.create_task(deal(participant))
-        return {}
+        results = await asyncio.gather(*(deal(p) for p in state.participants), return_exceptions=True)
+        undelivered = [p.hex() for p, r in zip(state.participants, results) if isinstance(r, BaseException)]
+        return {"undelivered": undelivered}
+
+    def _dealt(self, state: DkgState, to: Address) -> tuple[int, int]:
+        x = m.id_number(to)
+        share, blinding = m.poly_eval(state.poly, x), m.poly_eval(state.blinding, x)
+        if self.faults is not None and self.faults.corrupts("dkg"):
+            share = (share + 1) % m.N  # fault injection: a dealing (and its reveal) that fails the commitments
+        return share, blinding
 
     async def _dkg_share(self, peer: Address, body: dict) -> dict:
+        """Keep a dealer's share; one that fails its Pedersen commitments is not an error of the session but a
+        complaint against the dealer, which the master settles (see generate_server_key)."""
         state = self._session(body)
         if peer not in state.participants:
             raise SessionError("dealer is not a participant")
-        commitments = [parse_point(c, "commitment") for c in body.get("commitments", [])]
-        if len(commitments) != state.threshold + 1:
-            raise SessionError("wrong number of commitments")
+        raw = body.get("commitments")
+        commitments = [parse_point(c, "commitment") for c in raw] if isinstance(raw, list) else []
         share = parse_scalar(body.get("share"), "share")
         blinding = parse_scalar(body.get("blinding"), "blinding")
-        if not m.verify_pedersen(share, blinding, m.id_number(self.self_id), commitments, state.h):
-            # a complaint: the whole generation aborts
-            raise SessionError(f"share from {peer.hex()} does not match its commitments")
+        if len(commitments) != state.threshold + 1:
+            state.complaints[peer] = "commitments"
+        elif not m.verify_pedersen(share, blinding, m.id_number(self.self_id), commitments, state.h):
+            state.complaints[peer] = "pedersen"
+        else:
+            state.complaints.pop(peer, None)
+        if peer in state.complaints:
+            log.warning("dkg complaint: dealt share fails its commitments", extra={
+                "key": state.key_id.hex(), "dealer": peer.hex(), "check": state.complaints[peer]})
         state.received[peer] = (share, blinding, commitments)
         return {}
 
     async def _dkg_finish(self, peer: Address, body: dict) -> dict:
+        """This dealer's Pedersen and Feldman commitments, a digest of the commitments each dealer sent here (so the
+        master sees a dealer that showed different commitments to different receivers) and this node's complaints."""
         state = self._session(body)
-        missing = [p.hex() for p in state.participants if p not in state.received]
-        if missing:
-            raise SessionError(f"no share received from {', '.join(missing)}")
-        state.share = sum(s for s, _, _ in state.received.values()) % m.N
-        return {"feldman": [p.hex() for p in m.feldman_commitments(state.poly)]}
+        feldman = m.feldman_commitments(state.poly)
+        if self.faults is not None and self.faults.corrupts("dkg-feldman"):
+            feldman[-1] = m.point_add(feldman[-1], m.base_mul(1))  # fault injection: commitments that do not match
+        complaints = dict(state.complaints)
+        for dealer in state.participants:
+            if dealer not in state.received:
+                complaints[dealer] = "missing"
+        views = {d: _digest(c) for d, (_, _, c) in state.received.items()}
+        # signed: a dealer reveals a share only on its receiver's own word (a complaint or a different view), so a
+        # master cannot collect everyone's shares through reveals
+        signatures = {d.hex(): "0x" + bytes(self.keypair.sign(dispute_statement(
+            body["session"], d, views.get(d, "none"), complaints.get(d, "")))).hex() for d in state.participants}
+        return {"pedersen": [p.hex() for p in state.pedersen], "feldman": [p.hex() for p in feldman],
+                "views": {d.hex(): v for d, v in views.items()},
+                "complaints": {d.hex(): reason for d, reason in complaints.items()}, "signatures": signatures}
+
+    async def _dkg_reveal(self, peer: Address, body: dict) -> dict:
+        """Answer a complaint against this dealer: the disputed share in the open, for everyone to check against
+        the commitments this dealer published (a share that checks refutes the complaint)."""
+        state = self._session(body)
+        if peer != state.master:
+            raise SessionError("only the session's master settles complaints")
+        receiver = Address.from_hex(body.get("receiver", ""), "receiver")
+        if receiver not in state.participants or receiver == self.self_id:
+            raise SessionError("the receiver is not another participant")
+        view, complaint = body.get("view"), body.get("complaint")
+        if not isinstance(view, str) or not isinstance(complaint, str) or len(view) > 80 or len(complaint) > 40:
+            raise SessionError("malformed dispute")
+        try:
+            signed_by = Signature(bytes.fromhex(str(body.get("signature", ""))[2:])).recover(
+                dispute_statement(body["session"], self.self_id, view, complaint)).address()
+        except (ValueError, CryptoError):
+            signed_by = None
+        if signed_by != receiver:
+            raise SessionError("the dispute is not signed by its receiver")
+        if not complaint and view == _digest(state.pedersen):
+            raise SessionError("the receiver neither complains nor saw other commitments")
+        share, blinding = self._dealt(state, receiver)
+        return {"share": scalar_hex(share), "blinding": scalar_hex(blinding)}
 
     async def _dkg_verify(self, peer: Address, body: dict) -> dict:
+        """Two phases from the master. "check": for every qualified dealer, the share received (or revealed after
+        a complaint) must match the dealer's published Pedersen and Feldman commitments; a Feldman mismatch is a
+        complaint carrying the share as evidence. "commit": the share is the sum over the final qualified set, stored
+        durably before the public is reported."""
         state = self._session(body)
+        qualified = parse_ids(body.get("qualified"))
+        if not set(qualified) <= set(state.participants) or len(qualified) < state.threshold + 1:
+            raise SessionError("the qualified dealers must be at least threshold + 1 participants")
         feldman = body.get("feldman")
-        if not isinstance(feldman, dict) or set(feldman) != {p.hex() for p in state.participants}:
-            raise SessionError("Feldman commitments of every participant are needed")
+        if not isinstance(feldman, dict) or not {d.hex() for d in qualified} <= set(feldman):
+            raise SessionError("Feldman commitments of every qualified dealer are needed")
         x = m.id_number(self.self_id)
-        publics = []
-        for dealer in state.participants:
-            commitments = [parse_point(c, "feldman commitment") for c in feldman[dealer.hex()]]
-            if len(commitments) != state.threshold + 1:
-                raise SessionError("wrong number of Feldman commitments")
-            if not m.verify_feldman(state.received[dealer][0], x, commitments):
-                raise SessionError(f"public share of {dealer.hex()} does not match the share it sent")
-            publics.append(commitments[0])
-        public = m.point_add(*publics)
-        assert state.share is not None
+        if body.get("phase") == "check":
+            pedersen = body.get("pedersen")
+            revealed = body.get("revealed") or {}
+            if not isinstance(pedersen, dict) or not isinstance(revealed, dict):
+                raise SessionError("malformed check request")
+            complaints = {}
+            for dealer in qualified:
+                if dealer.hex() in revealed:
+                    share = parse_scalar(revealed[dealer.hex()].get("share"), "share")
+                    blinding = parse_scalar(revealed[dealer.hex()].get("blinding"), "blinding")
+                elif dealer in state.received:
+                    share, blinding, _ = state.received[dealer]
+                else:
+                    raise SessionError(f"no share of qualified dealer {dealer.hex()}")
+                commitments = [parse_point(c, "pedersen commitment") for c in pedersen.get(dealer.hex(), [])]
+                points = [parse_point(c, "feldman commitment") for c in feldman[dealer.hex()]]
+                if len(commitments) != state.threshold + 1 \
+                        or not m.verify_pedersen(share, blinding, x, commitments, state.h):
+                    complaints[dealer.hex()] = {"check": "pedersen", "share": scalar_hex(share),
+                                                "blinding": scalar_hex(blinding)}
+                elif len(points) != state.threshold + 1 or not m.verify_feldman(share, x, points):
+                    complaints[dealer.hex()] = {"check": "feldman", "share": scalar_hex(share),
+                                                "blinding": scalar_hex(blinding)}
+                else:
+                    state.checked[dealer] = share
+                    continue
+                log.warning("dkg complaint: share fails the published commitments", extra={
+                    "key": state.key_id.hex(), "dealer": dealer.hex(), "check": complaints[dealer.hex()]["check"]})
+            return {"complaints": complaints}
+        if body.get("phase") != "commit":
+            raise SessionError("unknown verification phase")
+        missing = [d.hex() for d in qualified if d not in state.checked]
+        if missing:
+            raise SessionError(f"shares of qualified dealers {', '.join(missing)} did not check here")
+        state.share = sum(state.checked[d] for d in qualified) % m.N
+        # the key polynomial is the sum of the qualified dealers' ones: so are its commitments (every public share)
+        by_dealer = [[parse_point(c, "feldman commitment") for c in feldman[d.hex()]] for d in qualified]
+        commitments = [m.point_add(*column) for column in zip(*by_dealer)]
+        public = commitments[0]
         share = KeyShare(state.key_id, state.author, state.threshold, public, bytes.fromhex(body["session"][:32]),
                          tuple(state.participants), state.share)
         try:
-            await self.storage.insert_durably(share)  # durable before anything is reported
+            await self.storage.insert_durably(share, commitments)  # durable before anything is reported
         except KeyAlreadyExists as exc:
             raise SessionError(str(exc), KEY_EXISTS) from None
         finally:
             self.dkg.pop(body["session"], None)
         if state.report:
             self.on_result("server_key_generated", {"id": state.key_id.hex(), "server_key_public": public.hex()})
+        else:
+            self.storage.mark_reported(state.key_id)
         return {"public": public.hex()}
 
     async def _dkg_abort(self, peer: Address, body: dict) -> dict:
@@ -347,20 +496,37 @@ class KeyServerCore:
             requester = requester_public.address()
             if not await self.check_access(key_id, requester):
                 raise SessionError(f"requester {requester.hex()} may not access key {key_id.hex()}", ACCESS_DENIED)
+        if access_key == 0:
+            raise SessionError("bad access key", BAD_REQUEST)
         xs = [m.id_number(p) for p in participants]
-        shadow = m.node_shadow(share.secret_share, m.id_number(self.self_id), xs)
+        secret = share.secret_share
+        shadow = m.node_shadow(secret, m.id_number(self.self_id), xs)
+        # proofs that the point is made with this server's share (public share s·G, from the key's commitments)
+        base = shadow_base(share.common_point, access_key, m.id_number(self.self_id), xs)
+        own_public = m.base_mul(secret)
         if mode == "plain":
-            if access_key == 0:
-                raise SessionError("bad access key", BAD_REQUEST)
-            return {"shadow_point": m.node_shadow_point(shadow, access_key, share.common_point).hex()}
+            point = m.node_shadow_point(shadow, access_key, share.common_point)
+            reply = {"shadow_point": self._faulty_point(point).hex(),
+                     "proof": "0x" + proofs.prove_dleq(secret, GENERATOR, own_public, base, point).hex()}
+            return reply
         delta = m.random_scalar()
         point = m.node_shadow_point(shadow, access_key, share.common_point, delta)
+        delta_public, product_public = m.base_mul(delta), m.point_mul(own_public, delta)
+        reply = {"shadow_point": self._faulty_point(point).hex(), "delta_public": delta_public.hex(),
+                 "product_public": product_public.hex(),
+                 "proof": "0x" + proofs.prove_dleq(delta, GENERATOR, delta_public, own_public, product_public).hex(),
+                 "proof2": "0x" + proofs.prove_dleq(secret * delta % m.N, GENERATOR, product_public, base, point).hex()}
         coefficient = m.decrypt_shadow_coefficient(shadow, delta)
         encrypted = ecies.encrypt(requester_public, coefficient.to_bytes(32, "big"))
         if direct:
-            return {"shadow_point": point.hex(), "decrypt_shadow": "0x" + encrypted.hex()}
+            return dict(reply, decrypt_shadow="0x" + encrypted.hex())
         self.shadows[(key_id, requester)] = encrypted
-        return {"shadow_point": point.hex()}
+        return reply
+
+    def _faulty_point(self, point: Public) -> Public:
+        if self.faults is not None and self.faults.corrupts("shadow"):
+            return m.point_add(point, m.base_mul(m.random_scalar()))  # fault injection: a wrong shadow point
+        return point
 
     def _negotiated_share(self, key_id: ServerKeyId, version: object) -> KeyShare:
         """This server's share of the key version the master uses. A master can only be on a migration's new version
@@ -523,7 +689,7 @@ class KeyServerCore:
             self.signing.pop(body["session"], None)
             challenge = m.schnorr_challenge(state.message_hash, nonce_public)
             partial = sg.schnorr_partial_signature(sums[0], share, challenge, x, xs)
-            return {"nonce_public": nonce_public.hex(), "partial": scalar_hex(partial)}
+            return {"nonce_public": nonce_public.hex(), "partial": scalar_hex(self._faulty_partial(partial))}
         state.sums, state.nonce_public = sums, nonce_public
         return {"nonce_public": nonce_public.hex(),
                 "blinded": scalar_hex(sg.ecdsa_inverse_blind_share(sums[0], sums[1], sums[2]))}
@@ -539,7 +705,12 @@ class KeyServerCore:
         k, u, z, z2 = state.sums
         partial = sg.ecdsa_partial_signature(u, inverse_blind, sg.ecdsa_r(state.nonce_public),
                                              state.share.secret_share, sg.message_scalar(state.message_hash), z2)
-        return {"partial": scalar_hex(partial)}
+        return {"partial": scalar_hex(self._faulty_partial(partial))}
+
+    def _faulty_partial(self, partial: int) -> int:
+        if self.faults is not None and self.faults.corrupts("sign"):
+            return (partial + 1) % m.N  # fault injection: a wrong partial signature
+        return partial
 
     async def _sign_abort(self, peer: Address, body: dict) -> dict:
         self.signing.pop(body.get("session"), None)  # type: ignore[arg-type]
@@ -619,6 +790,7 @@ class KeyServerCore:
         dealers = parse_ids(body.get("dealers"))
         new_set = parse_ids(body.get("new_set"))
         new_shares = []
+        new_commitments = {}
         for key_id in key_ids:
             received = self.reshares.pop((str(body.get("migration_id")), key_id.hex()), {})
             if set(received) != set(dealers):
@@ -630,12 +802,14 @@ class KeyServerCore:
             # the weighted shares add up to the key: their constant-term commitments must add up to its public
             if m.point_add(*(c[0] for _, c, _ in received.values())) != public:
                 raise SessionError(f"re-shared values of {key_id.hex()} do not add up to the server key")
+            new_commitments[key_id] = [m.point_add(*column) for column in zip(*(c for _, c, _ in received.values()))]
             new_shares.append(KeyShare(
                 key_id, Address.from_hex(facts[0]["author"]), facts[0]["threshold"], public, migration_id[:16],
                 tuple(new_set), sum(s for s, _, _ in received.values()) % m.N,
                 Public.from_hex(facts[0]["common_point"]) if facts[0]["common_point"] else None,
                 Public.from_hex(facts[0]["encrypted_point"]) if facts[0]["encrypted_point"] else None))
-        self.storage.stage_pending(migration_id, *new_shares)  # durable before the migration is confirmed
+        self.storage.stage_pending(migration_id, *new_shares,  # durable before the migration is confirmed
+                                   commitments=new_commitments)
         return {}
 
     async def _migration_done(self, peer: Address, body: dict) -> dict:
@@ -725,7 +899,17 @@ class KeyServerCore:
     async def generate_server_key(self, key_id: ServerKeyId, author: Address, threshold: int,
                                   participants: list[Address], request_signature: str | None = None) -> Public:
         """Run a DKG over all `participants`; every participant stores its share and reports the public itself
-        (on chain, or, for a direct request carrying the requester's signature, only to this master)."""
+        (on chain, or, for a direct request carrying the requester's signature, only to this master).
+
+        Byzantine dealers (the rule, also in docs/architecture.md): a complaint against a dealer — its share fails
+        the Pedersen commitments, is missing, or the commitments it showed a receiver differ from the ones it
+        published — is upheld unless the dealer refutes it by revealing the disputed share and that share checks
+        against its published commitments (the complainer then uses the revealed share). A Feldman complaint carries
+        the share as evidence and is upheld when the master confirms that share passes Pedersen and fails Feldman; a
+        complaint the master cannot confirm names the complainer instead. Upheld dealers are disqualified and the key
+        is the sum of the qualified dealers' polynomials, shared to all n participants. The generation completes only
+        if at most t key servers were named (more than t faulty servers could pool t + 1 shares: such a key would not
+        be secret) and at least t + 1 dealers qualified; otherwise it fails naming them all."""
         assert self.cluster is not None
         cluster = self.cluster
         session = secrets.token_hex(16)
@@ -743,20 +927,52 @@ class KeyServerCore:
                 "participants": [p.hex() for p in participants]}
         if request_signature is not None:
             init["request_signature"] = request_signature
+        culprits: dict[Address, str] = {}  # key server -> which check it failed (the evidence)
 
-        async def each(body: dict) -> dict[Address, dict]:
-            async with asyncio.TaskGroup() as tasks:
-                futures = {p: tasks.create_task(cluster.request(p, dict(body, session=session), timeout=STEP_TIMEOUT))
-                           for p in participants}
-            return {p: f.result() for p, f in futures.items()}
+        async def each(body: dict | Callable[[Address], dict], among: list[Address] = participants,
+                       tolerate: Callable[[Address], bool] = lambda p: False) -> dict[Address, dict]:
+            """One step on every participant; failures of the tolerated ones are left out of the answer."""
+            async def one(p: Address) -> dict:
+                request = body(p) if callable(body) else body
+                return await cluster.request(p, dict(request, session=session), timeout=STEP_TIMEOUT)
+
+            results = await asyncio.gather(*(one(p) for p in among), return_exceptions=True)
+            failed = [r for p, r in zip(among, results) if isinstance(r, BaseException) and not tolerate(p)]
+            for r in results:
+                if isinstance(r, BaseException) and not isinstance(r, Exception):
+                    raise r
+            if failed:
+                raise ExceptionGroup("generation step failed", failed)  # type: ignore[arg-type]
+            return {p: r for p, r in zip(among, results) if not isinstance(r, BaseException)}
 
         try:
             async with asyncio.timeout(SESSION_TIMEOUT):
                 await each(init)
                 await each({"type": "dkg_deal"})
                 finished = await each({"type": "dkg_finish"})
-                verified = await each({"type": "dkg_verify",
-                                       "feldman": {p.hex(): r["feldman"] for p, r in finished.items()}})
+                h = pedersen_point(key_id, participants)
+                pedersen, feldman = self._published(finished, threshold, culprits)
+                revealed = await self._settle_complaints(session, finished, pedersen, h, culprits)
+                qualified = [p for p in participants if p not in culprits]
+                self._enough(key_id, threshold, qualified, culprits)
+
+                def check(p: Address) -> dict:
+                    return {"type": "dkg_verify", "phase": "check", "qualified": [d.hex() for d in qualified],
+                            "pedersen": {d.hex(): pedersen[d] for d in qualified},
+                            "feldman": {d.hex(): feldman[d] for d in qualified},
+                            "revealed": {d.hex(): v for (r, d), v in revealed.items() if r == p and d in qualified}}
+
+                checked = await each(check)
+                for accuser, reply in checked.items():
+                    for dealer_hex, evidence in (reply.get("complaints") or {}).items():
+                        self._judge_feldman(key_id, accuser, Address.from_hex(dealer_hex), evidence, pedersen,
+                                            feldman, h, culprits)
+                qualified = [p for p in qualified if p not in culprits]
+                self._enough(key_id, threshold, qualified, culprits)
+                verified = await each({"type": "dkg_verify", "phase": "commit",
+                                       "qualified": [d.hex() for d in qualified],
+                                       "feldman": {d.hex(): feldman[d] for d in qualified}},
+                                      tolerate=lambda p: p in culprits)
         except (ExceptionGroup, ClusterError, TimeoutError, SessionError) as exc:
             for p in participants:
                 if cluster.is_connected(p):
@@ -765,10 +981,99 @@ class KeyServerCore:
                     except (ClusterError, TimeoutError):
                         pass
             raise SessionError(f"server key generation failed: {_reason(exc)}", _code(exc)) from None
-        publics = {r["public"] for r in verified.values()}
+        publics = {r.get("public") for p, r in verified.items() if p not in culprits}
         if len(publics) != 1:
             raise SessionError("key servers computed different server key publics")
+        if culprits:
+            log.warning("server key generated without faulty dealers", extra={
+                "key": key_id.hex(), "qualified": len(qualified), "faulty": _named(culprits)})
         return Public.from_hex(publics.pop())
+
+    @staticmethod
+    def _published(finished: dict[Address, dict], threshold: int,
+                   culprits: dict[Address, str]) -> tuple[dict[Address, list[str]], dict[Address, list[str]]]:
+        """Every dealer's published commitments; a dealer whose lists are malformed is named at once."""
+        pedersen, feldman = {}, {}
+        for dealer, reply in finished.items():
+            try:
+                p = [parse_point(c, "commitment").hex() for c in reply["pedersen"]]
+                f = [parse_point(c, "commitment").hex() for c in reply["feldman"]]
+                if len(p) != threshold + 1 or len(f) != threshold + 1:
+                    raise SessionError("wrong number of commitments")
+            except (SessionError, KeyError, TypeError):
+                culprits[dealer] = "malformed commitments"
+                continue
+            pedersen[dealer], feldman[dealer] = p, f
+        return pedersen, feldman
+
+    async def _settle_complaints(self, session: str, finished: dict[Address, dict], pedersen: dict[Address, list[str]],
+                                 h: Public, culprits: dict[Address, str]) -> dict[tuple[Address, Address], dict]:
+        """Ask each accused dealer to reveal every disputed share; returns the refuting reveals by (receiver, dealer)."""
+        assert self.cluster is not None
+        disputes: set[tuple[Address, Address]] = set()
+        for receiver, reply in finished.items():
+            complaints = reply.get("complaints") if isinstance(reply.get("complaints"), dict) else {}
+            views = reply.get("views") if isinstance(reply.get("views"), dict) else {}
+            for dealer, commitments in pedersen.items():
+                if dealer.hex() in complaints or views.get(dealer.hex()) != _digest(
+                        [Public.from_hex(c) for c in commitments]):
+                    disputes.add((receiver, dealer))
+        revealed: dict[tuple[Address, Address], dict] = {}
+
+        async def settle(receiver: Address, dealer: Address) -> None:
+            complaint = finished[receiver].get("complaints", {}).get(dealer.hex(), "")
+            why = complaint or "equivocation"
+            try:
+                reply = await self.cluster.request(dealer, {  # type: ignore[union-attr]
+                    "type": "dkg_reveal", "session": session, "receiver": receiver.hex(), "complaint": complaint,
+                    "view": finished[receiver].get("views", {}).get(dealer.hex(), "none"),
+                    "signature": finished[receiver].get("signatures", {}).get(dealer.hex(), "")},
+                    timeout=STEP_TIMEOUT)
+                share = parse_scalar(reply.get("share"), "share")
+                blinding = parse_scalar(reply.get("blinding"), "blinding")
+                ok = m.verify_pedersen(share, blinding, m.id_number(receiver),
+                                       [Public.from_hex(c) for c in pedersen[dealer]], h)
+            except (ClusterError, TimeoutError, SessionError):
+                ok = False
+            if ok:
+                log.warning("dkg complaint refuted: the revealed share checks", extra={
+                    "dealer": dealer.hex(), "accuser": receiver.hex(), "complaint": why})
+                revealed[(receiver, dealer)] = {"share": scalar_hex(share), "blinding": scalar_hex(blinding)}
+            else:
+                culprits.setdefault(dealer, f"{why} complaint by {receiver.hex()} upheld: the revealed share fails "
+                                            f"its Pedersen commitments or was not revealed")
+                log.warning("dkg complaint upheld", extra={"dealer": dealer.hex(), "accuser": receiver.hex(),
+                                                           "check": why})
+
+        await asyncio.gather(*(settle(r, d) for r, d in disputes if d not in culprits))
+        return revealed
+
+    def _judge_feldman(self, key_id: ServerKeyId, accuser: Address, dealer: Address, evidence: Any,
+                       pedersen: dict[Address, list[str]], feldman: dict[Address, list[str]], h: Public,
+                       culprits: dict[Address, str]) -> None:
+        x = m.id_number(accuser)
+        try:
+            share = parse_scalar(evidence.get("share"), "share")
+            blinding = parse_scalar(evidence.get("blinding"), "blinding")
+            upheld = m.verify_pedersen(share, blinding, x, [Public.from_hex(c) for c in pedersen[dealer]], h) \
+                and not m.verify_feldman(share, x, [Public.from_hex(c) for c in feldman[dealer]])
+        except (SessionError, KeyError, AttributeError, ValueError):
+            upheld = False
+        if upheld:
+            culprits.setdefault(dealer, f"feldman: published commitments do not match the share of {accuser.hex()}")
+        else:
+            culprits.setdefault(accuser, f"false complaint against {dealer.hex()}")
+        log.warning("dkg feldman complaint " + ("upheld" if upheld else "rejected"), extra={
+            "key": key_id.hex(), "dealer": dealer.hex(), "accuser": accuser.hex(),
+            "check": "feldman" if upheld else "false_complaint"})
+
+    @staticmethod
+    def _enough(key_id: ServerKeyId, threshold: int, qualified: list[Address], culprits: dict[Address, str]) -> None:
+        if len(culprits) > threshold or len(qualified) < threshold + 1:
+            log.warning("generation refused: too many faulty key servers", extra={
+                "key": key_id.hex(), "threshold": threshold, "qualified": len(qualified), "faulty": _named(culprits)})
+            raise SessionError(f"{len(culprits)} faulty key servers, at most {threshold} (the threshold) tolerated: "
+                               + _named(culprits))
 
     async def retrieve_document_key_shadow(self, key_id: ServerKeyId, requester_public: Public,
                                            indices: dict[Address, int]) -> None:
@@ -781,18 +1086,12 @@ class KeyServerCore:
             raise SessionError(f"no document key stored for {key_id.hex()}")
         candidates = [self.self_id] + [h for h in share.holders if h != self.self_id and cluster.is_connected(h)
                                        and h in indices]
-        if len(candidates) < share.threshold + 1:
-            raise SessionError(f"only {len(candidates)} holders reachable, {share.threshold + 1} needed")
-        participants = candidates[: share.threshold + 1]
-        access_key = m.random_scalar()
         request = {"type": "shadow_part", "key_id": key_id.hex(), "version": share.version.hex(),
-                   "requester_public": requester_public.hex(),
-                   "access_key": scalar_hex(access_key), "participants": [p.hex() for p in participants]}
+                   "requester_public": requester_public.hex()}
         try:
+            participants, parts, access_key = await self._collect_shadow_parts(share, candidates, request, "shadow")
             async with asyncio.timeout(SESSION_TIMEOUT):
-                async with asyncio.TaskGroup() as tasks:
-                    parts = [tasks.create_task(cluster.request(p, request, timeout=STEP_TIMEOUT)) for p in participants]
-                points = [parse_point(t.result()["shadow_point"], "shadow_point") for t in parts]
+                points = [parse_point(part["shadow_point"], "shadow_point") for part in parts]
                 decrypted = m.decrypt_with_joint_shadow(share.threshold, access_key, share.encrypted_point,
                                                         m.joint_shadow_point(points))
                 mask = sum(1 << indices[p] for p in participants)
@@ -870,18 +1169,55 @@ class KeyServerCore:
         if len(candidates) < share.threshold + 1:
             raise SessionError(f"consensus unreachable: {len(candidates)} key servers holding the key are connected, "
                                f"{share.threshold + 1} needed", CONSENSUS_UNREACHABLE)
-        participants = candidates[: share.threshold + 1]
-        access_key = m.random_scalar()
         request = {"type": "shadow_part", "key_id": key_id.hex(), "version": share.version.hex(), "mode": mode,
-                   "request_signature": request_signature, "access_key": scalar_hex(access_key),
-                   "participants": [p.hex() for p in participants]}
+                   "request_signature": request_signature}
         try:
-            async with asyncio.timeout(SESSION_TIMEOUT):
-                async with asyncio.TaskGroup() as tasks:
-                    parts = [tasks.create_task(cluster.request(p, request, timeout=STEP_TIMEOUT)) for p in participants]
+            _, parts, access_key = await self._collect_shadow_parts(share, candidates, request, mode)
         except (ExceptionGroup, ClusterError, TimeoutError, SessionError) as exc:
             raise SessionError(f"document key retrieval failed: {_reason(exc)}", _code(exc)) from None
-        return share, requester, access_key, [t.result() for t in parts]
+        return share, requester, access_key, parts
+
+    async def _collect_shadow_parts(self, share: KeyShare, candidates: list[Address], body: dict,
+                                    mode: str) -> tuple[list[Address], list[dict], int]:
+        """Shadow parts of t + 1 holders, each checked against the holder's public share (from the key's Feldman
+        commitments). A holder whose part fails its proof, that fails or cannot be reached is named and replaced by
+        another holder while t + 1 usable ones remain; a decision (access denied, unknown key...) is the answer."""
+        assert self.cluster is not None
+        cluster = self.cluster
+        assert share.common_point is not None
+        commitments = self.storage.commitments(share)
+        culprits: dict[Address, str] = {}
+        while True:
+            pool = [c for c in candidates if c not in culprits]
+            if len(pool) < share.threshold + 1:
+                raise SessionError(f"consensus unreachable: {len(pool)} usable holders, {share.threshold + 1} needed"
+                                   + (f"; left out: {_named(culprits)}" if culprits else ""), CONSENSUS_UNREACHABLE)
+            participants = pool[: share.threshold + 1]
+            access_key = m.random_scalar()
+            request = dict(body, access_key=scalar_hex(access_key), participants=[p.hex() for p in participants])
+            async with asyncio.timeout(SESSION_TIMEOUT):
+                results = await asyncio.gather(*(cluster.request(p, request, timeout=STEP_TIMEOUT)
+                                                 for p in participants), return_exceptions=True)
+            xs = [m.id_number(p) for p in participants]
+            failed: dict[Address, str] = {}
+            for p, r in zip(participants, results):
+                if isinstance(r, BaseException):
+                    if not isinstance(r, Exception):
+                        raise r
+                    if _code(r) != FAILED:
+                        raise SessionError(_reason(r), _code(r))
+                    failed[p] = _reason(r)
+                else:
+                    why = check_shadow_part(commitments, p, xs, access_key, share.common_point, mode, r)
+                    if why is not None:
+                        failed[p] = why
+                        log.warning("retrieval: faulty shadow part", extra={
+                            "key": share.key_id.hex(), "holder": p.hex(), "check": "dleq_proof"})
+            if not failed:
+                return participants, list(results), access_key  # type: ignore[arg-type]
+            log.warning("retrieval: holders left out, retrying with others", extra={
+                "key": share.key_id.hex(), "left_out": _named(failed)})
+            culprits.update(failed)
 
     async def retrieve_document_key(self, key_id: ServerKeyId, request_signature: str,
                                     among: list[Address]) -> bytes:
@@ -930,14 +1266,47 @@ class KeyServerCore:
                 f"consensus unreachable: {kind} signing with threshold {share.threshold} needs {needed} key servers "
                 f"holding the key, {len(candidates)} connected (of {len(share.holders)} holders)",
                 CONSENSUS_UNREACHABLE)
-        signers = candidates[:needed]
+        culprits: dict[Address, str] = {}
+        last: BaseException | None = None
+        while True:
+            pool = [c for c in candidates if c not in culprits]
+            if len(pool) < needed:
+                reason = _reason(last) if last is not None else "not enough signers"
+                raise SessionError(f"{kind} signing failed: {reason}"
+                                   + (f"; left out: {_named(culprits)}" if culprits else ""),
+                                   _code(last) if last is not None else CONSENSUS_UNREACHABLE)
+            try:
+                return await self._sign_attempt(kind, share, request_signature, message_hash, pool[:needed])
+            except _SignersFailed as exc:
+                # a decision (access denied, unknown key...) is the answer; anything else: retry without them
+                if exc.code != FAILED or not exc.culprits:
+                    raise SessionError(f"{kind} signing failed: {exc}", exc.code) from None
+                log.warning("signing: signers left out, retrying with others", extra={
+                    "key": key_id.hex(), "kind": kind, "left_out": _named(exc.culprits)})
+                culprits.update(exc.culprits)
+                last = exc
+
+    async def _sign_attempt(self, kind: str, share: KeyShare, request_signature: str, message_hash: bytes,
+                            signers: list[Address]) -> bytes:
+        """One signing session among `signers`; _SignersFailed names the signers to leave out of the next one."""
+        assert self.cluster is not None
+        cluster = self.cluster
+        key_id = share.key_id
         session = secrets.token_hex(16)
 
         async def each(body: dict) -> dict[Address, dict]:
-            async with asyncio.TaskGroup() as tasks:
-                futures = {p: tasks.create_task(cluster.request(p, dict(body, session=session), timeout=STEP_TIMEOUT))
-                           for p in signers}
-            return {p: f.result() for p, f in futures.items()}
+            results = await asyncio.gather(*(cluster.request(p, dict(body, session=session), timeout=STEP_TIMEOUT)
+                                             for p in signers), return_exceptions=True)
+            failed = {p: r for p, r in zip(signers, results) if isinstance(r, BaseException)}
+            for r in failed.values():
+                if not isinstance(r, Exception):
+                    raise r
+            if failed:
+                # the unreachable ones first: a dealer whose deal to a dead signer failed is not to blame
+                gone = {p: _reason(r) for p, r in failed.items() if isinstance(r, PeerUnavailable)}
+                raise _SignersFailed(gone or {p: _reason(r) for p, r in failed.items()},
+                                     _code(BaseExceptionGroup("signing", list(failed.values()))))
+            return {p: r for p, r in zip(signers, results)}  # type: ignore[misc]
 
         try:
             async with asyncio.timeout(SESSION_TIMEOUT):
@@ -953,28 +1322,71 @@ class KeyServerCore:
                     raise SessionError("signers computed different nonces")
                 nonce_public = parse_point(nonces.pop(), "nonce_public")
                 if kind == "schnorr":
-                    s = sg.schnorr_combine_weighted(parse_scalar(r["partial"], "partial") for r in verified.values())
+                    partials = {p: parse_scalar(r["partial"], "partial") for p, r in verified.items()}
+                    s = sg.schnorr_combine_weighted(partials.values())
                     signature = (m.schnorr_challenge(message_hash, nonce_public), s)
                     if not m.schnorr_verify(share.public, message_hash, signature):
-                        raise SessionError("the combined Schnorr signature does not verify")
+                        raise _SignersFailed(self._bad_schnorr_partials(share, signers, revealed, partials,
+                                                                        signature[0]), FAILED,
+                                             "the combined Schnorr signature does not verify")
                     return sg.schnorr_to_bytes(signature)
                 inverse_blind = sg.ecdsa_inverse_blind(
                     {m.id_number(p): parse_scalar(r["blinded"], "blinded") for p, r in verified.items()})
-                partials = await each({"type": "sign_ecdsa_partial", "inverse_blind": scalar_hex(inverse_blind)})
+                partials_ecdsa = await each({"type": "sign_ecdsa_partial", "inverse_blind": scalar_hex(inverse_blind)})
                 result = sg.ecdsa_combine(
-                    {m.id_number(p): parse_scalar(r["partial"], "partial") for p, r in partials.items()}, nonce_public)
+                    {m.id_number(p): parse_scalar(r["partial"], "partial") for p, r in partials_ecdsa.items()},
+                    nonce_public)
                 if not sg.ecdsa_verify(share.public, message_hash, result) \
                         or sg.ecdsa_recover(result, message_hash) != share.public:
+                    # masked ECDSA partials cannot be checked one by one: nobody can be named
                     raise SessionError("the combined ECDSA signature does not verify")
                 return result
-        except (ExceptionGroup, ClusterError, TimeoutError, SessionError, CryptoError, KeyError) as exc:
+        except (_SignersFailed, ExceptionGroup, ClusterError, TimeoutError, SessionError, CryptoError,
+                KeyError) as exc:
             for p in signers:
                 if cluster.is_connected(p):
                     try:
                         await cluster.request(p, {"type": "sign_abort", "session": session}, timeout=2)
                     except (ClusterError, TimeoutError):
                         pass
+            if isinstance(exc, _SignersFailed):
+                raise
             raise SessionError(f"{kind} signing failed: {_reason(exc)}", _code(exc)) from None
+
+    def _bad_schnorr_partials(self, share: KeyShare, signers: list[Address], revealed: dict[Address, dict],
+                              partials: dict[Address, int], challenge: int) -> dict[Address, str]:
+        """The signers whose partial fails s_i·G == λ_i·(K_i − c·P_i), with K_i the joint nonce's commitment at x_i
+        (from the revealed Feldman commitments) and P_i the public share (from the key's commitments)."""
+        commitments = self.storage.commitments(share)
+        if commitments is None:
+            return {}
+        xs = [m.id_number(p) for p in signers]
+        bad = {}
+        for p in signers:
+            x = m.id_number(p)
+            try:
+                nonce_at = m.point_add(*(m.commitment_at([parse_point(c, "feldman") for c in r["feldman"][0]], x)
+                                         for r in revealed.values()))
+                expected = m.point_mul(m.point_sub(nonce_at, m.point_mul(m.commitment_at(commitments, x), challenge)),
+                                       m.lagrange_at_zero(x, xs))
+                ok = m.base_mul(partials[p]) == expected
+            except (SessionError, CryptoError, KeyError, IndexError, TypeError, ValueError):
+                ok = False
+            if not ok:
+                bad[p] = "partial signature fails its check against the public share"
+                log.warning("signing: faulty partial signature", extra={
+                    "key": share.key_id.hex(), "signer": p.hex(), "check": "schnorr_partial"})
+        return bad
+
+
+class _SignersFailed(Exception):
+    def __init__(self, culprits: dict[Address, str], code: str, message: str | None = None) -> None:
+        super().__init__(message or _named(culprits))
+        self.culprits, self.code = culprits, code
+
+
+def _named(culprits: dict[Address, str]) -> str:
+    return "; ".join(f"{k.hex()} ({why})" for k, why in sorted(culprits.items(), key=lambda i: bytes(i[0])))
 
 
 def _code(exc: BaseException) -> str:

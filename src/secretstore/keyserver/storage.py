@@ -41,6 +41,19 @@ CREATE TABLE IF NOT EXISTS pending_shares (
     encrypted_point BLOB,
     PRIMARY KEY (migration_id, key_id)
 );
+-- Feldman commitments to the polynomial of a key version (public: they give every holder's public share, so a master
+-- can check a participant's contribution); kept apart so that shares written before they existed still read
+CREATE TABLE IF NOT EXISTS share_commitments (
+    key_id BLOB NOT NULL,
+    version BLOB NOT NULL,
+    commitments TEXT NOT NULL,      -- JSON list of hex points, A_0 .. A_t
+    PRIMARY KEY (key_id, version)
+);
+-- keys whose generation was answered (the response accepted by the node, or an HTTP generation): a pending chain
+-- generation of a key held but not in here is our own request whose answer was lost, not a request for an existing key
+CREATE TABLE IF NOT EXISTS reported_keys (
+    key_id BLOB PRIMARY KEY
+);
 """
 
 
@@ -81,7 +94,7 @@ class KeyStorage:
         # new shares of concurrent generations are written by a second connection, in groups and off the event loop
         self._writer = self._connect(path)
         self._writer_lock = threading.Lock()
-        self._queued: list[tuple[KeyShare, asyncio.Future]] = []
+        self._queued: list[tuple[KeyShare, list[Public] | None, asyncio.Future]] = []
         self._group_commit: asyncio.Lock | None = None
 
     @staticmethod
@@ -97,42 +110,67 @@ class KeyStorage:
             self.conn.close()
             self._writer.close()
 
-    async def insert_durably(self, share: KeyShare) -> None:
+    async def insert_durably(self, share: KeyShare, commitments: list[Public] | None = None) -> None:
         """`insert` for asyncio code: shares that arrive together are written in one transaction (one disk sync),
         in a worker thread, so the event loop keeps serving the cluster meanwhile. Returns once it is on disk."""
         future = asyncio.get_running_loop().create_future()
-        self._queued.append((share, future))
+        self._queued.append((share, commitments, future))
         if self._group_commit is None:
             self._group_commit = asyncio.Lock()
         async with self._group_commit:  # whoever holds it writes everything queued so far
             if not future.done():
                 group, self._queued = self._queued, []
-                errors = await asyncio.to_thread(self._insert_group, [s for s, _ in group])
-                for (_, waiting), error in zip(group, errors):
+                errors = await asyncio.to_thread(self._insert_group, [(s, c) for s, c, _ in group])
+                for (_, _, waiting), error in zip(group, errors):
                     if error is None:
                         waiting.set_result(None)
                     else:
                         waiting.set_exception(error)
         await future
 
-    def _insert_group(self, shares: list[KeyShare]) -> list[Exception | None]:
+    def _insert_group(self, entries: list[tuple[KeyShare, list[Public] | None]]) -> list[Exception | None]:
         errors: list[Exception | None] = []
         with self._writer_lock, self._writer:
             self._writer.execute("BEGIN IMMEDIATE")
-            for share in shares:
+            for share, commitments in entries:
                 try:
                     self._writer.execute("INSERT INTO key_shares VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", self._row(share))
-                    errors.append(None)
                 except sqlite3.IntegrityError:  # only this statement is undone, the others stay in the transaction
                     errors.append(KeyAlreadyExists(f"server key {share.key_id.hex()} already exists"))
+                    continue
+                if commitments is not None:
+                    self._writer.execute("INSERT OR REPLACE INTO share_commitments VALUES (?, ?, ?)",
+                                         (bytes(share.key_id), share.version,
+                                          json.dumps([c.hex() for c in commitments])))
+                errors.append(None)
         return errors
 
-    def insert(self, share: KeyShare) -> None:
-        with self._lock:
+    def insert(self, share: KeyShare, commitments: list[Public] | None = None) -> None:
+        with self._lock, self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
             try:
                 self.conn.execute("INSERT INTO key_shares VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", self._row(share))
             except sqlite3.IntegrityError:
                 raise KeyAlreadyExists(f"server key {share.key_id.hex()} already exists") from None
+            if commitments is not None:
+                self.conn.execute("INSERT OR REPLACE INTO share_commitments VALUES (?, ?, ?)",
+                                  (bytes(share.key_id), share.version, json.dumps([c.hex() for c in commitments])))
+
+    def mark_reported(self, key_id: ServerKeyId) -> None:
+        with self._lock:
+            self.conn.execute("INSERT OR IGNORE INTO reported_keys VALUES (?)", (bytes(key_id),))
+
+    def is_reported(self, key_id: ServerKeyId) -> bool:
+        with self._lock:
+            return self.conn.execute("SELECT 1 FROM reported_keys WHERE key_id = ?", (bytes(key_id),)).fetchone() \
+                is not None
+
+    def commitments(self, share: KeyShare) -> list[Public] | None:
+        """The Feldman commitments of this share's key version, if they were recorded."""
+        with self._lock:
+            row = self.conn.execute("SELECT commitments FROM share_commitments WHERE key_id = ? AND version = ?",
+                                    (bytes(share.key_id), share.version)).fetchone()
+        return [Public.from_hex(c) for c in json.loads(row[0])] if row else None
 
     def get(self, key_id: ServerKeyId) -> KeyShare | None:
         with self._lock:
@@ -166,13 +204,18 @@ class KeyStorage:
                 bytes(share.common_point) if share.common_point else None,
                 bytes(share.encrypted_point) if share.encrypted_point else None)
 
-    def stage_pending(self, migration_id: bytes, *shares: KeyShare) -> None:
+    def stage_pending(self, migration_id: bytes, *shares: KeyShare,
+                      commitments: dict[ServerKeyId, list[Public]] | None = None) -> None:
         """Durably keep the new versions of keys made by a migration (replacing an earlier attempt's), in one
-        transaction."""
+        transaction (with their commitments, keyed by the new version)."""
         with self._lock, self.conn:
             self.conn.execute("BEGIN IMMEDIATE")  # autocommit mode: without it every row would be its own transaction
             self.conn.executemany("INSERT OR REPLACE INTO pending_shares VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                                   [(migration_id,) + self._row(share) for share in shares])
+            self.conn.executemany("INSERT OR REPLACE INTO share_commitments VALUES (?, ?, ?)",
+                                  [(bytes(share.key_id), share.version,
+                                    json.dumps([c.hex() for c in commitments[share.key_id]]))
+                                   for share in shares if commitments and share.key_id in commitments])
 
     def pending_migrations(self) -> dict[bytes, set[str]]:
         """migration id -> the holder sets (JSON) its pending versions were made for."""
@@ -204,11 +247,13 @@ class KeyStorage:
             self.conn.execute("BEGIN IMMEDIATE")
             count = self.conn.execute("DELETE FROM key_shares").rowcount
             self.conn.execute("DELETE FROM pending_shares")
+            self.conn.execute("DELETE FROM share_commitments")
         return count
 
     def delete(self, key_id: ServerKeyId) -> None:
         with self._lock:
             self.conn.execute("DELETE FROM key_shares WHERE key_id = ?", (bytes(key_id),))
+            self.conn.execute("DELETE FROM share_commitments WHERE key_id = ?", (bytes(key_id),))
 
     def key_ids(self) -> list[ServerKeyId]:
         with self._lock:

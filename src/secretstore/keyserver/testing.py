@@ -45,6 +45,7 @@ class KeyServerProcess:
     node_host: str = "127.0.0.1"
     metrics_port: int | None = None
     http_port: int | None = None  # Parity's HTTP API, when set
+    faults: str | None = None  # test-only fault plan (keyserver.faults), started with SECRETSTORE_FAULTS=1
 
     @property
     def http_url(self) -> str | None:
@@ -79,8 +80,10 @@ class KeyServerProcess:
              "--db-path", str(self.db_path), "--net-host", self.host, "--net-port", str(self.net_port),
              "--sub-host", self.node_host, "--sub-port", str(self.node_port), "--sub-signer-file", str(signer_file)]
             + (["--http-port", str(self.http_port)] if self.http_port is not None else [])
-            + (["--metrics-port", str(self.metrics_port)] if self.metrics_port else []),
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            + (["--metrics-port", str(self.metrics_port)] if self.metrics_port else [])
+            + (["--faults", self.faults] if self.faults else []),
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env=dict(os.environ, SECRETSTORE_FAULTS="1") if self.faults else None)
         log.close()
         return self
 
@@ -115,6 +118,7 @@ class LocalNetwork:
     node_host: str = "127.0.0.1"
     metrics: bool = False  # node and key servers serve Prometheus /metrics on free ports
     block_time: float | None = None  # None: instant seal
+    faults: dict[int, str] = field(default_factory=dict)  # key server index -> test-only fault plan
     node: NodeProcess | None = None
     servers: list[KeyServerProcess] = field(default_factory=list)
 
@@ -167,7 +171,7 @@ class LocalNetwork:
         self.servers = [KeyServerProcess(i, key_server_secret(i), self.base_path / f"key-server-{i + 1}", ports[i],
                                          self.node.port, signer_suri(i), host=self.host_of(i), node_host=self.node_host,
                                          metrics_port=metrics_ports[i + 1] if self.metrics else None,
-                                         http_port=http_ports[i])
+                                         http_port=http_ports[i], faults=self.faults.get(i))
                         for i in range(self.key_servers)]
         for ks in self.servers:
             ks.start()
@@ -193,6 +197,25 @@ class LocalNetwork:
                 return
             time.sleep(0.1)
         raise TimeoutError("key servers did not connect to each other in time")
+
+    # ------------------------------------------------------------------ faults and crashes (tests, benchmarks/chaos)
+    def restart_key_server(self, index: int, faults: str | None = None, kill: bool = True) -> KeyServerProcess:
+        """Stop key server `index` (SIGKILL by default: a crash) and start it again on its ports and database, with
+        the given fault plan (None: an honest server)."""
+        ks = self.servers[index]
+        ks.stop(kill=kill)
+        ks.faults = faults
+        return ks.start()
+
+    def kill_node(self) -> None:
+        assert self.node is not None
+        self.node.stop(kill=True)
+
+    def restart_node(self) -> None:
+        """Start the node again on its port and database (key servers reconnect to the same address)."""
+        assert self.node is not None
+        self.node.stop(kill=True)
+        self.node.start()
 
     def stop(self) -> None:
         for ks in self.servers:

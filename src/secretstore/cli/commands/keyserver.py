@@ -28,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--http-port", type=int, default=None, help="serve Parity's key server HTTP API on this port")
     p.add_argument("--http-cors", default=None, metavar="ORIGINS",
                    help="origins allowed to call the HTTP API from a browser: comma-separated, '*' or 'none' (default)")
+    p.add_argument("--faults", default=None, help=argparse.SUPPRESS)  # test-only: keyserver.faults
     p.set_defaults(handler=run)
 
 
@@ -65,6 +66,10 @@ def run(args: argparse.Namespace) -> int:
     from ...keyserver.http import Cors
     from ...keyserver.service import HttpSettings, run_key_server
 
+    faults = None
+    if args.faults is not None:  # test-only; refused unless SECRETSTORE_FAULTS=1 (a one-line error)
+        from ...keyserver.faults import FaultPlan
+        faults = FaultPlan.parse(args.faults)
     if args.self_secret_file is not None:
         try:
             text = args.self_secret_file.read_text().strip()
@@ -86,5 +91,6 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--http-cors needs --http-port")
     metrics = metrics_address(args, "--metrics", None)
     asyncio.run(run_key_server(secret, args.db_path, args.net_host, args.net_port,
-                               f"ws://{args.sub_host}:{args.sub_port}", signer, http=http, metrics=metrics))
+                               f"ws://{args.sub_host}:{args.sub_port}", signer, http=http, metrics=metrics,
+                               faults=faults))
     return 0
