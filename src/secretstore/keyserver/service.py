@@ -252,8 +252,12 @@ class ChainService:
         """Whether `_act` could do anything for this task now (before asking the chain if a response is required)."""
         key_id = task.key_id.hex()
         if isinstance(task, GenerateServerKey):
-            return not migrating and self._fresh(("generation", key_id, None)) \
-                and self.master_for(task.key_id, self.order) == self.self_id
+            if not self._fresh(("generation", key_id, None)):
+                return False
+            held = self.core.storage.get(task.key_id)
+            if held is not None:  # every holder answers again an answer that never reached the chain
+                return not self.core.storage.is_reported(task.key_id)
+            return not migrating and self.master_for(task.key_id, self.order) == self.self_id
         if isinstance(task, RetrieveServerKey):
             return self._fresh(("retrieval", key_id, None))
         if isinstance(task, StoreDocumentKey):
