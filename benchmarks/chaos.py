@@ -81,7 +81,7 @@ class Tally:
             self.outcomes[(op, outcome)] += 1
             if outcome == "wrong":
                 self.wrong.append((op, detail))
-            elif outcome != "ok":
+            elif outcome not in ("ok", "submitted"):
                 self.reasons[re.sub(r"0x[0-9a-f]+|\d+", "#", detail)[:110]] += 1
 
     def count(self, outcome: str) -> int:
