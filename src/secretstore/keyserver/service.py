@@ -254,9 +254,9 @@ class ChainService:
         if isinstance(task, GenerateServerKey):
             if not self._fresh(("generation", key_id, None)):
                 return False
-            held = self.core.storage.get(task.key_id)
-            if held is not None:  # every holder answers again an answer that never reached the chain
-                return not self.core.storage.is_reported(task.key_id)
+            if self.core.storage.get(task.key_id) is not None and not self.core.storage.is_reported(task.key_id):
+                return True  # every holder answers again an answer that never reached the chain
+            # a new key, or a request for an existing one (its master answers it with an error)
             return not migrating and self.master_for(task.key_id, self.order) == self.self_id
         if isinstance(task, RetrieveServerKey):
             return self._fresh(("retrieval", key_id, None))
