@@ -12,11 +12,12 @@ import pytest
 from secretstore.chain.connection import ChainConnection
 from secretstore.chain.secretstore_api import SecretStoreRuntimeApi
 from secretstore.client import RequestFailed, SecretStoreClient
-from secretstore.crypto import Secret, ServerKeyId
+from secretstore.crypto import Secret
 from secretstore.crypto import math as m
 from secretstore.keyserver.faults import FaultPlan, FaultsRefused
-from secretstore.keyserver.storage import KeyStorage
 from secretstore.keyserver.testing import LocalNetwork
+
+from .helpers import new_key_id, shares_of
 
 ALICE_SECRET = Secret(b"\x01" * 32)
 BYZANTINE = 4  # index of the key server that deals bad DKG shares from the start
@@ -51,21 +52,6 @@ def network(tmp_path_factory):
 def alice(network):
     with SecretStoreClient(network.node.ws_url, "//Alice", timeout=60) as client:
         yield client
-
-
-def new_key_id() -> ServerKeyId:
-    return ServerKeyId(secrets.token_bytes(32))
-
-
-def shares_of(network, key_id):
-    found = []
-    for ks in network.servers:
-        storage = KeyStorage(ks.db_path / "keys.sqlite")
-        try:
-            found.append(storage.get(key_id))
-        finally:
-            storage.close()
-    return found
 
 
 def logs(network) -> list[str]:

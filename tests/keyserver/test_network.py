@@ -1,14 +1,13 @@
 """A real network: one node and three key server processes (threshold 1), driven through the chain."""
 
-import secrets
-
 import pytest
 
 from secretstore.client import RequestFailed, SecretStoreClient
-from secretstore.crypto import Secret, ServerKeyId
+from secretstore.crypto import Secret
 from secretstore.crypto import math as m
-from secretstore.keyserver.storage import KeyStorage
 from secretstore.keyserver.testing import LocalNetwork
+
+from .helpers import new_key_id, shares_of
 
 ALICE_SECRET = Secret(b"\x01" * 32)  # //Alice's entity is the address of this key
 BOB_SECRET = Secret(b"\x02" * 32)  # //Bob's
@@ -31,21 +30,6 @@ def alice(network):
 def bob(network):
     with SecretStoreClient(network.node.ws_url, "//Bob", timeout=40) as client:
         yield client
-
-
-def new_key_id() -> ServerKeyId:
-    return ServerKeyId(secrets.token_bytes(32))
-
-
-def shares_of(network, key_id):
-    found = []
-    for ks in network.servers:
-        storage = KeyStorage(ks.db_path / "keys.sqlite")
-        try:
-            found.append(storage.get(key_id))
-        finally:
-            storage.close()
-    return found
 
 
 def test_generation_gives_one_public_and_shares_that_reconstruct_it(network, alice):
