@@ -174,12 +174,7 @@ class Primitive(ScaleType):
                 raise CodecError(f"str expected, got {value!r}")
             raw = value.encode()
             return encode_compact(len(raw)) + raw
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise CodecError(f"{self.name} expected an int, got {value!r}")
-        try:
-            return value.to_bytes(self.size, "little", signed=self.signed)
-        except OverflowError:
-            raise CodecError(f"{value} out of range for {self.name}") from None
+        return self._encode_int(value)
 
     def decode_from(self, r: Reader) -> Any:
         if self.name == "bool":
@@ -193,7 +188,7 @@ class Primitive(ScaleType):
                 return r.read(n).decode()
             except UnicodeDecodeError:
                 raise CodecError("invalid UTF-8 in string") from None
-        return int.from_bytes(r.read(self.size), "little", signed=self.signed)
+        return self._decode_int(r)
 
     def type_def(self, registry: "TypeRegistry") -> tuple[str, Any]:
         return ("Primitive", (self.name[0].upper() + self.name[1:]) if self.name in ("bool", "str", "char") else self.name.upper())

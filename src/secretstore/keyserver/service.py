@@ -25,7 +25,7 @@ from ..chain.errors import ChainError
 from ..chain.rpc import header_hash, header_number
 from ..chain.secretstore_api import (
     SERVICES, GenerateServerKey, KeyServerSetSnapshot, RetrieveServerKey, RetrieveShadowDocumentKeyCommon,
-    RetrieveShadowDocumentKeyPersonal, SecretStoreRuntimeApi, ServiceTask, StoreDocumentKey,
+    SecretStoreRuntimeApi, ServiceTask, StoreDocumentKey,
 )
 from ..crypto import Address, KeyPair, Public, Secret, ServerKeyId
 from ..crypto.math import common_shadow_point

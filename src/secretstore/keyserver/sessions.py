@@ -1160,7 +1160,6 @@ class KeyServerCore:
     async def _retrieval_parts(self, key_id: ServerKeyId, request_signature: str, mode: str,
                                among: list[Address]) -> tuple[KeyShare, Public, int, list[dict]]:
         assert self.cluster is not None
-        cluster = self.cluster
         share = self._own_share(key_id)
         requester = await self._check_requester(key_id, request_signature)
         if share.common_point is None or share.encrypted_point is None:
@@ -1254,7 +1253,6 @@ class KeyServerCore:
         """Threshold signing with the server key: Schnorr by t + 1 holders (c ‖ s), ECDSA by 2t + 1 (r ‖ s ‖ v).
         The result is checked against the server key public before it is returned."""
         assert self.cluster is not None
-        cluster = self.cluster
         if len(message_hash) != 32:
             raise SessionError("the message hash must be 32 bytes", BAD_REQUEST)
         share = self._own_share(key_id)
