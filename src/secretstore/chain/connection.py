@@ -28,6 +28,7 @@ from websocket import WebSocketException
 from ..codec.hashing import blake2_256, storage_prefix
 from .client import SECRETSTORE_TYPES, ChainEvent, event_from_record
 from .errors import ChainError
+from .events import EventsDecodeError, EventsDecoder
 from .rpc import AsyncRpc, RpcError, Subscription, header_hash, header_number
 
 log = logging.getLogger(__name__)
@@ -107,12 +108,18 @@ class ChainConnection:
         self.rpc = AsyncRpc(url, timeout)
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="substrate-interface")
         self._api: _PinnedSubstrateInterface | None = None
+        self._events: EventsDecoder | None = None  # V14 chains: events decoded here, not in the worker
 
     async def connect(self) -> "ChainConnection":
         await self.rpc.connect()
         if self._api is None:
             self._api = await self._in_worker(self._open_api)
+            self._events = await self._in_worker(self._events_decoder)
         return self
+
+    def _events_decoder(self) -> EventsDecoder | None:
+        assert self._api is not None
+        return EventsDecoder.from_metadata(self._api.metadata, self._api.ss58_format or 42)
 
     def _open_api(self) -> _PinnedSubstrateInterface:
         try:
@@ -177,13 +184,26 @@ class ChainConnection:
     async def block_hash(self, number: int) -> str | None:
         return await self.rpc.request("chain_getBlockHash", [number])
 
+    async def _decoded_events(self, raw_events: str | None) -> list[ChainEvent]:
+        """Events against the pinned runtime's types (as the block's parent runs it, barring a runtime upgrade):
+        decoded here for V14 chains; in the worker, by substrate-interface, for older metadata or if ours fail."""
+        if self._events is not None:
+            try:
+                return self._events.decode(bytes.fromhex(raw_events[2:]) if raw_events else b"")
+            except EventsDecodeError as exc:
+                log.debug("events decoded by substrate-interface instead", extra={"error": str(exc)})
+        return await self._in_worker(self._with_api(lambda api: _decode_events(api, raw_events)))
+
+    async def events(self, block_hash: str) -> list[ChainEvent]:
+        """The events of one block."""
+        return await self._decoded_events(await self.rpc.request("state_getStorage", [SYSTEM_EVENTS_KEY, block_hash]))
+
     async def block(self, block_hash: str) -> Block:
-        """A block's extrinsic hashes and decoded events: two requests at once, the events decoded in the worker
-        against the pinned runtime's metadata (as the block's parent runs it, barring a runtime upgrade)."""
+        """A block's extrinsic hashes and decoded events: two requests at once."""
         body, raw_events = await asyncio.gather(
             self.rpc.request("chain_getBlock", [block_hash]),
             self.rpc.request("state_getStorage", [SYSTEM_EVENTS_KEY, block_hash]))
-        events = await self._in_worker(self._with_api(lambda api: _decode_events(api, raw_events)))
+        events = await self._decoded_events(raw_events)
         block = body["block"]
         number = header_number(block["header"])
         hashes = tuple("0x" + blake2_256(bytes.fromhex(x[2:])).hex() for x in block["extrinsics"])
@@ -211,6 +231,7 @@ class ChainConnection:
     async def repin_runtime(self) -> None:
         """Read the chain's runtime (metadata, versions) again: after an upgrade old signatures are refused."""
         await self._in_worker(self._with_api(lambda api: api.repin()))
+        self._events = await self._in_worker(self._events_decoder)
 
     # -------------------------------------------------------------------------------------------------- writes
     async def sign(self, pallet: str, call: str, params: dict[str, Any], keypair: Keypair, nonce: int) -> tuple[str, str]:

@@ -59,6 +59,13 @@ class Subscription:
             item = await self.next()
         return item
 
+    async def queued(self) -> list[Any]:
+        """Wait for a notification, then return it with every other one already queued, oldest first."""
+        items = [await self.next()]
+        while not self._queue.empty():
+            items.append(await self.next())
+        return items
+
     def __aiter__(self) -> "Subscription":
         return self
 

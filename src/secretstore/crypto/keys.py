@@ -244,11 +244,12 @@ class Signature(FixedBytes):
 class KeyPair:
     """A secret with its public key and address."""
 
-    __slots__ = ("secret", "public")
+    __slots__ = ("secret", "public", "_address")
 
     def __init__(self, secret: Secret) -> None:
         self.secret = secret
         self.public = secret.public()
+        self._address = self.public.address()
 
     @classmethod
     def generate(cls) -> "KeyPair":
@@ -256,7 +257,7 @@ class KeyPair:
 
     @property
     def address(self) -> Address:
-        return self.public.address()
+        return self._address  # asked for on every message a key server handles: hashed once
 
     def sign(self, message_hash: bytes) -> Signature:
         return Signature.sign(self.secret, message_hash)

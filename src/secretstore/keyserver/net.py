@@ -27,9 +27,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
-from Crypto.Cipher import ChaCha20_Poly1305
 from Crypto.Hash import SHA256
 from Crypto.Protocol.KDF import HKDF
+from nacl.bindings import crypto_aead_chacha20poly1305_ietf_decrypt, crypto_aead_chacha20poly1305_ietf_encrypt
+from nacl.exceptions import CryptoError as AeadError
 
 from ..crypto import Address, CryptoError, KeyPair, Public, Secret, Signature, keccak256
 from ..crypto.math import point_mul
@@ -111,11 +112,10 @@ class Connection:
             raise ClusterError(f"message of {len(plaintext)} bytes exceeds the frame limit")
         async with self.write_lock:
             header = struct.pack(">I", len(plaintext) + 16)
-            cipher = ChaCha20_Poly1305.new(key=self.send_key, nonce=struct.pack(">4xQ", self.send_counter))
-            cipher.update(header)
-            body, tag = cipher.encrypt_and_digest(plaintext)
+            sealed = crypto_aead_chacha20poly1305_ietf_encrypt(  # libsodium: ciphertext then the 16-byte tag
+                plaintext, header, struct.pack(">4xQ", self.send_counter), self.send_key)
             self.send_counter += 1
-            self.writer.write(header + body + tag)
+            self.writer.write(header + sealed)
             await self.writer.drain()
 
     async def recv(self) -> dict:
@@ -124,11 +124,10 @@ class Connection:
         if not 16 <= length <= MAX_FRAME + 16:
             raise ClusterError(f"frame length {length} outside the limit")
         data = await self.reader.readexactly(length)
-        cipher = ChaCha20_Poly1305.new(key=self.recv_key, nonce=struct.pack(">4xQ", self.recv_counter))
-        cipher.update(header)
         try:
-            plaintext = cipher.decrypt_and_verify(data[:-16], data[-16:])
-        except ValueError:
+            plaintext = crypto_aead_chacha20poly1305_ietf_decrypt(
+                data, header, struct.pack(">4xQ", self.recv_counter), self.recv_key)
+        except AeadError:
             raise ClusterError("frame failed authentication") from None
         self.recv_counter += 1
         self.last_seen = time.monotonic()

@@ -37,7 +37,8 @@ from .storage import DocumentKeyAlreadyStored, KeyStorage, KeyStorageError
 log = logging.getLogger(__name__)
 
 RESUBMIT_AFTER = 10.0
-RESCAN_AFTER = 5.0  # scan again even without a new block, so time-based retries happen on a quiet chain
+RESCAN_AFTER = 5.0  # scan again at least this often (without a new block, or one that changed nothing), for retries
+SECRETSTORE_PALLET = "SecretStore"
 PERSONAL_PART_PATIENCE = 60.0  # a key server not picked for a retrieval reports an error after this long
 
 # Which piece of work a response call answers (responses to the same piece are not repeated).
@@ -114,29 +115,46 @@ class ChainService:
                 try:
                     await self.chain.connect()
                     async with await self.chain.finalized_heads() as heads:
-                        block_hash = None
+                        block_hash, checked, scanned_at = None, None, 0.0
                         while True:
                             try:
                                 async with asyncio.timeout(RESCAN_AFTER):
-                                    header = await self._next_head(heads)  # queued heads: only the last
-                                if header is not None:
-                                    self.head_number, block_hash = header_number(header), header_hash(header)
+                                    headers = await self._next_heads(heads)  # every head queued meanwhile
+                                if headers:
+                                    numbers = [header_number(h) for h in headers]
+                                    self.head_number, block_hash = numbers[-1], header_hash(headers[-1])
+                                    follows = checked is not None and numbers == list(
+                                        range(checked + 1, checked + 1 + len(numbers)))
+                                    checked = numbers[-1]
+                                    if follows and time.monotonic() - scanned_at < RESCAN_AFTER and not any(
+                                            await asyncio.gather(*(self._changes_tasks(header_hash(h))
+                                                                   for h in headers))):
+                                        continue
                             except TimeoutError:
                                 pass
+                            scanned_at = time.monotonic()
                             await self.process(tasks, block_hash)
                 except (ChainError, OSError) as exc:
                     log.warning("chain unavailable, retrying", extra={"error": str(exc)})
                     self.submitter.forget_nonce()
                     await asyncio.sleep(1.0)
 
-    async def _next_head(self, heads):
-        """The next finalized head, or None as soon as a cluster link drops: a session whose master died is then
-        taken over by the next connected master without waiting for a block or the periodic rescan."""
+    async def _changes_tasks(self, block_hash: str) -> bool:
+        """Whether a block can have changed what the key servers must do: any SecretStore event (requests, results,
+        set changes) or a runtime upgrade. A response that only adds support emits nothing and changes no task, so a
+        block of those is not scanned; every other block is, and so is any block after a gap, and every block once
+        RESCAN_AFTER has passed since the last scan."""
+        return any(e.pallet == SECRETSTORE_PALLET or e.name == "CodeUpdated"
+                   for e in await self.chain.events(block_hash))
+
+    async def _next_heads(self, heads) -> list:
+        """The next finalized heads (all queued, oldest first), or none as soon as a cluster link drops: a session
+        whose master died is then taken over by the next connected master without waiting for a block."""
         cluster = self.core.cluster
         if cluster is None:
-            return await heads.latest()
+            return await heads.queued()
         cluster.peer_lost.clear()
-        head = asyncio.ensure_future(heads.latest())
+        head = asyncio.ensure_future(heads.queued())
         lost = asyncio.ensure_future(cluster.peer_lost.wait())
         try:
             await asyncio.wait({head, lost}, return_when=asyncio.FIRST_COMPLETED)
@@ -146,7 +164,7 @@ class ChainService:
                 head.cancel()
         if head.done() and not head.cancelled():
             return head.result()
-        return None
+        return []
 
     def respond(self, call: str, params: dict, key: tuple | None = None) -> None:
         """Queue a response; until it is on chain (or RESUBMIT_AFTER passes) the same answer is not worked out again."""

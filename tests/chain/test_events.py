@@ -1,0 +1,66 @@
+"""The registry-driven events decoder against substrate-interface's, on every block of a live node."""
+
+import secrets
+
+import pytest
+from substrateinterface import Keypair, SubstrateInterface
+
+from secretstore.chain.client import SECRETSTORE_TYPES
+from secretstore.chain.connection import SYSTEM_EVENTS_KEY, _decode_events
+from secretstore.chain.events import EventsDecodeError, EventsDecoder
+from secretstore.crypto import Secret
+from secretstore.node.testing import NodeProcess, free_port
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory):
+    with NodeProcess(tmp_path_factory.mktemp("node"), free_port()) as node:
+        api = SubstrateInterface(url=node.ws_url, ss58_format=42, use_remote_preset=False,
+                                 type_registry=SECRETSTORE_TYPES)
+        yield api
+        api.close()
+
+
+def submit(api, keypair, call, params, pallet="SecretStore"):
+    composed = api.compose_call(call_module=pallet, call_function=call, call_params=params)
+    receipt = api.submit_extrinsic(api.create_signed_extrinsic(call=composed, keypair=keypair),
+                                   wait_for_inclusion=True)
+    return receipt
+
+
+def test_every_event_of_a_busy_chain_decodes_as_substrate_interface_does(chain):
+    dave, eve = Keypair.create_from_uri("//Dave"), Keypair.create_from_uri("//Eve")  # Dave has an id at genesis
+    key = "0x" + secrets.token_hex(32)
+    requester = Secret(bytes.fromhex(secrets.token_hex(32)))
+    outcomes = [
+        submit(chain, dave, "transfer_allow_death", {"dest": eve.ss58_address, "value": 10 ** 12}, "Balances"),
+        submit(chain, eve, "claim_id", {"id": requester.public().address().hex()}),
+        submit(chain, dave, "claim_key", {"id": key}),
+        submit(chain, dave, "claim_key", {"id": key}),  # fails: KeyAlreadyClaimed (ExtrinsicFailed, module error)
+        submit(chain, dave, "generate_server_key", {"id": key, "threshold": 1}),
+        submit(chain, eve, "claim_key", {"id": "0x" + secrets.token_hex(32)}),
+    ]
+    assert [r.is_success for r in outcomes] == [True, True, True, False, True, True]
+
+    decoder = EventsDecoder.from_metadata(chain.metadata)
+    assert decoder is not None
+    head = chain.get_block_header(finalized_only=True)["header"]["number"]
+    seen = set()
+    for number in range(0, head + 1):
+        raw = chain.rpc_request("state_getStorage", [SYSTEM_EVENTS_KEY, chain.get_block_hash(number)])["result"]
+        ours = decoder.decode(bytes.fromhex(raw[2:]) if raw else b"")
+        assert ours == _decode_events(chain, raw), f"block {number}"
+        seen.update((e.pallet, e.name) for e in ours)
+    for expected in [("Balances", "Transfer"), ("System", "ExtrinsicFailed"), ("SecretStore", "IdClaimed"),
+                     ("SecretStore", "KeyClaimed"), ("SecretStore", "ServerKeyGenerationRequested"),
+                     ("TransactionPayment", "TransactionFeePaid")]:
+        assert expected in seen
+
+
+def test_events_that_do_not_match_the_types_are_refused(chain):
+    decoder = EventsDecoder.from_metadata(chain.metadata)
+    raw = bytes.fromhex(chain.rpc_request("state_getStorage", [SYSTEM_EVENTS_KEY])["result"][2:])
+    assert decoder.decode(raw)
+    for bad in (raw[:-1], raw + b"\x00", b"\x04\x00\x00\x00\x00\xff\xff", b"\x08" + raw[1:]):
+        with pytest.raises(EventsDecodeError):
+            decoder.decode(bad)
