@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 
 MAX_REQUEST_SIZE = 16 * 1024 * 1024
 _PLAIN_RESULTS = {dict, list, str, int, bool, float, type(None)}  # skip the awaitable test for the usual results
+SEAL_QUIET = 0.003  # instant seal: a block once no transaction has arrived for this long ...
+SEAL_GATHER = 0.015  # ... or this long after the first one
 WRITE_BUFFER_LIMIT = 4 * 1024 * 1024  # bytes waiting in a connection's socket buffer before its writer waits
 VERSION = "0.1.0"
 
@@ -328,12 +330,25 @@ class RpcServer:
                     self._release_acks()
                     next_block = max(next_block + self.block_time, loop.time())
             else:
+                if not self.seal_per_transaction:
+                    await self._gather(loop)
                 while self.chain.has_ready():
                     self.chain.produce_block(1 if self.seal_per_transaction else None)
                     self._release_acks()
                     await asyncio.sleep(0)  # what does not fit goes in the next block, after pending requests
             self.chain.flush_pool()
             self._release_acks()
+
+    async def _gather(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Instant seal waits while transactions keep arriving (SEAL_QUIET apart, SEAL_GATHER at most): the
+        responses of several key servers to one request then share a block instead of taking one each."""
+        deadline = loop.time() + SEAL_GATHER
+        pooled = len(self.chain.pool)
+        while loop.time() < deadline:
+            await asyncio.sleep(SEAL_QUIET)
+            if len(self.chain.pool) == pooled:
+                return
+            pooled = len(self.chain.pool)
 
     def _release_acks(self) -> None:
         """Every transaction accepted so far is on disk (the chain writes all buffered ones at each block or flush):
