@@ -39,6 +39,18 @@ log = logging.getLogger(__name__)
 RESUBMIT_AFTER = 10.0
 RESCAN_AFTER = 5.0  # scan again at least this often (without a new block, or one that changed nothing), for retries
 SECRETSTORE_PALLET = "SecretStore"
+ALL = "all"  # a block's events changed the set or something unknown: read everything again
+SERVICE_OF_EVENT = {  # the events that add or remove a service's pending requests
+    **dict.fromkeys(("ServerKeyGenerationRequested", "ServerKeyGenerated", "ServerKeyGenerationError"),
+                    "server_key_generation"),
+    **dict.fromkeys(("ServerKeyRetrievalRequested", "ServerKeyRetrieved", "ServerKeyRetrievalError"),
+                    "server_key_retrieval"),
+    **dict.fromkeys(("DocumentKeyStoreRequested", "DocumentKeyStored", "DocumentKeyStoreError"), "document_key_store"),
+    **dict.fromkeys(("DocumentKeyShadowRetrievalRequested", "DocumentKeyCommonRetrieved",
+                     "DocumentKeyPersonalRetrievalRequested", "DocumentKeyPersonalRetrieved",
+                     "DocumentKeyShadowRetrievalError"), "document_key_shadow_retrieval"),
+}
+TASKLESS_EVENTS = {"IdClaimed", "KeyClaimed", "KeyTransferred", "OwnerChanged"}  # ACL reads are made when needed
 PERSONAL_PART_PATIENCE = 60.0  # a key server not picked for a retrieval reports an error after this long
 
 # Which piece of work a response call answers (responses to the same piece are not repeated).
@@ -71,6 +83,7 @@ class ChainService:
     synced: asyncio.Event = field(default_factory=asyncio.Event)
     snapshot: KeyServerSetSnapshot | None = None
     migration_runs: dict[bytes, float] = field(default_factory=dict)  # migration id -> when a full run succeeded
+    task_lists: dict[str, list[ServiceTask]] = field(default_factory=dict)  # service -> its tasks at the last read
 
     @property
     def self_id(self) -> Address:
@@ -126,10 +139,14 @@ class ChainService:
                                     follows = checked is not None and numbers == list(
                                         range(checked + 1, checked + 1 + len(numbers)))
                                     checked = numbers[-1]
-                                    if follows and time.monotonic() - scanned_at < RESCAN_AFTER and not any(
-                                            await asyncio.gather(*(self._changes_tasks(header_hash(h))
-                                                                   for h in headers))):
-                                        continue
+                                    if follows and time.monotonic() - scanned_at < RESCAN_AFTER:
+                                        changed = set().union(*await asyncio.gather(
+                                            *(self._changed(header_hash(h)) for h in headers)))
+                                        if not changed:
+                                            continue
+                                        if ALL not in changed:
+                                            await self.process(tasks, block_hash, changed)
+                                            continue
                             except TimeoutError:
                                 pass
                             scanned_at = time.monotonic()
@@ -139,13 +156,20 @@ class ChainService:
                     self.submitter.forget_nonce()
                     await asyncio.sleep(1.0)
 
-    async def _changes_tasks(self, block_hash: str) -> bool:
-        """Whether a block can have changed what the key servers must do: any SecretStore event (requests, results,
-        set changes) or a runtime upgrade. A response that only adds support emits nothing and changes no task, so a
-        block of those is not scanned; every other block is, and so is any block after a gap, and every block once
-        RESCAN_AFTER has passed since the last scan."""
-        return any(e.pallet == SECRETSTORE_PALLET or e.name == "CodeUpdated"
-                   for e in await self.chain.events(block_hash))
+    async def _changed(self, block_hash: str) -> set[str]:
+        """What a block can have changed of the key servers' work, from its events: the services whose pending
+        requests came or went, or ALL (the key server set, a runtime upgrade, an event this server does not know).
+        A response that only adds support emits nothing and changes no task, and claims and transfers change none
+        either: a block of those is not scanned. Any block after a gap is, and every block once RESCAN_AFTER has
+        passed since the last full scan."""
+        changed: set[str] = set()
+        for event in await self.chain.events(block_hash):
+            if event.pallet == SECRETSTORE_PALLET:
+                if event.name not in TASKLESS_EVENTS:
+                    changed.add(SERVICE_OF_EVENT.get(event.name, ALL))
+            elif event.name == "CodeUpdated":
+                changed.add(ALL)
+        return changed
 
     async def _next_heads(self, heads) -> list:
         """The next finalized heads (all queued, oldest first), or none as soon as a cluster link drops: a session
@@ -213,15 +237,24 @@ class ChainService:
 
         tasks.create_task(run())
 
-    async def process(self, tasks: asyncio.TaskGroup, at: str | None = None) -> None:
+    async def process(self, tasks: asyncio.TaskGroup, at: str | None = None,
+                      changed: set[str] | None = None) -> None:
         """One scan of the chain at block `at` (None: the best block): two rounds of concurrent reads (the set and
-        every service's tasks; then which tasks still need this key server), then every task acted on at once."""
+        every service's tasks; then which tasks still need this key server), then every task acted on at once.
+        With `changed`, only those services' tasks are read again: the set and the other services' tasks are as
+        the last scan read them (no event since says otherwise)."""
         api = self.runtime_api
         started = time.perf_counter()
-        snapshot, indices, *task_lists = await asyncio.gather(
-            api.snapshot(self.self_id, at=at), api.current_set_with_indices(at=at),
-            *(api.tasks(service, at=at) for service in SERVICES))
-        self.refresh_set(snapshot, indices)
+        if changed is None or self.snapshot is None or not self.task_lists:
+            snapshot, indices, *task_lists = await asyncio.gather(
+                api.snapshot(self.self_id, at=at), api.current_set_with_indices(at=at),
+                *(api.tasks(service, at=at) for service in SERVICES))
+            self.refresh_set(snapshot, indices)
+            self.task_lists = dict(zip(SERVICES, task_lists))
+        else:
+            fresh = [service for service in SERVICES if service in changed]
+            self.task_lists.update(zip(fresh, await asyncio.gather(*(api.tasks(s, at=at) for s in fresh))))
+        task_lists = [self.task_lists[service] for service in SERVICES]
         self.synced.set()
         live: set[tuple] = set()  # responses to requests that are still pending
         migrating = await self._follow_migration(tasks, live)
