@@ -29,6 +29,8 @@ from ..codec.hashing import blake2_256, storage_prefix
 from .client import SECRETSTORE_TYPES, ChainEvent, event_from_record
 from .errors import ChainError
 from .events import EventsDecodeError, EventsDecoder
+from .extrinsics import ExtrinsicSigner
+from .registry import Unsupported
 from .rpc import AsyncRpc, RpcError, Subscription, header_hash, header_number
 
 log = logging.getLogger(__name__)
@@ -109,17 +111,20 @@ class ChainConnection:
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="substrate-interface")
         self._api: _PinnedSubstrateInterface | None = None
         self._events: EventsDecoder | None = None  # V14 chains: events decoded here, not in the worker
+        self._signer: ExtrinsicSigner | None = None  # V14 chains with known extensions: signed here too
 
     async def connect(self) -> "ChainConnection":
         await self.rpc.connect()
         if self._api is None:
             self._api = await self._in_worker(self._open_api)
-            self._events = await self._in_worker(self._events_decoder)
+            await self._in_worker(self._read_types)
         return self
 
-    def _events_decoder(self) -> EventsDecoder | None:
+    def _read_types(self) -> None:
+        """The events decoder and the signer of the pinned runtime (None where substrate-interface must do it)."""
         assert self._api is not None
-        return EventsDecoder.from_metadata(self._api.metadata, self._api.ss58_format or 42)
+        self._events = EventsDecoder.from_metadata(self._api.metadata, self._api.ss58_format or 42)
+        self._signer = None if self._events is None else ExtrinsicSigner.from_api(self._api, self._events.types)
 
     def _open_api(self) -> _PinnedSubstrateInterface:
         try:
@@ -231,12 +236,18 @@ class ChainConnection:
     async def repin_runtime(self) -> None:
         """Read the chain's runtime (metadata, versions) again: after an upgrade old signatures are refused."""
         await self._in_worker(self._with_api(lambda api: api.repin()))
-        self._events = await self._in_worker(self._events_decoder)
+        await self._in_worker(self._read_types)
 
     # -------------------------------------------------------------------------------------------------- writes
     async def sign(self, pallet: str, call: str, params: dict[str, Any], keypair: Keypair, nonce: int) -> tuple[str, str]:
         """The signed extrinsic (hex) of `pallet.call(params)` with this nonce, and its hash. The call is composed by
         name from the chain's metadata."""
+        if self._signer is not None:
+            try:
+                return self._signer.sign(self._signer.call_data(pallet, call, params), keypair, nonce)
+            except Unsupported as exc:
+                log.debug("signed by substrate-interface instead", extra={"call": call, "reason": str(exc)})
+
         def build(api: SubstrateInterface) -> tuple[str, str]:
             composed = api.compose_call(call_module=pallet, call_function=call, call_params=params)
             extrinsic = api.create_signed_extrinsic(call=composed, keypair=keypair, nonce=nonce)
