@@ -162,7 +162,10 @@ class RpcServer:
 
     async def _http(self, request: web.Request) -> web.Response:
         conn = Connection(websocket=False)
-        body = await request.text()
+        try:
+            body = await request.text()
+        except UnicodeDecodeError:  # aiohttp would answer 500
+            body = "\ufffd"  # not JSON: a Parse error
         reply = self.handle_text(body, conn)
         if isinstance(reply, asyncio.Future):
             reply = await reply
