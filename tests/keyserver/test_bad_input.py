@@ -144,7 +144,8 @@ HANDSHAKE_CASES = [
 
 
 @pytest.mark.parametrize("case, send, reason", HANDSHAKE_CASES, ids=[c[0] for c in HANDSHAKE_CASES])
-def test_bad_handshakes_are_refused_with_a_logged_reason(network, existing_key, case, send, reason):
+def test_bad_handshakes_are_refused_with_a_logged_reason(network, existing_key, silent_connection, case, send,
+                                                         reason):
     victim = network.servers[0]
     before = databases(network)
     offset = len(log_of(victim))
@@ -163,15 +164,14 @@ def test_bad_handshakes_are_refused_with_a_logged_reason(network, existing_key, 
     assert victim.alive()
 
 
-def test_a_silent_connection_is_dropped_after_the_handshake_timeout(network, existing_key):
+@pytest.fixture(scope="module")
+def silent_connection(network, existing_key):
+    """A connection that never says anything, opened before the handshake sweep so that its timeout runs meanwhile."""
     victim = network.servers[1]
     offset = len(log_of(victim))
-    started = time.monotonic()
-    with socket.create_connection(("127.0.0.1", victim.net_port), timeout=10) as sock:
-        received = read_until_closed(sock, timeout=net.HANDSHAKE_TIMEOUT + 20)
-    assert received[:4] == net.MAGIC and len(received) == net.HELLO_LEN
-    assert time.monotonic() - started >= net.HANDSHAKE_TIMEOUT - 0.5
-    wait_for_log(victim, "refused cluster connection", "reason=TimeoutError", after=offset)
+    sock = socket.create_connection(("127.0.0.1", victim.net_port), timeout=10)
+    yield victim, sock, offset, time.monotonic()
+    sock.close()
 
 
 # -------------------------------------------------------------------------------------------- after the handshake
@@ -413,3 +413,12 @@ def test_key_id_argument_forms(network, existing_key):
     for form in (key_id.hex()[:-2], key_id.hex() + "00", "0x0x" + key_id.hex()[2:]):
         status, body = http("GET", f"{base}/server/{form}/{sig}")
         assert status == 400 and "key id" in json.loads(body), (form, status, body)
+
+
+def test_a_silent_connection_is_dropped_after_the_handshake_timeout(silent_connection):
+    """Last in the module: the connection was opened before the handshake sweep, its timeout has run meanwhile."""
+    victim, sock, offset, started = silent_connection
+    received = read_until_closed(sock, timeout=net.HANDSHAKE_TIMEOUT + 20)
+    assert received[:4] == net.MAGIC and len(received) == net.HELLO_LEN
+    assert time.monotonic() - started >= net.HANDSHAKE_TIMEOUT - 0.5
+    wait_for_log(victim, "refused cluster connection", "reason=TimeoutError", after=offset)

@@ -16,6 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -106,6 +107,9 @@ def remark_call(substrate) -> bytes:
     ('{"jsonrpc": "2.0", "id": {"x": 1}, "method": "system_name"}', -32600, '"id" a string, integer or null'),
     ('{"jsonrpc": "2.0", "id": [1], "method": "system_name"}', -32600, '"id" a string, integer or null'),
     ('{"jsonrpc": "2.0", "id": true, "method": "system_name"}', -32600, '"id" a string, integer or null'),
+    ('{"jsonrpc": "2.0", "id": 1, "method": "state_frobnicate", "params": []}', -32601, "Method not found"),
+    ('{"jsonrpc": "2.0", "id": 1, "method": "", "params": []}', -32601, "Method not found"),
+    ('{"jsonrpc": "2.0", "id": 1, "method": "__class__", "params": []}', -32601, "Method not found"),
     ('{"jsonrpc": "2.0", "id": 1, "method": 7}', -32600, "Invalid request"),
     ('{"jsonrpc": "2.0", "id": 1}', -32600, "Invalid request"),
     ('{"jsonrpc": "2.0", "id": 1, "method": "system_name", "params": {"a": 1}}', -32602, "positional params"),
@@ -395,13 +399,21 @@ def test_bad_chain_spec_is_one_line_and_creates_no_database(tmp_path, capsys, sp
 
 
 def test_bad_chain_spec_in_a_real_process_is_one_line(tmp_path):
-    for spec, fragment in [BAD_SPECS[2], BAD_SPECS[13], BAD_SPECS[-4]]:  # not an object, a bad entry, a bad value
-        result = start_node(tmp_path / "chain", write_spec(tmp_path / "spec.json", spec))
+    picked = [BAD_SPECS[2], BAD_SPECS[13], BAD_SPECS[-4]]  # not an object, a bad entry, a bad value
+
+    def start(index: int) -> subprocess.CompletedProcess:
+        directory = tmp_path / str(index)
+        directory.mkdir()
+        return start_node(directory / "chain", write_spec(directory / "spec.json", picked[index][0]))
+
+    with ThreadPoolExecutor(len(picked)) as pool:
+        results = list(pool.map(start, range(len(picked))))
+    for index, (result, (_, fragment)) in enumerate(zip(results, picked)):
         assert result.returncode == 1, result.stdout + result.stderr
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], result.stderr
         assert "Traceback" not in result.stderr and result.stdout == ""
-        assert not (tmp_path / "chain").exists()
+        assert not (tmp_path / str(index) / "chain").exists()
 
 
 @pytest.mark.timeout(120)
