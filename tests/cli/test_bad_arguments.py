@@ -137,6 +137,7 @@ def check(code: int, err: str, out: str, expected_code: int, fragment: str, tmp:
     assert len(lines) == 1 and fragment in lines[0], err
     assert lines[0].startswith(("error: ", "secretstore")), err
     assert "Traceback" not in err and out == ""
+    assert SECRET[2:] not in err and "01" * 31 not in err  # a secret given on the command line is never echoed
     assert list(tmp.iterdir()) == [], list(tmp.iterdir())  # nothing created
 
 

@@ -313,8 +313,11 @@ def test_after_the_sweep_the_cluster_still_serves(network, alice, existing_key):
     for ks in network.servers:
         assert SecretStoreHttpClient(ks.http_url, timeout=60).retrieve_server_key(key_id, ALICE) == public
     assert databases(network) != before  # the new key
+    secrets_hex = [key_server_secret(i).to_int().to_bytes(32, "big").hex() for i in range(3)]
     for ks in network.servers:
-        assert "Traceback" not in log_of(ks)
+        log = log_of(ks)
+        assert "Traceback" not in log
+        assert not [s for s in secrets_hex if s in log.lower()]  # no secret in any log line, whatever came in
 
 
 # ------------------------------------------------------------------------------------------------------- HTTP API
