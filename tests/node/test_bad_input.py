@@ -100,7 +100,7 @@ def remark_call(substrate) -> bytes:
     return bytes(substrate.compose_call("System", "remark", {"remark": "0x" + secrets.token_hex(4)}).data.data)
 
 
-@pytest.mark.parametrize("frame, code, fragment", [
+ENVELOPES = [
     ('{"jsonrpc": "1.0", "id": 1, "method": "system_name", "params": []}', -32600, '"jsonrpc" must be "2.0"'),
     ('{"id": 1, "method": "system_name", "params": []}', -32600, '"jsonrpc" must be "2.0"'),
     ('{"jsonrpc": 2.0, "id": 1, "method": "system_name"}', -32600, '"jsonrpc" must be "2.0"'),
@@ -121,7 +121,10 @@ def remark_call(substrate) -> bytes:
     ("[" * 50_000 + "]" * 50_000, -32700, "Parse error"),  # nested deeper than any parser recursion limit
     ('{"jsonrpc": "2.0", "id": 1, "method": "system_name"', -32700, "Parse error"),
     ("\ufeff{}", -32700, "Parse error"),
-])
+]
+
+
+@pytest.mark.parametrize("frame, code, fragment", ENVELOPES, ids=[f[:40] for f, _, _ in ENVELOPES])
 def test_malformed_envelopes_are_json_rpc_errors(node, signer, frame, code, fragment):
     before = chain_state(node, signer)
     sock = Socket(node.ws_url)
