@@ -53,6 +53,20 @@ def test_nonces_stale_and_future():
     assert info.value.kind == "Future"
 
 
+def test_a_nonce_too_far_ahead_is_refused_not_held():
+    from secretstore.runtime.runtime import MAX_NONCE_AHEAD
+
+    chain = make_chain()
+    rt = chain.runtime
+    call = rt.RuntimeCall.encode(("System", ("remark", {"remark": b""})))
+    rt.apply_extrinsic(0, ALICE, 0, 0, call, 10)  # the next nonce is 1
+    held = rt.validate_transaction(ALICE, MAX_NONCE_AHEAD, 0, call, 10)
+    assert not held.ready and held.requires == (ALICE, MAX_NONCE_AHEAD - 1)
+    with pytest.raises(InvalidTransaction, match="too far ahead of the account's next nonce 1") as info:
+        rt.validate_transaction(ALICE, MAX_NONCE_AHEAD + 1, 0, call, 10)
+    assert info.value.kind == "Future"
+
+
 def test_unfunded_account_cannot_pay():
     chain = make_chain(base_fee=10)
     call = chain.runtime.RuntimeCall.encode(("System", ("remark", {"remark": b""})))

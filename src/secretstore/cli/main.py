@@ -15,8 +15,16 @@ class CommandError(Exception):
     """A failure to report to the user as one line, without a traceback."""
 
 
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """A usage error is one line on stderr (what is wrong and where to look), exit code 2; subcommands' parsers are
+    of this class too."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="secretstore", description="MathChain SecretStore: keys, documents, network.")
+    parser = OneLineArgumentParser(prog="secretstore", description="MathChain SecretStore: keys, documents, network.")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-v info, -vv debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda i: i.name):
@@ -57,7 +65,25 @@ def main(argv: list[str] | None = None) -> int:
     except (CommandError, ValueError, OSError) as exc:  # CryptoError and CodecError are ValueErrors
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except BaseExceptionGroup as group:  # a failure inside a TaskGroup (e.g. a key server that cannot bind)
+        found = _user_error(group)
+        if found is None:
+            raise
+        print(f"error: {found}", file=sys.stderr)
+        return 1
     return int(result or 0)
+
+
+def _user_error(group: BaseExceptionGroup) -> BaseException | None:
+    """The first error of a group that is the user's to fix (the kinds main reports as one line)."""
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            found = _user_error(exc)
+            if found is not None:
+                return found
+        elif isinstance(exc, (CommandError, ValueError, OSError)):
+            return exc
+    return None
 
 
 if __name__ == "__main__":

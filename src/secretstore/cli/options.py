@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import socket
 
 
 def add_metrics_arguments(p: argparse.ArgumentParser, flag: str, default_port: int | None) -> None:
@@ -23,3 +24,11 @@ def metrics_address(args: argparse.Namespace, flag: str, default_port: int | Non
     if not 0 < port < 65536:
         raise ValueError(f"{flag}-port must be a TCP port (1..65535)")
     return getattr(args, f"{name}_host"), port
+
+
+def check_listen_host(flag: str, host: str) -> None:
+    """A host to listen on must resolve before anything is started (or created on disk)."""
+    try:
+        socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise ValueError(f"{flag}: cannot listen on {host!r}: {getattr(exc, 'strerror', None) or exc}") from None

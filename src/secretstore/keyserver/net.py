@@ -241,7 +241,8 @@ class Cluster:
             async with asyncio.timeout(HANDSHAKE_TIMEOUT):
                 conn = await handshake(self.keypair, reader, writer, self.directory, None)
         except (HandshakeError, asyncio.IncompleteReadError, OSError, TimeoutError) as exc:
-            log.info("refused cluster connection", extra={"reason": str(exc)})
+            # a timeout or a closed socket has no message of its own: the type is the reason
+            log.info("refused cluster connection", extra={"reason": str(exc) or type(exc).__name__})
             writer.close()
             return
         await self._serve(conn)

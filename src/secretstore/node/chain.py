@@ -72,6 +72,8 @@ def state_root(parent_root: bytes, changes: dict[bytes, bytes | None]) -> bytes:
 def _bytes(value: str, length: int | None, what: str) -> bytes:
     from ..crypto.keys import parse_hex
 
+    if not isinstance(value, str):
+        raise ValueError(f"chain spec {what}: expected a string, got {type(value).__name__}")
     if length == 32 and not value.startswith("0x"):
         from substrateinterface.utils.ss58 import ss58_decode  # SS58 account addresses are accepted too
 
@@ -82,37 +84,69 @@ def _bytes(value: str, length: int | None, what: str) -> bytes:
     return parse_hex(value, f"chain spec {what}", length)
 
 
+def _spec_type(spec: dict, key: str, kind: type, what: str) -> Any:
+    value = spec[key]
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        raise ValueError(f"chain spec {key}: expected {what}, got {type(value).__name__}")
+    return value
+
+
 def load_chain_spec(path: Path | None) -> tuple[GenesisConfig, str]:
-    """The dev genesis, with any value overridden by the JSON chain spec file."""
+    """The dev genesis, with any value overridden by the JSON chain spec file. Every field is checked here, and the
+    genesis built once, so that a spec the node cannot start from is refused (ValueError, one line) before any
+    database is opened."""
     config = GenesisConfig.dev()
     name = "SecretStore Development"
     if path is None:
         return config, name
     try:
         spec = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise ValueError(f"cannot read chain spec {path}: {exc}") from None
-    name = spec.get("name", name)
+    if not isinstance(spec, dict):
+        raise ValueError(f"chain spec {path}: expected a JSON object, got {type(spec).__name__}")
     known = {"name", "owner", "key_servers", "claims", "endowed", "is_initialization_completed",
              "server_key_generation_fee", "server_key_retrieval_fee", "document_key_store_fee",
              "document_key_shadow_retrieval_fee", "max_pending_requests", "base_fee", "byte_fee", "key_server_ports"}
     unknown = set(spec) - known
     if unknown:
         raise ValueError(f"chain spec {path}: unknown field(s) {', '.join(sorted(unknown))}")
+    if "name" in spec:
+        name = _spec_type(spec, "name", str, "a string")
+        if not name.strip():
+            raise ValueError("chain spec name: must not be empty")
     if "owner" in spec:
         config.owner = _bytes(spec["owner"], 32, "owner")
     if "key_servers" in spec:
-        config.key_servers = [(_bytes(ks["id"], 20, "key_servers.id"), ks["address"].encode())
-                              for ks in spec["key_servers"]]
+        config.key_servers = []
+        for ks in _spec_type(spec, "key_servers", list, "a list of {\"id\", \"address\"} objects"):
+            if not isinstance(ks, dict) or set(ks) != {"id", "address"} or not isinstance(ks["address"], str):
+                raise ValueError('chain spec key_servers: each entry must be {"id": "0x<20 bytes>", '
+                                 '"address": "host:port"} and nothing else')
+            config.key_servers.append((_bytes(ks["id"], 20, "key_servers.id"), ks["address"].encode()))
     if "claims" in spec:
-        config.claims = {_bytes(a, 32, "claims"): _bytes(e, 20, "claims") for a, e in spec["claims"].items()}
+        claims = _spec_type(spec, "claims", dict, "an object of account -> entity id")
+        config.claims = {_bytes(a, 32, "claims"): _bytes(e, 20, "claims") for a, e in claims.items()}
     if "endowed" in spec:
-        config.endowed = {_bytes(a, 32, "endowed"): int(v) for a, v in spec["endowed"].items()}
+        endowed = _spec_type(spec, "endowed", dict, "an object of account -> balance")
+        config.endowed = {}
+        for account, balance in endowed.items():
+            if not isinstance(balance, int) or isinstance(balance, bool):
+                raise ValueError(f"chain spec endowed: balance of {account} must be an integer")
+            config.endowed[_bytes(account, 32, "endowed")] = balance
+    if "key_server_ports" in spec:  # not genesis: where a LocalNetwork's key servers listen, kept for restarts
+        ports = _spec_type(spec, "key_server_ports", list, "a list of TCP ports")
+        if not all(isinstance(p, int) and not isinstance(p, bool) and 0 < p < 65536 for p in ports):
+            raise ValueError("chain spec key_server_ports: expected a list of TCP ports (1..65535)")
     for key in ("is_initialization_completed", "server_key_generation_fee", "server_key_retrieval_fee",
                 "document_key_store_fee", "document_key_shadow_retrieval_fee", "max_pending_requests",
                 "base_fee", "byte_fee"):
         if key in spec:
             setattr(config, key, spec[key])
+    try:
+        Runtime.genesis_storage(config)  # checks the values' types and ranges (InvalidGenesis names the field)
+    except ValueError as exc:
+        raise ValueError(f"chain spec {path}: {exc}") from None
     return config, name
 
 

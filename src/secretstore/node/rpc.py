@@ -67,7 +67,9 @@ def _opt_hash(value: Any) -> bytes | None:
 
 
 def _account(value: Any) -> bytes:
-    if isinstance(value, str) and value.startswith("0x"):
+    if not isinstance(value, str):
+        raise RpcError(-32602, "invalid params: account must be an SS58 address or 0x-prefixed hex string")
+    if value.startswith("0x"):
         raw = _bytes_param(value, "account")
     else:
         from substrateinterface.utils.ss58 import ss58_decode
@@ -162,7 +164,10 @@ class RpcServer:
 
     async def _http(self, request: web.Request) -> web.Response:
         conn = Connection(websocket=False)
-        body = await request.text()
+        try:
+            body = await request.text()
+        except UnicodeDecodeError:  # aiohttp would answer 500
+            body = "\ufffd"  # not JSON: a Parse error
         reply = self.handle_text(body, conn)
         if isinstance(reply, asyncio.Future):
             reply = await reply
@@ -241,7 +246,7 @@ class RpcServer:
             return {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "Request too large (limit 16 MiB)"}}
         try:
             request = json.loads(text)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):  # RecursionError: nested too deeply
             return {"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "Parse error"}}
         if isinstance(request, list):
             if not request:
@@ -257,6 +262,10 @@ class RpcServer:
         if not isinstance(request, dict) or not isinstance(request.get("method"), str):
             return {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "Invalid request"}}
         rid = request.get("id")
+        if request.get("jsonrpc") != "2.0" or not (rid is None or rid.__class__ in (int, str)):
+            # JSON-RPC 2.0: "jsonrpc" must be exactly "2.0"; an id is a string, an integer or null
+            return {"jsonrpc": "2.0", "id": rid if rid.__class__ in (int, str) else None, "error": {
+                "code": -32600, "message": 'Invalid request: "jsonrpc" must be "2.0" and "id" a string, integer or null'}}
         params = request.get("params", [])
         if params is None:
             params = []
@@ -417,8 +426,8 @@ class RpcServer:
             return hex0x(self.chain.head_hash)
         if isinstance(number, str):
             number = int(number, 16) if number.startswith("0x") else int(number)
-        if not isinstance(number, int) or number < 0:
-            raise RpcError(-32602, "invalid params: block number must be a non-negative integer")
+        if not isinstance(number, int) or isinstance(number, bool) or not 0 <= number < 1 << 32:
+            raise RpcError(-32602, "invalid params: block number must be an integer in [0, 2^32)")
         found = self.chain.block(number)
         return hex0x(found[0]) if found else None
 

@@ -65,6 +65,10 @@ RuntimeEvent = _outer_enum("RuntimeEvent", "EVENTS", "Event")
 RuntimeError = _outer_enum("RuntimeError", "ERRORS", "Error")
 # Largest encoded transaction accepted (bytes): bigger ones could never fit in a block.
 MAX_TRANSACTION_LENGTH = 4 * 1024 * 1024
+# How far ahead of an account's next nonce a transaction may be: a nonce further ahead is refused ("Future") instead
+# of waiting in the pool for predecessors that may never come. Generous for clients that keep many transactions of
+# one account in flight (the node's pool holds at most 8192 transactions in all).
+MAX_NONCE_AHEAD = 8192
 
 
 @dataclass
@@ -255,6 +259,9 @@ class Runtime:
         expected = self.system.nonce(storage, signer)
         if nonce < expected:
             raise InvalidTransaction("Stale", f"nonce {nonce} is already used (next is {expected})")
+        if nonce - expected >= MAX_NONCE_AHEAD:
+            raise InvalidTransaction("Future", f"nonce {nonce} is too far ahead of the account's next nonce {expected} "
+                                               f"(at most {MAX_NONCE_AHEAD - 1} ahead)")
         fee = self.payment.inclusion_fee(storage, length) + tip
         if self.balances.free(storage, signer) < fee:
             raise InvalidTransaction("Payment", f"the account cannot pay the fee of {fee}")

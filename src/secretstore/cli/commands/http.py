@@ -62,6 +62,10 @@ def run_call(args: argparse.Namespace) -> int:
     from ...crypto.signing import schnorr_to_bytes
     from ..main import CommandError
 
+    if not args.url.startswith(("http://", "https://")):
+        raise ValueError(f"--url must be an http:// or https:// URL, got {args.url!r}")
+    if not 0 < args.timeout <= 3600:  # also refuses nan
+        raise ValueError("--timeout must be a positive number of seconds (at most 3600)")
     api = SecretStoreHttpClient(args.url, timeout=args.timeout)
     secret = Secret.from_hex(args.requester_secret, "--requester-secret")
     key_id = ServerKeyId.from_hex(args.key_id, "--key-id")

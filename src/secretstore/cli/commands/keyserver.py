@@ -8,7 +8,7 @@ import argparse
 import asyncio
 from pathlib import Path
 
-from ..options import add_metrics_arguments, metrics_address
+from ..options import add_metrics_arguments, check_listen_host, metrics_address
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -90,6 +90,10 @@ def run(args: argparse.Namespace) -> int:
     elif args.http_cors is not None:
         raise ValueError("--http-cors needs --http-port")
     metrics = metrics_address(args, "--metrics", None)
+    for flag, host in (("--net-host", args.net_host), ("--http-host", http and args.http_host),
+                       ("--metrics-host", metrics and metrics[0])):
+        if host:
+            check_listen_host(flag, host)
     asyncio.run(run_key_server(secret, args.db_path, args.net_host, args.net_port,
                                f"ws://{args.sub_host}:{args.sub_port}", signer, http=http, metrics=metrics,
                                faults=faults))

@@ -6,7 +6,7 @@ import argparse
 import asyncio
 from pathlib import Path
 
-from ..options import add_metrics_arguments, metrics_address
+from ..options import add_metrics_arguments, check_listen_host, metrics_address
 
 DEFAULT_PROMETHEUS_PORT = 9615  # Substrate's default
 
@@ -30,11 +30,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ...node.service import run_node
 
-    if args.block_time is not None and args.block_time <= 0:
-        raise ValueError("--block-time must be positive")
+    if args.block_time is not None and not 0 < args.block_time < 1e6:  # also refuses nan and inf
+        raise ValueError("--block-time must be a positive number of seconds")
+    if not 0 < args.rpc_port < 65536:
+        raise ValueError("--rpc-port must be a TCP port (1..65535)")
     if args.block_time is not None and args.seal_per_transaction:
         raise ValueError("--seal-per-transaction is an instant seal mode: it cannot be combined with --block-time")
     prometheus = metrics_address(args, "--prometheus", DEFAULT_PROMETHEUS_PORT)
+    check_listen_host("--rpc-host", args.rpc_host)
+    if prometheus is not None:
+        check_listen_host("--prometheus-host", prometheus[0])
     asyncio.run(run_node(args.base_path, args.rpc_host, args.rpc_port, args.block_time, args.chain_spec,
                          seal_per_transaction=args.seal_per_transaction, prometheus=prometheus))
     return 0

@@ -238,7 +238,7 @@ def render(status: dict[str, Any]) -> str:
 
 # ------------------------------------------------------------------------------------------------------ run
 def run(args: argparse.Namespace) -> int:
-    if args.watch is not None and args.watch <= 0:
+    if args.watch is not None and not 0 < args.watch < 1e6:  # also refuses nan
         raise ValueError("--watch must be a positive number of seconds")
     if args.scan_blocks < 0:
         raise ValueError("--scan-blocks must not be negative")

@@ -112,6 +112,10 @@ def run(args: argparse.Namespace) -> int:
     from ...client import RequestTimeout, SecretStoreClient
 
     call, params = parse_transaction(args.transaction)
+    if not 0 < args.sub_port < 65536:
+        raise ValueError("--sub-port must be a TCP port (1..65535)")
+    if not 0 < args.timeout < 1e6:  # also refuses nan
+        raise ValueError("--timeout must be a positive number of seconds")
     waits = args.wait_processed or args.wait_finalized or args.wait_mined
     client = SecretStoreClient(f"ws://{args.sub_host}:{args.sub_port}", signer_keypair(args), timeout=args.timeout)
     match, finished = _processed(client, call, params) if args.wait_processed else (None, None)
