@@ -9,7 +9,7 @@ A plan is a comma-separated list (`--faults corrupt=dkg,delay=shadow_part:2,cras
   corrupt=dkg-feldman  deal good shares but publish Feldman commitments that do not match them
   corrupt=shadow       return shadow points shifted by a random point (shadow / document key retrieval)
   corrupt=sign         return wrong partial signatures (Schnorr partials, ECDSA partials)
-  delay=TYPE:SECONDS   answer cluster requests of TYPE (e.g. dkg_deal, shadow_part) only after SECONDS
+  delay=TYPE:SECONDS   answer cluster requests of TYPE (e.g. dkg_share, shadow_part) only after SECONDS
   drop=TYPE            never answer cluster requests of TYPE (the asking server times out)
   crash=TYPE           os._exit(3) on receiving a cluster request of TYPE (e.g. dkg_finish, sign_verify)
 TYPE may be `*` for every request type.

@@ -31,6 +31,8 @@ from .storage import DocumentKeyAlreadyStored, KeyAlreadyExists, KeyShare, KeySt
 log = logging.getLogger(__name__)
 
 SESSION_TIMEOUT = 30.0
+MAX_EARLY_SESSIONS = 4096  # generations whose shares came before their dkg_init, at once
+MAX_PARTICIPANTS = 256
 STEP_TIMEOUT = 15.0
 CONNECT_GRACE = 5.0  # seconds a DKG waits for participants that are not connected yet
 RESHARE_IN_FLIGHT = 4  # migration batches moving at once
@@ -220,6 +222,9 @@ class KeyServerCore:
         self.on_result = on_result  # (response call name, params) for the chain service to submit
         self.cluster: Cluster | None = None
         self.dkg: dict[str, DkgState] = {}
+        # shares dealt for a generation whose dkg_init has not reached this server yet: session -> [(dealer, body)]
+        self.early_shares: dict[str, list[tuple[Address, dict]]] = {}
+        self._early_since: dict[str, float] = {}
         self.shadows: dict[tuple[ServerKeyId, Address], bytes] = {}
         # servers set change: (migration id hex, key id hex) -> dealer -> (share, commitments, key facts)
         self.reshares: dict[tuple[str, str], dict[Address, tuple[int, list[Public], dict]]] = {}
@@ -234,7 +239,7 @@ class KeyServerCore:
     async def handle(self, peer: Address, body: dict) -> dict:
         kind = body.get("type")
         handler = {
-            "dkg_init": self._dkg_init, "dkg_deal": self._dkg_deal, "dkg_share": self._dkg_share,
+            "dkg_init": self._dkg_init, "dkg_share": self._dkg_share,
             "dkg_finish": self._dkg_finish, "dkg_verify": self._dkg_verify, "dkg_abort": self._dkg_abort,
             "dkg_reveal": self._dkg_reveal,
             "shadow_part": self._shadow_part, "shadow_report": self._shadow_report,
@@ -260,6 +265,10 @@ class KeyServerCore:
         for session, signing in list(self.signing.items()):
             if now - signing.started > SESSION_TIMEOUT * 2:
                 del self.signing[session]
+        for session, since in list(self._early_since.items()):
+            if now - since > SESSION_TIMEOUT:
+                del self._early_since[session]
+                self.early_shares.pop(session, None)
 
     def _session(self, body: dict) -> DkgState:
         state = self.dkg.get(body.get("session"))  # type: ignore[arg-type]
@@ -299,10 +308,16 @@ class KeyServerCore:
             if self.storage.pending_migrations():
                 raise SessionError("a key server set migration is in progress; try again when it completes",
                                    CONSENSUS_UNREACHABLE)
-        self.dkg[session] = DkgState(key_id, author, threshold, participants,
-                                     m.random_polynomial(threshold), m.random_polynomial(threshold),
-                                     pedersen_point(key_id, participants), master=peer, report=not direct)
-        return {}
+        state = self.dkg[session] = DkgState(key_id, author, threshold, participants,
+                                             m.random_polynomial(threshold), m.random_polynomial(threshold),
+                                             pedersen_point(key_id, participants), master=peer, report=not direct)
+        self._early_since.pop(session, None)
+        for dealer, share in self.early_shares.pop(session, []):
+            try:
+                self._keep_share(state, dealer, share)
+            except SessionError as exc:  # as if it never came: the dealer's share is missing, a complaint settles it
+                log.warning("early dkg share refused", extra={"dealer": dealer.hex(), "error": str(exc)})
+        return await self._deal(session, state)
 
     async def _authorize(self, key_id: ServerKeyId, body: dict) -> Public:
         """The requester of a direct (HTTP) request, recovered from its signature and checked against the chain ACL."""
@@ -311,17 +326,18 @@ class KeyServerCore:
             raise SessionError(f"requester {requester.address().hex()} may not access key {key_id.hex()}", ACCESS_DENIED)
         return requester
 
-    async def _dkg_deal(self, peer: Address, body: dict) -> dict:
-        """Send every participant its share of this node's polynomial, directly. A receiver that cannot be reached
-        is not this dealer's failure: it complains that the share is missing, and the dealer's reveal settles it."""
-        state = self._session(body)
+    async def _deal(self, session: str, state: DkgState) -> dict:
+        """Send every participant its share of this node's polynomial, directly, as part of dkg_init (one round
+        less: a share that arrives before its receiver's dkg_init waits there for it). A receiver that cannot be
+        reached is not this dealer's failure: it complains that the share is missing, and the dealer's reveal
+        settles it."""
         commitments = [p.hex() for p in state.pedersen]
         assert self.cluster is not None
 
         async def deal(to: Address) -> None:
             share, blinding = self._dealt(state, to)
             await self.cluster.request(to, {  # type: ignore[union-attr]
-                "type": "dkg_share", "session": body["session"], "commitments": commitments,
+                "type": "dkg_share", "session": session, "commitments": commitments,
                 "share": scalar_hex(share), "blinding": scalar_hex(blinding)}, timeout=STEP_TIMEOUT)
 
         results = await asyncio.gather(*(deal(p) for p in state.participants), return_exceptions=True)
@@ -337,8 +353,35 @@ class KeyServerCore:
 
     async def _dkg_share(self, peer: Address, body: dict) -> dict:
         """Keep a dealer's share; one that fails its Pedersen commitments is not an error of the session but a
-        complaint against the dealer, which the master settles (see generate_server_key)."""
-        state = self._session(body)
+        complaint against the dealer, which the master settles (see generate_server_key). A share may come before
+        this server's own dkg_init (the dealer got its own first): it is kept, bounded, until the init comes."""
+        session = body.get("session")
+        state = self.dkg.get(session)  # type: ignore[arg-type]
+        if state is None:
+            if not isinstance(session, str) or not 16 <= len(session) <= 64:
+                raise SessionError("bad session id")
+            parse_scalar(body.get("share"), "share")  # malformed is refused now, not when the init comes
+            parse_scalar(body.get("blinding"), "blinding")
+            raw = body.get("commitments")
+            if not isinstance(raw, list) or len(raw) > MAX_PARTICIPANTS:
+                raise SessionError("commitments: expected a list of points")
+            for c in raw:
+                parse_point(c, "commitment")
+            waiting = self.early_shares.get(session)
+            if waiting is not None and (any(dealer == peer for dealer, _ in waiting)
+                                        or len(waiting) >= MAX_PARTICIPANTS):
+                raise SessionError("share already received")
+            if waiting is None:
+                if len(self.early_shares) >= MAX_EARLY_SESSIONS:
+                    raise SessionError("unknown generation session")
+                waiting = self.early_shares[session] = []
+                self._early_since[session] = time.monotonic()
+            waiting.append((peer, body))
+            return {}
+        self._keep_share(state, peer, body)
+        return {}
+
+    def _keep_share(self, state: DkgState, peer: Address, body: dict) -> None:
         if peer not in state.participants:
             raise SessionError("dealer is not a participant")
         raw = body.get("commitments")
@@ -355,7 +398,6 @@ class KeyServerCore:
             log.warning("dkg complaint: dealt share fails its commitments", extra={
                 "key": state.key_id.hex(), "dealer": peer.hex(), "check": state.complaints[peer]})
         state.received[peer] = (share, blinding, commitments)
-        return {}
 
     async def _dkg_finish(self, peer: Address, body: dict) -> dict:
         """This dealer's Pedersen and Feldman commitments, a digest of the commitments each dealer sent here (so the
@@ -947,8 +989,7 @@ class KeyServerCore:
 
         try:
             async with asyncio.timeout(SESSION_TIMEOUT):
-                await each(init)
-                await each({"type": "dkg_deal"})
+                await each(init)  # every participant deals its shares as part of it
                 finished = await each({"type": "dkg_finish"})
                 h = pedersen_point(key_id, participants)
                 pedersen, feldman = self._published(finished, threshold, culprits)
