@@ -39,3 +39,32 @@ def test_named_types_encode_as_the_pallet_declares_them():
     assert bytes(config.create_scale_object("KeyServersMask").encode(mask).data) == KeyServersMask.encode(mask)
     assert bytes(config.create_scale_object("KeyServerNetworkAddress").encode("127.0.0.1:1").data) == \
         b"\x2c" + b"127.0.0.1:1"
+
+
+def test_requested_events_announce_the_tasks_the_service_api_lists():
+    from secretstore.chain.secretstore_api import (
+        GenerateServerKey, RetrieveShadowDocumentKeyCommon, RetrieveShadowDocumentKeyPersonal, StoreDocumentKey,
+        task_from_event,
+    )
+    from secretstore.crypto import Address, ServerKeyId
+
+    key, author, point = "0x" + "ab" * 32, "0x" + "cd" * 20, "0x" + "02" * 64
+    assert task_from_event("ServerKeyGenerationRequested", {"id": key, "author": author, "threshold": 2}) == \
+        GenerateServerKey(ServerKeyId.from_hex(key), Address.from_hex(author), 2)
+    assert task_from_event("DocumentKeyStoreRequested", {"id": key, "author": author, "common_point": point,
+                                                         "encrypted_point": point}) == \
+        StoreDocumentKey(ServerKeyId.from_hex(key), Address.from_hex(author), bytes.fromhex(point[2:]),
+                         bytes.fromhex(point[2:]))
+    assert task_from_event("DocumentKeyShadowRetrievalRequested", {"id": key, "requester": author}) == \
+        RetrieveShadowDocumentKeyCommon(ServerKeyId.from_hex(key), Address.from_hex(author))
+    personal = task_from_event("DocumentKeyPersonalRetrievalRequested", {"id": key, "requester_public": point})
+    assert personal == RetrieveShadowDocumentKeyPersonal(ServerKeyId.from_hex(key), bytes.fromhex(point[2:]))
+    # not a request, or fields it cannot read: nothing is announced (the scan reads the task from the chain instead)
+    for name, attributes in [("ServerKeyGenerated", {"id": key, "public": point}), ("KeyClaimed", {"id": key}),
+                             ("ServerKeyGenerationRequested", {"id": key, "author": author}),
+                             ("ServerKeyGenerationRequested", {"id": "ab" * 32, "author": author, "threshold": 1}),
+                             ("DocumentKeyStoreRequested", {"id": key, "author": author, "common_point": "0xzz",
+                                                            "encrypted_point": point}),
+                             ("DocumentKeyPersonalRetrievalRequested", {"id": key, "requester_public": "0x02"}),
+                             ("ServerKeyRetrievalRequested", (key,))]:
+        assert task_from_event(name, attributes) is None

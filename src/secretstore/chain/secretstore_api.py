@@ -104,6 +104,35 @@ ServiceTask = Union[GenerateServerKey, RetrieveServerKey, StoreDocumentKey, Retr
                     RetrieveShadowDocumentKeyPersonal]
 
 
+def task_from_event(name: str, attributes: Any) -> ServiceTask | None:
+    """The task a *Requested event of the pallet announces (None for any other event, or fields it lacks): the same
+    task the service API lists from that block on, known without reading it."""
+    if not isinstance(attributes, dict):
+        return None
+    try:
+        def raw(field: str) -> bytes:
+            value = attributes[field]
+            if not isinstance(value, str) or not value.startswith("0x"):
+                raise ValueError(field)
+            return bytes.fromhex(value[2:])
+
+        if name == "ServerKeyGenerationRequested":
+            return GenerateServerKey(ServerKeyId(raw("id")), Address(raw("author")), int(attributes["threshold"]))
+        if name == "ServerKeyRetrievalRequested":
+            return RetrieveServerKey(ServerKeyId(raw("id")))
+        if name == "DocumentKeyStoreRequested":
+            return StoreDocumentKey(ServerKeyId(raw("id")), Address(raw("author")), raw("common_point"),
+                                    raw("encrypted_point"))
+        if name == "DocumentKeyShadowRetrievalRequested":
+            return RetrieveShadowDocumentKeyCommon(ServerKeyId(raw("id")), Address(raw("requester")))
+        if name == "DocumentKeyPersonalRetrievalRequested":
+            public = raw("requester_public")
+            return RetrieveShadowDocumentKeyPersonal(ServerKeyId(raw("id")), public) if len(public) == 64 else None
+    except (KeyError, TypeError, ValueError):
+        return None
+    return None
+
+
 def task_from(value: tuple[str, Any]) -> ServiceTask:
     """A decoded `ServiceTask` enum value as its typed task."""
     name, fields = value
