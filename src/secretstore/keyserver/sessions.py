@@ -463,17 +463,21 @@ class KeyServerCore:
                 raise SessionError("malformed check request")
             complaints = {}
             for dealer in qualified:
+                seen_here: list[Public] | None = None  # commitments this share was checked against on arrival
                 if dealer.hex() in revealed:
                     share = parse_scalar(revealed[dealer.hex()].get("share"), "share")
                     blinding = parse_scalar(revealed[dealer.hex()].get("blinding"), "blinding")
                 elif dealer in state.received:
-                    share, blinding, _ = state.received[dealer]
+                    share, blinding, seen_here = state.received[dealer]
+                    if dealer in state.complaints:
+                        seen_here = None
                 else:
                     raise SessionError(f"no share of qualified dealer {dealer.hex()}")
                 commitments = [parse_point(c, "pedersen commitment") for c in pedersen.get(dealer.hex(), [])]
                 points = [parse_point(c, "feldman commitment") for c in feldman[dealer.hex()]]
-                if len(commitments) != state.threshold + 1 \
-                        or not m.verify_pedersen(share, blinding, x, commitments, state.h):
+                # the same share against the same commitments passed on arrival: not checked twice
+                if len(commitments) != state.threshold + 1 or (commitments != seen_here and not m.verify_pedersen(
+                        share, blinding, x, commitments, state.h)):
                     complaints[dealer.hex()] = {"check": "pedersen", "share": scalar_hex(share),
                                                 "blinding": scalar_hex(blinding)}
                 elif len(points) != state.threshold + 1 or not m.verify_feldman(share, x, points):
