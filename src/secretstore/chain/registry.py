@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from ..codec import scale
+from ..codec.scale import CodecError
+
 Decoder = Callable[[bytes, int], tuple[Any, int]]
 Encoder = Callable[[Any], bytes]
 
@@ -97,18 +100,10 @@ class Unsupported(ValueError):
 
 
 def encode_compact(value: int) -> bytes:
-    if value < 0:
-        raise Unsupported("negative compact integer")
-    if value < 1 << 6:
-        return bytes([value << 2])
-    if value < 1 << 14:
-        return ((value << 2) | 1).to_bytes(2, "little")
-    if value < 1 << 30:
-        return ((value << 2) | 2).to_bytes(4, "little")
-    raw = value.to_bytes((value.bit_length() + 7) // 8, "little")
-    if len(raw) > 67:
-        raise Unsupported("compact integer too large")
-    return bytes([((len(raw) - 4) << 2) | 3]) + raw
+    try:
+        return scale.encode_compact(value)
+    except CodecError as exc:
+        raise Unsupported(str(exc)) from None
 
 
 def _raw_bytes(value: Any) -> bytes:
