@@ -183,3 +183,17 @@ def test_the_console_scripts_say_the_same(tmp_path):
     with ThreadPoolExecutor(len(picked)) as pool:
         for result, code, fragment, directory in pool.map(run, enumerate(picked)):
             check(result.returncode, result.stderr, result.stdout, code, fragment, directory)
+
+
+@pytest.mark.timeout(60)
+def test_a_taken_port_is_refused_before_any_database_is_made(tmp_path, capsys, monkeypatch):
+    """The node's RPC port and a key server's cluster port are bound before the chain or share database is opened."""
+    import socket
+
+    monkeypatch.chdir(tmp_path)
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = str(taken.getsockname()[1])
+        for args in (["node", "--base-path", f"{D}/chain", "--rpc-port", port],
+                     ["key-server", "--self-secret", SECRET, "--db-path", f"{D}/db", "--net-port", port,
+                      "--sub-port", "1"]):
+            check(*run_in_process(main, fill(args, tmp_path), capsys), 1, "in use", tmp_path)

@@ -22,6 +22,7 @@ import itertools
 import json
 import logging
 import secrets
+import socket
 import struct
 import time
 from dataclasses import dataclass, field
@@ -195,9 +196,11 @@ async def handshake(keypair: KeyPair, reader: asyncio.StreamReader, writer: asyn
 class Cluster:
     """Connections to every other key server of the set, and request/response messaging over them."""
 
-    def __init__(self, keypair: KeyPair, host: str, port: int, directory: KeyServerDirectory, handler: Handler) -> None:
+    def __init__(self, keypair: KeyPair, host: str, port: int, directory: KeyServerDirectory, handler: Handler,
+                 listener: socket.socket | None = None) -> None:
         self.keypair = keypair
         self.host, self.port = host, port
+        self.listener = listener  # bound already (so a taken port fails before anything is written), or bound in run
         self.directory = directory
         self.handler = handler
         self.connections: dict[Address, Connection] = {}
@@ -224,7 +227,10 @@ class Cluster:
 
     async def run(self) -> None:
         """Serve until cancelled: accept peers, dial the ones this server is responsible for, keep links alive."""
-        server = await asyncio.start_server(self._accept, self.host, self.port, limit=MAX_FRAME + 64)
+        if self.listener is not None:
+            server = await asyncio.start_server(self._accept, sock=self.listener, limit=MAX_FRAME + 64)
+        else:
+            server = await asyncio.start_server(self._accept, self.host, self.port, limit=MAX_FRAME + 64)
         try:
             async with asyncio.TaskGroup() as tasks:
                 self._tasks = tasks

@@ -29,6 +29,7 @@ from ..chain.secretstore_api import (
 )
 from ..crypto import Address, KeyPair, Public, Secret, ServerKeyId
 from ..crypto.math import common_shadow_point
+from ..node.service import listen_socket
 from .metrics import key_server_metrics_server
 from .net import Cluster, ClusterError, KeyServerDirectory, parse_network_address
 from .sessions import KeyServerCore, SessionError
@@ -515,14 +516,19 @@ async def run_key_server(self_secret: Secret, db_path: Path, net_host: str, net_
                          signer: Keypair, stop: asyncio.Event | None = None, http: HttpSettings | None = None,
                          metrics: tuple[str, int] | None = None, faults=None) -> None:
     keypair = KeyPair(self_secret)
-    storage = KeyStorage(Path(db_path) / "keys.sqlite")
+    listener = listen_socket(net_host, net_port)  # a taken port fails here, before the database is made
+    try:
+        storage = KeyStorage(Path(db_path) / "keys.sqlite")
+    except BaseException:
+        listener.close()
+        raise
     chain = ChainConnection(sub_url)
     directory = KeyServerDirectory()
     service: ChainService
     core = KeyServerCore(keypair, storage, lambda k, r: service.check_access(k, r), lambda c, p: service.respond(c, p))
     service = ChainService(chain, core, directory, SecretStoreRuntimeApi(chain.state_call),
                            TransactionSubmitter(chain, signer))
-    cluster = Cluster(keypair, net_host, net_port, directory, core.handle)
+    cluster = Cluster(keypair, net_host, net_port, directory, core.handle, listener)
     core.cluster = cluster
     metrics_server = key_server_metrics_server(core, cluster, service, storage, metrics)  # None unless --metrics-port
     if faults is not None:  # test-only (keyserver.faults; refused without SECRETSTORE_FAULTS=1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 from pathlib import Path
 
 from aiohttp import web
@@ -16,11 +17,23 @@ from .rpc import RpcServer
 log = logging.getLogger(__name__)
 
 
+def listen_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port (IPv4 or IPv6, as the host resolves), bound before anything is written,
+    so that a taken port is refused with no database made."""
+    family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    return socket.create_server(address[:2], family=family)
+
+
 async def run_node(base_path: Path, host: str, port: int, block_time: float | None, chain_spec: Path | None,
                    ready: asyncio.Event | None = None, seal_per_transaction: bool = False,
                    prometheus: tuple[str, int] | None = None) -> None:
     genesis, name = load_chain_spec(chain_spec)
-    chain = Chain(base_path, genesis, name)
+    listener = listen_socket(host, port)
+    try:
+        chain = Chain(base_path, genesis, name)
+    except BaseException:
+        listener.close()
+        raise
     server = RpcServer(chain, block_time=block_time, seal_per_transaction=seal_per_transaction)
     metrics = node_metrics_server(chain, server, prometheus)  # None unless --prometheus / --prometheus-port
     runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
@@ -30,7 +43,7 @@ async def run_node(base_path: Path, host: str, port: int, block_time: float | No
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        site = web.TCPSite(runner, host, port)
+        site = web.SockSite(runner, listener)
         await site.start()
         if metrics is not None:
             await metrics.start()
