@@ -324,8 +324,8 @@ class ChainService:
         """Whether `_act` could do anything for this task now (before asking the chain if a response is required)."""
         key_id = task.key_id.hex()
         if isinstance(task, GenerateServerKey):
-            if not self._fresh(("generation", key_id, None)):
-                return False
+            if not self._fresh(("generation", key_id, None)) or ("generation", task.key_id) in self.inflight:
+                return False  # answered lately, or this server's generation session for it is running
             if self.core.storage.get(task.key_id) is not None and not self.core.storage.is_reported(task.key_id):
                 return True  # every holder answers again an answer that never reached the chain
             # a new key, or a request for an existing one (its master answers it with an error)
@@ -336,7 +336,8 @@ class ChainService:
             return not migrating and self._fresh(("store", key_id, None))
         if isinstance(task, RetrieveShadowDocumentKeyCommon):
             return self._fresh(("common", key_id, task.requester.hex()))
-        return True  # personal parts: the master starts the session, the others keep their patience clock
+        # personal parts: the master starts the session (unless it runs), the others keep their patience clock
+        return ("personal", task.key_id, task.requester) not in self.inflight
 
     def _act(self, tasks: asyncio.TaskGroup, task: ServiceTask, migrating: bool, now: float, seen: set[tuple]):
         """Start the work a task needs from this key server; a coroutine to await if it must ask the chain first."""
