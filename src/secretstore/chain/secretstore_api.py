@@ -133,6 +133,40 @@ def task_from_event(name: str, attributes: Any) -> ServiceTask | None:
     return None
 
 
+SERVICE_OF_TASK: dict[type, Service] = {
+    GenerateServerKey: "server_key_generation", RetrieveServerKey: "server_key_retrieval",
+    StoreDocumentKey: "document_key_store", RetrieveShadowDocumentKeyCommon: "document_key_shadow_retrieval",
+    RetrieveShadowDocumentKeyPersonal: "document_key_shadow_retrieval",
+}
+
+
+def task_identity(task: ServiceTask) -> tuple:
+    """What a pending request is keyed by on chain, with its kind: (task type, key id, requester or None)."""
+    requester = task.requester if isinstance(task, (RetrieveShadowDocumentKeyCommon,
+                                                    RetrieveShadowDocumentKeyPersonal)) else None
+    return type(task), task.key_id, requester
+
+
+def tasks_ended_by_event(name: str, attributes: Any) -> list[tuple] | None:
+    """The identities of the pending tasks a result event of the pallet removes ([] for an event that removes
+    none for sure — a personal part, which ends the request only once enough have come — and None for one this
+    cannot read: then the caller reads the lists again)."""
+    kinds = {"ServerKeyGenerated": [GenerateServerKey], "ServerKeyGenerationError": [GenerateServerKey],
+             "ServerKeyRetrieved": [RetrieveServerKey], "ServerKeyRetrievalError": [RetrieveServerKey],
+             "DocumentKeyStored": [StoreDocumentKey], "DocumentKeyStoreError": [StoreDocumentKey],
+             "DocumentKeyCommonRetrieved": [RetrieveShadowDocumentKeyCommon],
+             "DocumentKeyShadowRetrievalError": [RetrieveShadowDocumentKeyCommon, RetrieveShadowDocumentKeyPersonal]}
+    if name not in kinds:
+        return []
+    try:
+        key_id = ServerKeyId.from_hex(attributes["id"])
+        shadow = kinds[name][0] is RetrieveShadowDocumentKeyCommon
+        requester = Address.from_hex(attributes["requester"]) if shadow else None
+    except (KeyError, TypeError, ValueError):
+        return None
+    return [(kind, key_id, requester) for kind in kinds[name]]
+
+
 def task_from(value: tuple[str, Any]) -> ServiceTask:
     """A decoded `ServiceTask` enum value as its typed task."""
     name, fields = value

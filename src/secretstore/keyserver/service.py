@@ -25,7 +25,8 @@ from ..chain.errors import ChainError
 from ..chain.rpc import header_hash, header_number
 from ..chain.secretstore_api import (
     SERVICES, GenerateServerKey, KeyServerSetSnapshot, RetrieveServerKey, RetrieveShadowDocumentKeyCommon,
-    SecretStoreRuntimeApi, ServiceTask, StoreDocumentKey, task_from_event,
+    SERVICE_OF_TASK, RetrieveShadowDocumentKeyPersonal, SecretStoreRuntimeApi, ServiceTask, StoreDocumentKey,
+    task_from_event, task_identity, tasks_ended_by_event,
 )
 from ..crypto import Address, KeyPair, Public, Secret, ServerKeyId
 from ..crypto.math import common_shadow_point
@@ -142,15 +143,16 @@ class ChainService:
                                     checked = numbers[-1]
                                     if follows and time.monotonic() - scanned_at < RESCAN_AFTER:
                                         changed: set[str] = set()
-                                        announced: list[ServiceTask] = []
+                                        announced: dict[tuple, ServiceTask] = {}
+                                        ended: set[tuple] = set()
                                         for events in await asyncio.gather(
                                                 *(self.chain.events(header_hash(h)) for h in headers)):
-                                            changed |= self._changed(events, announced)
+                                            changed |= self._changed(events, announced, ended)
                                         if not changed:
                                             continue
                                         if ALL not in changed:
-                                            await self._act_on_announced(tasks, announced)
-                                            await self.process(tasks, block_hash, changed)
+                                            await self._act_on_announced(tasks, list(announced.values()))
+                                            await self.process(tasks, block_hash, changed, announced, ended)
                                             continue
                             except TimeoutError:
                                 pass
@@ -162,12 +164,13 @@ class ChainService:
                     await asyncio.sleep(1.0)
 
     @staticmethod
-    def _changed(events: list, announced: list[ServiceTask]) -> set[str]:
+    def _changed(events: list, announced: dict[tuple, ServiceTask], ended: set[tuple]) -> set[str]:
         """What a block can have changed of the key servers' work, from its events: the services whose pending
         requests came or went, or ALL (the key server set, a runtime upgrade, an event this server does not know).
         A response that only adds support emits nothing and changes no task, and claims and transfers change none
         either: a block of those is not scanned. Any block after a gap is, and every block once RESCAN_AFTER has
-        passed since the last full scan. New tasks the events announce are added to `announced`."""
+        passed since the last full scan. New tasks the events announce go to `announced`, the identities of those
+        they end to `ended` (blocks in order: a task announced and ended within them is not announced)."""
         changed: set[str] = set()
         for event in events:
             if event.pallet == SECRETSTORE_PALLET:
@@ -175,7 +178,14 @@ class ChainService:
                     changed.add(SERVICE_OF_EVENT.get(event.name, ALL))
                 task = task_from_event(event.name, event.attributes)
                 if task is not None:
-                    announced.append(task)
+                    announced[task_identity(task)] = task
+                gone = tasks_ended_by_event(event.name, event.attributes)
+                if gone is None:
+                    changed.add(ALL)
+                    continue
+                for identity in gone:
+                    ended.add(identity)
+                    announced.pop(identity, None)
             elif event.name == "CodeUpdated":
                 changed.add(ALL)
         return changed
@@ -258,12 +268,14 @@ class ChainService:
 
         tasks.create_task(run())
 
-    async def process(self, tasks: asyncio.TaskGroup, at: str | None = None,
-                      changed: set[str] | None = None) -> None:
+    async def process(self, tasks: asyncio.TaskGroup, at: str | None = None, changed: set[str] | None = None,
+                      announced: dict[tuple, ServiceTask] | None = None, ended: set[tuple] | None = None) -> None:
         """One scan of the chain at block `at` (None: the best block): two rounds of concurrent reads (the set and
         every service's tasks; then which tasks still need this key server), then every task acted on at once.
-        With `changed`, only those services' tasks are read again: the set and the other services' tasks are as
-        the last scan read them (no event since says otherwise)."""
+        With `changed`, nothing is read: between full scans the task lists follow the events — the tasks they
+        announce are added, those they end removed. A task left over (a shadow retrieval ended by its last
+        personal part, which no event marks) only costs an `is_*_response_required` that says no, until the next
+        full scan; a task is never missing, since every request announces itself."""
         api = self.runtime_api
         started = time.perf_counter()
         if changed is None or self.snapshot is None or not self.task_lists:
@@ -273,8 +285,14 @@ class ChainService:
             self.refresh_set(snapshot, indices)
             self.task_lists = dict(zip(SERVICES, task_lists))
         else:
-            fresh = [service for service in SERVICES if service in changed]
-            self.task_lists.update(zip(fresh, await asyncio.gather(*(api.tasks(s, at=at) for s in fresh))))
+            ended, announced = ended or set(), announced or {}
+            for service in SERVICES:
+                if service in changed:
+                    kept = [t for t in self.task_lists[service] if task_identity(t) not in ended]
+                    present = {task_identity(t) for t in kept}
+                    kept += [t for identity, t in announced.items()
+                             if SERVICE_OF_TASK[identity[0]] == service and identity not in present]
+                    self.task_lists[service] = kept
         task_lists = [self.task_lists[service] for service in SERVICES]
         self.synced.set()
         live: set[tuple] = set()  # responses to requests that are still pending
@@ -289,7 +307,9 @@ class ChainService:
                                      task.requester if service == "document_key_shadow_retrieval" else None, at=at)
             for service, task in candidates))
         now = time.monotonic()
-        seen: set[tuple] = set()
+        # every pending personal part keeps its patience clock, asked about this time or not
+        seen: set[tuple] = {("personal", t.key_id, t.requester) for _, t in pending
+                            if isinstance(t, RetrieveShadowDocumentKeyPersonal)}
         commons = []
         for (service, task), needed in zip(candidates, required):
             if needed:
@@ -336,8 +356,18 @@ class ChainService:
             return not migrating and self._fresh(("store", key_id, None))
         if isinstance(task, RetrieveShadowDocumentKeyCommon):
             return self._fresh(("common", key_id, task.requester.hex()))
-        # personal parts: the master starts the session (unless it runs), the others keep their patience clock
-        return ("personal", task.key_id, task.requester) not in self.inflight
+        # personal parts: the master starts the session (unless it runs); the others only start their patience
+        # clock, and ask the chain again once it has run out
+        assert isinstance(task, RetrieveShadowDocumentKeyPersonal)
+        key = ("personal", task.key_id, task.requester)
+        if key in self.inflight:
+            return False
+        share = self.core.storage.get(task.key_id)
+        holders = [h for h in self.order if share is not None and h in share.holders]
+        if share is not None and self.master_for(task.key_id, holders) == self.self_id:
+            return True
+        first = self.first_seen.get(key)
+        return first is None or time.monotonic() - first > PERSONAL_PART_PATIENCE
 
     def _act(self, tasks: asyncio.TaskGroup, task: ServiceTask, migrating: bool, now: float, seen: set[tuple]):
         """Start the work a task needs from this key server; a coroutine to await if it must ask the chain first."""
