@@ -133,8 +133,11 @@ async def prepare_keys(clients: list[AsyncSecretStoreClient], per_client: int, t
         keys = [ServerKeyId(secrets.token_bytes(32)) for _ in range(per_client)]
         secret = requester(i)[1]
         await asyncio.gather(*(client.claim_key(k) for k in keys))
-        publics = await asyncio.gather(*(client.generate_server_key(k, t) for k in keys))
-        await asyncio.gather(*(client.store_new_document_key(k, p, secret) for k, p in zip(keys, publics)))
+        wave = FULL_QUEUE // len(clients)  # all clients together stay within the chain's queue of pending requests
+        for start in range(0, len(keys), wave):
+            batch = keys[start:start + wave]
+            publics = await asyncio.gather(*(client.generate_server_key(k, t) for k in batch))
+            await asyncio.gather(*(client.store_new_document_key(k, p, secret) for k, p in zip(batch, publics)))
         return keys
     return list(await asyncio.gather(*(one(i, c) for i, c in enumerate(clients))))
 
