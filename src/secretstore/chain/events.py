@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from .client import ChainEvent, _named
-from .registry import Decoder, EventsDecodeError, TypeRegistry, _compact
+from .registry import Decoder, EventsDecodeError, TypeRegistry, _compact, v14_metadata
 
 __all__ = ["EventsDecodeError", "EventsDecoder"]
 
@@ -45,9 +45,7 @@ class EventsDecoder:
     @classmethod
     def from_metadata(cls, metadata: Any, ss58_format: int = 42) -> "EventsDecoder | None":
         """From substrate-interface's `api.metadata`; None for metadata before V14."""
-        value = metadata.value
-        value = value[1] if isinstance(value, tuple) else value
-        v14 = value.get("V14") if isinstance(value, dict) else None
+        v14 = v14_metadata(metadata)
         if v14 is None:
             return None
         system = next(p for p in v14["pallets"] if p["name"] == "System")

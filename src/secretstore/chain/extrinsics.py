@@ -14,7 +14,7 @@ from typing import Any
 from substrateinterface import Keypair, KeypairType
 
 from ..codec.hashing import blake2_256
-from .registry import TypeRegistry, Unsupported, encode_compact
+from .registry import TypeRegistry, Unsupported, encode_compact, v14_metadata
 
 SIGNED_V4 = 0x84  # signed, extrinsic format version 4
 
@@ -45,9 +45,7 @@ class ExtrinsicSigner:
     @classmethod
     def from_api(cls, api: Any, registry: TypeRegistry) -> "ExtrinsicSigner | None":
         """From a substrate-interface connection with its runtime initialised; None if this chain needs the library."""
-        value = api.metadata.value
-        value = value[1] if isinstance(value, tuple) else value
-        v14 = value.get("V14") if isinstance(value, dict) else None
+        v14 = v14_metadata(api.metadata)
         if v14 is None:
             return None
         try:

@@ -17,6 +17,13 @@ Decoder = Callable[[bytes, int], tuple[Any, int]]
 Encoder = Callable[[Any], bytes]
 
 
+def v14_metadata(metadata: Any) -> dict | None:
+    """The V14 part of substrate-interface's decoded metadata (`api.metadata`), or None for older metadata."""
+    value = metadata.value
+    value = value[1] if isinstance(value, tuple) else value
+    return value.get("V14") if isinstance(value, dict) else None
+
+
 class EventsDecodeError(ValueError):
     """The stored events do not match the type registry (a runtime upgrade the reader has not seen, or bad data)."""
 

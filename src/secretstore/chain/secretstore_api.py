@@ -147,24 +147,41 @@ def task_identity(task: ServiceTask) -> tuple:
     return type(task), task.key_id, requester
 
 
+# The pallet's events that add or remove pending requests of a service (a personal part may remove one too).
+SERVICE_OF_EVENT: dict[str, Service] = {
+    **dict.fromkeys(("ServerKeyGenerationRequested", "ServerKeyGenerated", "ServerKeyGenerationError"),
+                    "server_key_generation"),
+    **dict.fromkeys(("ServerKeyRetrievalRequested", "ServerKeyRetrieved", "ServerKeyRetrievalError"),
+                    "server_key_retrieval"),
+    **dict.fromkeys(("DocumentKeyStoreRequested", "DocumentKeyStored", "DocumentKeyStoreError"), "document_key_store"),
+    **dict.fromkeys(("DocumentKeyShadowRetrievalRequested", "DocumentKeyCommonRetrieved",
+                     "DocumentKeyPersonalRetrievalRequested", "DocumentKeyPersonalRetrieved",
+                     "DocumentKeyShadowRetrievalError"), "document_key_shadow_retrieval"),
+}
+# The result events, with the kinds of pending task each removes for its id (and requester).
+TASKS_ENDED_BY: dict[str, tuple[type, ...]] = {
+    "ServerKeyGenerated": (GenerateServerKey,), "ServerKeyGenerationError": (GenerateServerKey,),
+    "ServerKeyRetrieved": (RetrieveServerKey,), "ServerKeyRetrievalError": (RetrieveServerKey,),
+    "DocumentKeyStored": (StoreDocumentKey,), "DocumentKeyStoreError": (StoreDocumentKey,),
+    "DocumentKeyCommonRetrieved": (RetrieveShadowDocumentKeyCommon,),
+    "DocumentKeyShadowRetrievalError": (RetrieveShadowDocumentKeyCommon, RetrieveShadowDocumentKeyPersonal),
+}
+
+
 def tasks_ended_by_event(name: str, attributes: Any) -> list[tuple] | None:
     """The identities of the pending tasks a result event of the pallet removes ([] for an event that removes
     none for sure — a personal part, which ends the request only once enough have come — and None for one this
     cannot read: then the caller reads the lists again)."""
-    kinds = {"ServerKeyGenerated": [GenerateServerKey], "ServerKeyGenerationError": [GenerateServerKey],
-             "ServerKeyRetrieved": [RetrieveServerKey], "ServerKeyRetrievalError": [RetrieveServerKey],
-             "DocumentKeyStored": [StoreDocumentKey], "DocumentKeyStoreError": [StoreDocumentKey],
-             "DocumentKeyCommonRetrieved": [RetrieveShadowDocumentKeyCommon],
-             "DocumentKeyShadowRetrievalError": [RetrieveShadowDocumentKeyCommon, RetrieveShadowDocumentKeyPersonal]}
-    if name not in kinds:
+    kinds = TASKS_ENDED_BY.get(name)
+    if kinds is None:
         return []
     try:
         key_id = ServerKeyId.from_hex(attributes["id"])
-        shadow = kinds[name][0] is RetrieveShadowDocumentKeyCommon
+        shadow = kinds[0] is RetrieveShadowDocumentKeyCommon
         requester = Address.from_hex(attributes["requester"]) if shadow else None
     except (KeyError, TypeError, ValueError):
         return None
-    return [(kind, key_id, requester) for kind in kinds[name]]
+    return [(kind, key_id, requester) for kind in kinds]
 
 
 def task_from(value: tuple[str, Any]) -> ServiceTask:

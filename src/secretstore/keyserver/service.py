@@ -25,8 +25,8 @@ from ..chain.errors import ChainError
 from ..chain.rpc import header_hash, header_number
 from ..chain.secretstore_api import (
     SERVICES, GenerateServerKey, KeyServerSetSnapshot, RetrieveServerKey, RetrieveShadowDocumentKeyCommon,
-    SERVICE_OF_TASK, RetrieveShadowDocumentKeyPersonal, SecretStoreRuntimeApi, ServiceTask, StoreDocumentKey,
-    task_from_event, task_identity, tasks_ended_by_event,
+    SERVICE_OF_EVENT, SERVICE_OF_TASK, RetrieveShadowDocumentKeyPersonal, SecretStoreRuntimeApi, ServiceTask,
+    StoreDocumentKey, task_from_event, task_identity, tasks_ended_by_event,
 )
 from ..crypto import Address, KeyPair, Public, Secret, ServerKeyId
 from ..crypto.math import common_shadow_point
@@ -42,16 +42,6 @@ RESUBMIT_AFTER = 10.0
 RESCAN_AFTER = 5.0  # scan again at least this often (without a new block, or one that changed nothing), for retries
 SECRETSTORE_PALLET = "SecretStore"
 ALL = "all"  # a block's events changed the set or something unknown: read everything again
-SERVICE_OF_EVENT = {  # the events that add or remove a service's pending requests
-    **dict.fromkeys(("ServerKeyGenerationRequested", "ServerKeyGenerated", "ServerKeyGenerationError"),
-                    "server_key_generation"),
-    **dict.fromkeys(("ServerKeyRetrievalRequested", "ServerKeyRetrieved", "ServerKeyRetrievalError"),
-                    "server_key_retrieval"),
-    **dict.fromkeys(("DocumentKeyStoreRequested", "DocumentKeyStored", "DocumentKeyStoreError"), "document_key_store"),
-    **dict.fromkeys(("DocumentKeyShadowRetrievalRequested", "DocumentKeyCommonRetrieved",
-                     "DocumentKeyPersonalRetrievalRequested", "DocumentKeyPersonalRetrieved",
-                     "DocumentKeyShadowRetrievalError"), "document_key_shadow_retrieval"),
-}
 TASKLESS_EVENTS = {"IdClaimed", "KeyClaimed", "KeyTransferred", "OwnerChanged"}  # ACL reads are made when needed
 PERSONAL_PART_PATIENCE = 60.0  # a key server not picked for a retrieval reports an error after this long
 
@@ -141,19 +131,9 @@ class ChainService:
                                     follows = checked is not None and numbers == list(
                                         range(checked + 1, checked + 1 + len(numbers)))
                                     checked = numbers[-1]
-                                    if follows and time.monotonic() - scanned_at < RESCAN_AFTER:
-                                        changed: set[str] = set()
-                                        announced: dict[tuple, ServiceTask] = {}
-                                        ended: set[tuple] = set()
-                                        for events in await asyncio.gather(
-                                                *(self.chain.events(header_hash(h)) for h in headers)):
-                                            changed |= self._changed(events, announced, ended)
-                                        if not changed:
-                                            continue
-                                        if ALL not in changed:
-                                            await self._act_on_announced(tasks, list(announced.values()))
-                                            await self.process(tasks, block_hash, changed, announced, ended)
-                                            continue
+                                    if follows and time.monotonic() - scanned_at < RESCAN_AFTER \
+                                            and await self._follow_events(tasks, headers):
+                                        continue
                             except TimeoutError:
                                 pass
                             scanned_at = time.monotonic()
@@ -162,6 +142,21 @@ class ChainService:
                     log.warning("chain unavailable, retrying", extra={"error": str(exc)})
                     self.submitter.forget_nonce()
                     await asyncio.sleep(1.0)
+
+    async def _follow_events(self, tasks: asyncio.TaskGroup, headers: list) -> bool:
+        """Keep up with the blocks of these (consecutive) heads from their events alone: start the requests they
+        announce, update the task lists and scan without reading them. False if a full scan is needed."""
+        changed: set[str] = set()
+        announced: dict[tuple, ServiceTask] = {}
+        ended: set[tuple] = set()
+        for events in await asyncio.gather(*(self.chain.events(header_hash(h)) for h in headers)):
+            changed |= self._changed(events, announced, ended)
+        if ALL in changed:
+            return False
+        if changed:
+            await self._act_on_announced(tasks, list(announced.values()))
+            await self.process(tasks, header_hash(headers[-1]), changed, announced, ended)
+        return True
 
     @staticmethod
     def _changed(events: list, announced: dict[tuple, ServiceTask], ended: set[tuple]) -> set[str]:
@@ -196,10 +191,17 @@ class ChainService:
         `is_*_response_required` needs to be asked first (two round trips less on every hop). The scan that follows
         sees the work under way and does not start it again."""
         migrating = self.snapshot is not None and self.snapshot.migration is not None
+        await self._act_all(tasks, [t for t in announced if self._would_act(t, migrating)], migrating, set())
+
+    async def _act_all(self, tasks: asyncio.TaskGroup, chosen: list[ServiceTask], migrating: bool,
+                       seen: set[tuple]) -> None:
+        """`_act` on every chosen task; the common parts each ask the chain's ACL first: all at once."""
         now = time.monotonic()
-        seen: set[tuple] = set()
-        commons = [work for task in announced if self._would_act(task, migrating)
-                   for work in [self._act(tasks, task, migrating, now, seen)] if work is not None]
+        commons = []
+        for task in chosen:
+            work = self._act(tasks, task, migrating, now, seen)
+            if work is not None:
+                commons.append(work)
         await asyncio.gather(*commons)
 
     async def _next_heads(self, heads) -> list:
@@ -306,17 +308,11 @@ class ChainService:
             api.is_response_required(service, self.self_id, task.key_id,
                                      task.requester if service == "document_key_shadow_retrieval" else None, at=at)
             for service, task in candidates))
-        now = time.monotonic()
         # every pending personal part keeps its patience clock, asked about this time or not
         seen: set[tuple] = {("personal", t.key_id, t.requester) for _, t in pending
                             if isinstance(t, RetrieveShadowDocumentKeyPersonal)}
-        commons = []
-        for (service, task), needed in zip(candidates, required):
-            if needed:
-                work = self._act(tasks, task, migrating, now, seen)
-                if work is not None:
-                    commons.append(work)
-        await asyncio.gather(*commons)  # the common parts each ask the chain's ACL: all at once
+        await self._act_all(tasks, [task for (_, task), needed in zip(candidates, required) if needed], migrating,
+                            seen)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("chain scanned", extra={"block": self.head_number, "tasks": len(pending),
                                               "asked": len(candidates), "ms": round((time.perf_counter() - started) * 1e3, 1)})
@@ -362,9 +358,7 @@ class ChainService:
         key = ("personal", task.key_id, task.requester)
         if key in self.inflight:
             return False
-        share = self.core.storage.get(task.key_id)
-        holders = [h for h in self.order if share is not None and h in share.holders]
-        if share is not None and self.master_for(task.key_id, holders) == self.self_id:
+        if self._leads_shadow_retrieval(task.key_id):
             return True
         first = self.first_seen.get(key)
         return first is None or time.monotonic() - first > PERSONAL_PART_PATIENCE
@@ -504,6 +498,12 @@ class ChainService:
             "common_point": common_shadow_point(share.threshold, share.common_point).hex(),
             "threshold": share.threshold})
 
+    def _leads_shadow_retrieval(self, key_id: ServerKeyId) -> bool:
+        """Whether this server holds a share of the key and is the master the rotation picks among its holders."""
+        share = self.core.storage.get(key_id)
+        return share is not None and self.master_for(
+            key_id, [h for h in self.order if h in share.holders]) == self.self_id
+
     def _personal(self, tasks: asyncio.TaskGroup, key_id: ServerKeyId, requester: Address,
                   raw_requester_public: bytes, now: float) -> None:
         try:
@@ -513,12 +513,10 @@ class ChainService:
             self.respond("document_key_shadow_retrieval_error", {"id": key_id.hex(), "requester": requester.hex()},
                          key=("personal", key_id.hex(), requester.hex()))
             return
-        share = self.core.storage.get(key_id)
-        holders = [h for h in self.order if share is not None and h in share.holders]
         key = ("personal", key_id, requester)
         self.first_seen.setdefault(key, now)
         response_key = ("personal", key_id.hex(), requester.hex())
-        if share is not None and self.master_for(key_id, holders) == self.self_id:
+        if self._leads_shadow_retrieval(key_id):
             if self._fresh(response_key):
                 self._spawn(tasks, key, self._shadow_session(key_id, requester_public))
         elif now - self.first_seen[key] > PERSONAL_PART_PATIENCE and self._fresh(response_key):

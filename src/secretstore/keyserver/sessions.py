@@ -223,8 +223,8 @@ class KeyServerCore:
         self.cluster: Cluster | None = None
         self.dkg: dict[str, DkgState] = {}
         # shares dealt for a generation whose dkg_init has not reached this server yet: session -> [(dealer, body)]
-        self.early_shares: dict[str, list[tuple[Address, dict]]] = {}
-        self._early_since: dict[str, float] = {}
+        # session -> (when the first came, [(dealer, (share, blinding, commitments))])
+        self.early_shares: dict[str, tuple[float, list[tuple[Address, tuple[int, int, list[Public]]]]]] = {}
         self.shadows: dict[tuple[ServerKeyId, Address], bytes] = {}
         # servers set change: (migration id hex, key id hex) -> dealer -> (share, commitments, key facts)
         self.reshares: dict[tuple[str, str], dict[Address, tuple[int, list[Public], dict]]] = {}
@@ -265,10 +265,9 @@ class KeyServerCore:
         for session, signing in list(self.signing.items()):
             if now - signing.started > SESSION_TIMEOUT * 2:
                 del self.signing[session]
-        for session, since in list(self._early_since.items()):
+        for session, (since, _) in list(self.early_shares.items()):
             if now - since > SESSION_TIMEOUT:
-                del self._early_since[session]
-                self.early_shares.pop(session, None)
+                del self.early_shares[session]
 
     def _session(self, body: dict) -> DkgState:
         state = self.dkg.get(body.get("session"))  # type: ignore[arg-type]
@@ -311,10 +310,9 @@ class KeyServerCore:
         state = self.dkg[session] = DkgState(key_id, author, threshold, participants,
                                              m.random_polynomial(threshold), m.random_polynomial(threshold),
                                              pedersen_point(key_id, participants), master=peer, report=not direct)
-        self._early_since.pop(session, None)
-        for dealer, share in self.early_shares.pop(session, []):
+        for dealer, dealt in self.early_shares.pop(session, (0.0, []))[1]:
             try:
-                self._keep_share(state, dealer, share)
+                self._keep_share(state, dealer, *dealt)
             except SessionError as exc:  # as if it never came: the dealer's share is missing, a complaint settles it
                 log.warning("early dkg share refused", extra={"dealer": dealer.hex(), "error": str(exc)})
         return await self._deal(session, state)
@@ -360,34 +358,34 @@ class KeyServerCore:
         if state is None:
             if not isinstance(session, str) or not 16 <= len(session) <= 64:
                 raise SessionError("bad session id")
-            parse_scalar(body.get("share"), "share")  # malformed is refused now, not when the init comes
-            parse_scalar(body.get("blinding"), "blinding")
-            raw = body.get("commitments")
+            raw = body.get("commitments")  # malformed is refused now, not when the init comes
             if not isinstance(raw, list) or len(raw) > MAX_PARTICIPANTS:
                 raise SessionError("commitments: expected a list of points")
-            for c in raw:
-                parse_point(c, "commitment")
-            waiting = self.early_shares.get(session)
-            if waiting is not None and (any(dealer == peer for dealer, _ in waiting)
-                                        or len(waiting) >= MAX_PARTICIPANTS):
-                raise SessionError("share already received")
-            if waiting is None:
+            dealt = self._dealt_share(body)
+            if session not in self.early_shares:
                 if len(self.early_shares) >= MAX_EARLY_SESSIONS:
                     raise SessionError("unknown generation session")
-                waiting = self.early_shares[session] = []
-                self._early_since[session] = time.monotonic()
-            waiting.append((peer, body))
+                self.early_shares[session] = (time.monotonic(), [])
+            waiting = self.early_shares[session][1]
+            if any(dealer == peer for dealer, _ in waiting) or len(waiting) >= MAX_PARTICIPANTS:
+                raise SessionError("share already received")
+            waiting.append((peer, dealt))
             return {}
-        self._keep_share(state, peer, body)
+        self._keep_share(state, peer, *self._dealt_share(body))
         return {}
 
-    def _keep_share(self, state: DkgState, peer: Address, body: dict) -> None:
-        if peer not in state.participants:
-            raise SessionError("dealer is not a participant")
+    @staticmethod
+    def _dealt_share(body: dict) -> tuple[int, int, list[Public]]:
+        """(share, blinding, commitments) of a dkg_share message; commitments that are not a list are none at all
+        (a complaint against the dealer, not an error)."""
         raw = body.get("commitments")
         commitments = [parse_point(c, "commitment") for c in raw] if isinstance(raw, list) else []
-        share = parse_scalar(body.get("share"), "share")
-        blinding = parse_scalar(body.get("blinding"), "blinding")
+        return parse_scalar(body.get("share"), "share"), parse_scalar(body.get("blinding"), "blinding"), commitments
+
+    def _keep_share(self, state: DkgState, peer: Address, share: int, blinding: int,
+                    commitments: list[Public]) -> None:
+        if peer not in state.participants:
+            raise SessionError("dealer is not a participant")
         if len(commitments) != state.threshold + 1:
             state.complaints[peer] = "commitments"
         elif not m.verify_pedersen(share, blinding, m.id_number(self.self_id), commitments, state.h):
