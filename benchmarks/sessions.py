@@ -51,8 +51,10 @@ def point_mul_seconds() -> float:
 
 
 def dkg_multiplications(n: int, t: int) -> int:
-    # per node: Pedersen commitments, n Pedersen checks, Feldman commitments, n Feldman checks
-    return n * (3 * (t + 1) + n * (2 * t + 5))
+    # the batched generation chain requests take, per node: Pedersen (2 (t + 1)) and Feldman (t + 1) commitments,
+    # one Pedersen check of the summed shares (2 + t: the constant term needs no multiplication) and one Feldman
+    # check of them (1 + t)
+    return n * (3 * (t + 1) + (2 + t) + (1 + t))
 
 
 def sharing_multiplications(signers: int, degree: int) -> int:

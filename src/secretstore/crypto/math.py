@@ -77,8 +77,8 @@ def point_sub(a: Public, b: Public) -> Public:
 
 
 def multi_mul(terms: Iterable[tuple[Public, int]]) -> Public:
-    """Σ k_i·P_i, skipping zero coefficients."""
-    return point_add(*(point_mul(p, k) for p, k in terms if k % N))
+    """Σ k_i·P_i, skipping zero coefficients (and the multiplication by one)."""
+    return point_add(*(p if k % N == 1 else point_mul(p, k) for p, k in terms if k % N))
 
 
 def derived_point(tag: bytes) -> Public:

@@ -197,11 +197,14 @@ class ChainService:
                        seen: set[tuple]) -> None:
         """`_act` on every chosen task; the common parts each ask the chain's ACL first: all at once."""
         now = time.monotonic()
-        commons = []
+        commons, generations = [], []
         for task in chosen:
-            work = self._act(tasks, task, migrating, now, seen)
+            work = self._act(tasks, task, migrating, now, seen, generations)
             if work is not None:
                 commons.append(work)
+        if generations:  # the new keys this server leads, generated together
+            keys = [("generation", task.key_id) for task in generations]
+            self._spawn_all(tasks, keys, self._generate(generations))
         await asyncio.gather(*commons)
 
     async def _next_heads(self, heads) -> list:
@@ -257,16 +260,20 @@ class ChainService:
         return self.head_number > head + 1 or time.monotonic() - when > RESUBMIT_AFTER
 
     def _spawn(self, tasks: asyncio.TaskGroup, key: tuple, work) -> None:
-        if key in self.inflight:
+        self._spawn_all(tasks, [key], work)
+
+    def _spawn_all(self, tasks: asyncio.TaskGroup, keys: list[tuple], work) -> None:
+        """Run `work` as the one piece of work for all `keys` (none of which may be running already)."""
+        if any(key in self.inflight for key in keys):
             work.close()  # already running: this coroutine is never started
             return
-        self.inflight.add(key)
+        self.inflight.update(keys)
 
         async def run() -> None:
             try:
                 await work
             finally:
-                self.inflight.discard(key)
+                self.inflight.difference_update(keys)
 
         tasks.create_task(run())
 
@@ -363,8 +370,10 @@ class ChainService:
         first = self.first_seen.get(key)
         return first is None or time.monotonic() - first > PERSONAL_PART_PATIENCE
 
-    def _act(self, tasks: asyncio.TaskGroup, task: ServiceTask, migrating: bool, now: float, seen: set[tuple]):
-        """Start the work a task needs from this key server; a coroutine to await if it must ask the chain first."""
+    def _act(self, tasks: asyncio.TaskGroup, task: ServiceTask, migrating: bool, now: float, seen: set[tuple],
+             generations: list[GenerateServerKey]):
+        """Start the work a task needs from this key server; a coroutine to await if it must ask the chain first.
+        A new key this server leads is added to `generations` (the caller generates them together)."""
         key_id = task.key_id
         if isinstance(task, GenerateServerKey):
             held = self.core.storage.get(key_id)
@@ -374,8 +383,10 @@ class ChainService:
                     self.respond("server_key_generated", {"id": key_id.hex(), "server_key_public": held.public.hex()})
             # keys made during a migration would miss the move to the new set: they wait for it to complete
             elif not migrating and self._fresh(("generation", key_id.hex(), None)) \
-                    and self.master_for(key_id, self.order) == self.self_id:
-                self._spawn(tasks, ("generation", key_id), self._generate(key_id, task.author, task.threshold))
+                    and self.master_for(key_id, self.order) == self.self_id \
+                    and ("generation", key_id) not in self.inflight \
+                    and all(other.key_id != key_id for other in generations):
+                generations.append(task)
         elif isinstance(task, RetrieveServerKey):
             if self._fresh(("retrieval", key_id.hex(), None)):
                 self._answer_retrieval(key_id)
@@ -449,15 +460,16 @@ class ChainService:
             log.info("removed from the key server set: shares deleted", extra={"keys": count})
 
     # ------------------------------------------------------------------------------------------------ services
-    async def _generate(self, key_id: ServerKeyId, author: Address, threshold: int) -> None:
+    async def _generate(self, requests: list[GenerateServerKey]) -> None:
         started = time.perf_counter()
-        try:
-            await self.core.generate_server_key(key_id, author, threshold, list(self.order))
-            log.debug("generation finished", extra={"key": key_id.hex(),
-                                                    "ms": round((time.perf_counter() - started) * 1e3, 1)})
-        except SessionError as exc:
-            log.warning("generation failed", extra={"key": key_id.hex(), "error": str(exc)})
-            self.respond("server_key_generation_error", {"id": key_id.hex()})
+        results = await self.core.generate_server_keys(
+            [(task.key_id, task.author, task.threshold) for task in requests], list(self.order))
+        for key_id, result in results.items():
+            if isinstance(result, SessionError):
+                log.warning("generation failed", extra={"key": key_id.hex(), "error": str(result)})
+                self.respond("server_key_generation_error", {"id": key_id.hex()})
+        log.debug("generation finished", extra={"keys": len(requests),
+                                                "ms": round((time.perf_counter() - started) * 1e3, 1)})
 
     def _answer_retrieval(self, key_id: ServerKeyId) -> None:
         share = self.core.storage.get(key_id)

@@ -13,6 +13,7 @@ participant recovers the requester from it and checks the chain ACL itself, so a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
@@ -32,11 +33,18 @@ log = logging.getLogger(__name__)
 
 SESSION_TIMEOUT = 30.0
 MAX_EARLY_SESSIONS = 4096  # generations whose shares came before their dkg_init, at once
+MAX_EARLY_BATCHES = 64  # batched generations whose shares came before their dkgb_init, at once (each up to a frame)
 MAX_PARTICIPANTS = 256
 STEP_TIMEOUT = 15.0
 CONNECT_GRACE = 5.0  # seconds a DKG waits for participants that are not connected yet
 RESHARE_IN_FLIGHT = 4  # migration batches moving at once
 MAX_BATCH = 1000  # what a key server accepts in one message
+
+
+def generation_batch_size(threshold: int) -> int:
+    """Keys per batched generation: as many as keep its largest message (a participant's finish answer: its Pedersen
+    and Feldman commitments, 2 (t + 1) points of 134 bytes of JSON per key) well below the cluster's frame limit."""
+    return max(1, min(MAX_BATCH // 4, 400_000 // (268 * (threshold + 1) + 250)))
 
 
 def reshare_batch_size(threshold: int) -> int:
@@ -156,6 +164,17 @@ def _digest(points: list[Public]) -> str:
     return "0x" + keccak256(b"".join(bytes(p) for p in points)).hex()
 
 
+def _batch_session_id(body: dict) -> str:
+    session = body.get("session")
+    if not isinstance(session, str) or len(session) != 32:
+        raise SessionError("bad session id")
+    try:
+        bytes.fromhex(session)
+    except ValueError:
+        raise SessionError("bad session id") from None
+    return session
+
+
 def pedersen_point(key_id: ServerKeyId, participants: list[Address]) -> Public:
     """The session's second generator H, derived from public data so nobody knows its discrete log."""
     return m.derived_point(bytes(key_id) + b"".join(bytes(p) for p in participants))
@@ -184,6 +203,34 @@ class DkgState:
 
     def __repr__(self) -> str:
         return f"DkgState({self.key_id.hex()}, t={self.threshold})"
+
+
+@dataclass
+class BatchItem:
+    """One key of a batched generation, at a participant."""
+    key_id: ServerKeyId
+    author: Address
+    threshold: int
+    poly: list[int]
+    blinding: list[int]
+    h: Public
+    pedersen: list[Public]
+    received: dict[Address, tuple[int, int, list[Public]]] = field(default_factory=dict)
+    unreadable: bool = False  # a dealer's entry for this key could not be read: the key leaves the batch
+    feldman: list[Public] = field(default_factory=list)
+    share: int | None = None  # the sum of the dealt shares, once the check passed
+    commitments: list[Public] | None = None  # the key polynomial's Feldman commitments, once the check passed
+
+    def __repr__(self) -> str:
+        return f"BatchItem({self.key_id.hex()}, t={self.threshold})"
+
+
+@dataclass
+class DkgBatch:
+    master: Address
+    participants: list[Address]
+    items: dict[ServerKeyId, BatchItem]
+    started: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -225,6 +272,9 @@ class KeyServerCore:
         # shares dealt for a generation whose dkg_init has not reached this server yet: session -> [(dealer, body)]
         # session -> (when the first came, [(dealer, (share, blinding, commitments))])
         self.early_shares: dict[str, tuple[float, list[tuple[Address, tuple[int, int, list[Public]]]]]] = {}
+        self.batches: dict[str, DkgBatch] = {}  # batched generations (the fast path), by session
+        # a batch's shares that came before its dkgb_init: session -> (when the first came, [(dealer, raw items)])
+        self.early_batches: dict[str, tuple[float, list[tuple[Address, dict]]]] = {}
         self.shadows: dict[tuple[ServerKeyId, Address], bytes] = {}
         # servers set change: (migration id hex, key id hex) -> dealer -> (share, commitments, key facts)
         self.reshares: dict[tuple[str, str], dict[Address, tuple[int, list[Public], dict]]] = {}
@@ -242,6 +292,8 @@ class KeyServerCore:
             "dkg_init": self._dkg_init, "dkg_share": self._dkg_share,
             "dkg_finish": self._dkg_finish, "dkg_verify": self._dkg_verify, "dkg_abort": self._dkg_abort,
             "dkg_reveal": self._dkg_reveal,
+            "dkgb_init": self._dkgb_init, "dkgb_share": self._dkgb_share, "dkgb_finish": self._dkgb_finish,
+            "dkgb_verify": self._dkgb_verify, "dkgb_abort": self._dkgb_abort,
             "shadow_part": self._shadow_part, "shadow_report": self._shadow_report,
             "list_keys": self._list_keys, "reshare_deal": self._reshare_deal, "reshare_share": self._reshare_share,
             "reshare_finish": self._reshare_finish, "migration_done": self._migration_done,
@@ -268,6 +320,12 @@ class KeyServerCore:
         for session, (since, _) in list(self.early_shares.items()):
             if now - since > SESSION_TIMEOUT:
                 del self.early_shares[session]
+        for session, batch in list(self.batches.items()):
+            if now - batch.started > SESSION_TIMEOUT * 2:
+                del self.batches[session]
+        for session, (since, _) in list(self.early_batches.items()):
+            if now - since > SESSION_TIMEOUT:
+                del self.early_batches[session]
 
     def _session(self, body: dict) -> DkgState:
         state = self.dkg.get(body.get("session"))  # type: ignore[arg-type]
@@ -513,6 +571,186 @@ class KeyServerCore:
 
     async def _dkg_abort(self, peer: Address, body: dict) -> dict:
         self.dkg.pop(body.get("session"), None)  # type: ignore[arg-type]
+        return {}
+
+    # ------------------------------------------------------------------------- batched generation, participant
+    async def _dkgb_init(self, peer: Address, body: dict) -> dict:
+        """Start this server's part of a batched generation: a polynomial pair per key, dealt to every participant in
+        one message each. A key this server cannot take part in (it exists here, a generation of it runs, a bad
+        threshold) is refused by name; the master leaves it to the one-key protocol, which gives the precise error."""
+        session = _batch_session_id(body)
+        if session in self.batches:
+            raise SessionError("batch session already exists")
+        participants = parse_ids(body.get("participants"))
+        if self.self_id not in participants:
+            raise SessionError("this key server is not a participant")
+        raw = body.get("items")
+        if not isinstance(raw, list) or not raw or len(raw) > MAX_BATCH:
+            raise SessionError(f"items: expected a list of 1 to {MAX_BATCH} keys")
+        running = {state.key_id for state in self.dkg.values()} | {
+            key for batch in self.batches.values() for key in batch.items}
+        items: dict[ServerKeyId, BatchItem] = {}
+        refused: dict[str, str] = {}
+        for entry in raw:
+            if not isinstance(entry, dict):
+                raise SessionError("items: expected objects")
+            key_id = ServerKeyId.from_hex(entry.get("key_id", ""), "key_id")
+            author = Address.from_hex(entry.get("author", ""), "author")
+            threshold = entry.get("threshold")
+            if not isinstance(threshold, int) or isinstance(threshold, bool) or not 0 <= threshold < len(participants):
+                refused[key_id.hex()] = "threshold must satisfy 0 <= t < number of participants"
+            elif key_id in items or key_id in running:
+                refused[key_id.hex()] = "a generation of it is already running"
+            elif self.storage.get(key_id) is not None:
+                refused[key_id.hex()] = "it exists already"
+            else:
+                poly, blinding = m.random_polynomial(threshold), m.random_polynomial(threshold)
+                h = pedersen_point(key_id, participants)
+                items[key_id] = BatchItem(key_id, author, threshold, poly, blinding, h,
+                                          m.pedersen_commitments(poly, blinding, h))
+        batch = self.batches[session] = DkgBatch(peer, participants, items)
+        for dealer, dealt in self.early_batches.pop(session, (0.0, []))[1]:
+            self._keep_batch_shares(batch, dealer, dealt)
+        return {"refused": refused, "undelivered": await self._deal_batch(session, batch)}
+
+    async def _deal_batch(self, session: str, batch: DkgBatch) -> list[str]:
+        """Every participant's shares of all the batch's keys, one message each; the ones not reached."""
+        assert self.cluster is not None
+        commitments = {key_id: [p.hex() for p in item.pedersen] for key_id, item in batch.items.items()}
+
+        async def deal(to: Address) -> None:
+            x = m.id_number(to)
+            dealt = {}
+            for key_id, item in batch.items.items():
+                share, blinding = m.poly_eval(item.poly, x), m.poly_eval(item.blinding, x)
+                if self.faults is not None and self.faults.corrupts("dkg"):
+                    share = (share + 1) % m.N  # fault injection: a dealing that fails the commitments
+                dealt[key_id.hex()] = [scalar_hex(share), scalar_hex(blinding), commitments[key_id]]
+            await self.cluster.request(to, {  # type: ignore[union-attr]
+                "type": "dkgb_share", "session": session, "items": dealt}, timeout=STEP_TIMEOUT)
+
+        results = await asyncio.gather(*(deal(p) for p in batch.participants), return_exceptions=True)
+        return [p.hex() for p, r in zip(batch.participants, results) if isinstance(r, BaseException)]
+
+    async def _dkgb_share(self, peer: Address, body: dict) -> dict:
+        """A dealer's shares of a batch's keys; checked together in dkgb_finish. They may come before this server's
+        own dkgb_init (the dealer got its own first) and then wait for it, bounded."""
+        session = _batch_session_id(body)
+        raw = body.get("items")
+        if not isinstance(raw, dict) or len(raw) > MAX_BATCH:
+            raise SessionError("items: expected an object of at most one entry per key")
+        batch = self.batches.get(session)
+        if batch is not None:
+            self._keep_batch_shares(batch, peer, raw)
+            return {}
+        if session not in self.early_batches:
+            if len(self.early_batches) >= MAX_EARLY_BATCHES:
+                raise SessionError("unknown generation session")
+            self.early_batches[session] = (time.monotonic(), [])
+        waiting = self.early_batches[session][1]
+        if any(dealer == peer for dealer, _ in waiting):
+            raise SessionError("shares already received")
+        waiting.append((peer, raw))
+        return {}
+
+    @staticmethod
+    def _keep_batch_shares(batch: DkgBatch, dealer: Address, raw: dict) -> None:
+        if dealer not in batch.participants:
+            raise SessionError("dealer is not a participant")
+        if any(dealer in item.received for item in batch.items.values()):
+            raise SessionError("shares already received")
+        for key_id, item in batch.items.items():
+            try:
+                share, blinding, commitments = raw[key_id.hex()]
+                if not isinstance(commitments, list) or len(commitments) != item.threshold + 1:
+                    raise SessionError("wrong number of commitments")
+                item.received[dealer] = (parse_scalar(share, "share"), parse_scalar(blinding, "blinding"),
+                                         [parse_point(c, "commitment") for c in commitments])
+            except (SessionError, KeyError, TypeError, ValueError):
+                item.unreadable = True  # the one-key protocol settles who is at fault
+
+    def _batch(self, peer: Address, body: dict) -> DkgBatch:
+        batch = self.batches.get(body.get("session"))  # type: ignore[arg-type]
+        if batch is None:
+            raise SessionError("unknown or expired generation session")
+        if peer != batch.master:
+            raise SessionError("only the session's master drives it")
+        return batch
+
+    async def _dkgb_finish(self, peer: Address, body: dict) -> dict:
+        """Per key: this dealer's Pedersen and Feldman commitments, a digest of all the commitments received (the
+        master compares it with the published ones) and whether the sum of the dealt shares matches the sum of
+        the commitments received. One check per key instead of one per dealer: the key share is that sum, so it
+        is what must be consistent; when it is not, the key goes to the one-key protocol, whose per-dealer checks
+        and complaints find the dealer at fault."""
+        batch = self._batch(peer, body)
+        x = m.id_number(self.self_id)
+        answers = {}
+        for key_id, item in batch.items.items():
+            item.feldman = m.feldman_commitments(item.poly)
+            if self.faults is not None and self.faults.corrupts("dkg-feldman"):
+                item.feldman[-1] = m.point_add(item.feldman[-1], m.base_mul(1))  # fault injection
+            answer: dict[str, Any] = {"pedersen": [p.hex() for p in item.pedersen],
+                                      "feldman": [p.hex() for p in item.feldman], "ok": False}
+            if not item.unreadable and len(item.received) == len(batch.participants):
+                dealt = [item.received[d] for d in batch.participants]
+                answer["view"] = _digest([c for _, _, commitments in dealt for c in commitments])
+                share, blinding = sum(s for s, _, _ in dealt) % m.N, sum(b for _, b, _ in dealt) % m.N
+                columns = [m.point_add(*column) for column in zip(*(c for _, _, c in dealt))]
+                answer["ok"] = m.verify_pedersen(share, blinding, x, columns, item.h)
+                if answer["ok"]:
+                    item.share = share
+            answers[key_id.hex()] = answer
+        return {"items": answers}
+
+    async def _dkgb_verify(self, peer: Address, body: dict) -> dict:
+        """"check": per key, the sums of the dealers' Feldman commitments; the key share must match them. "commit":
+        the keys every participant checked are stored durably (one disk sync for all) and then reported; the
+        batch ends here, the keys not named are dropped."""
+        batch = self._batch(peer, body)
+        x = m.id_number(self.self_id)
+        if body.get("phase") == "check":
+            sums = body.get("items")
+            if not isinstance(sums, dict):
+                raise SessionError("items: expected an object")
+            checked = {}
+            for key_hex, raw in sums.items():
+                item = batch.items.get(ServerKeyId.from_hex(key_hex, "key_id"))
+                if item is None or not isinstance(raw, list) or len(raw) != item.threshold + 1:
+                    raise SessionError(f"malformed commitment sums of key {key_hex}")
+                commitments = [parse_point(c, "feldman commitment") for c in raw]
+                ok = item.share is not None and m.verify_feldman(item.share, x, commitments)
+                item.commitments = commitments if ok else None
+                checked[key_hex] = ok
+            return {"items": checked}
+        if body.get("phase") != "commit":
+            raise SessionError("unknown verification phase")
+        keys = body.get("keys")
+        if not isinstance(keys, list):
+            raise SessionError("keys: expected a list")
+        self.batches.pop(body["session"], None)
+        chosen = [batch.items.get(ServerKeyId.from_hex(k, "key_id")) for k in keys]
+        if any(item is None or item.commitments is None for item in chosen):
+            raise SessionError("a key to commit did not check here")
+        shares = [KeyShare(item.key_id, item.author, item.threshold, item.commitments[0],  # type: ignore[index]
+                           keccak256(bytes.fromhex(body["session"]) + bytes(item.key_id))[:16],
+                           tuple(batch.participants), item.share)  # type: ignore[arg-type]
+                  for item in chosen if item is not None]
+        stored = await asyncio.gather(*(self.storage.insert_durably(share, item.commitments)  # type: ignore[union-attr]
+                                        for share, item in zip(shares, chosen)), return_exceptions=True)
+        answers = {}
+        for share, outcome in zip(shares, stored):
+            if isinstance(outcome, BaseException):
+                answers[share.key_id.hex()] = {"error": str(outcome)}
+                continue
+            self.on_result("server_key_generated", {"id": share.key_id.hex(), "server_key_public": share.public.hex()})
+            answers[share.key_id.hex()] = {"public": share.public.hex()}
+        return {"items": answers}
+
+    async def _dkgb_abort(self, peer: Address, body: dict) -> dict:
+        batch = self.batches.get(body.get("session"))  # type: ignore[arg-type]
+        if batch is not None and batch.master == peer:
+            del self.batches[body["session"]]
         return {}
 
     async def _shadow_part(self, peer: Address, body: dict) -> dict:
@@ -1031,6 +1269,123 @@ class KeyServerCore:
             log.warning("server key generated without faulty dealers", extra={
                 "key": key_id.hex(), "qualified": len(qualified), "faulty": _named(culprits)})
         return Public.from_hex(publics.pop())
+
+    async def generate_server_keys(self, requests: list[tuple[ServerKeyId, Address, int]],
+                                   participants: list[Address]) -> dict[ServerKeyId, Public | SessionError]:
+        """Generate many server keys for chain requests: batched generations (many keys per cluster message, one
+        share check per key and receiver) as the fast path; a key that leaves a batch — refused by a participant,
+        a share check that fails, anything unexpected — goes to the one-key protocol (`generate_server_key`),
+        which gives its precise error or finds and leaves out the faulty dealers. Participants report the keys
+        themselves; the result here (a public or the error) is for the master's own answer."""
+        assert self.cluster is not None
+        results: dict[ServerKeyId, Public | SessionError] = {}
+        retry: list[tuple[ServerKeyId, Address, int]] = []
+        if requests and not await self.cluster.wait_connected(participants, CONNECT_GRACE):
+            chunks: list[list[tuple[ServerKeyId, Address, int]]] = []
+            for threshold in sorted({t for _, _, t in requests}):
+                same = [r for r in requests if r[2] == threshold]
+                size = generation_batch_size(threshold)
+                chunks += [same[i:i + size] for i in range(0, len(same), size)]
+            for done, left in await asyncio.gather(*(self._generate_batch(c, participants) for c in chunks)):
+                results.update(done)
+                retry += left
+        else:
+            retry = list(requests)
+
+        async def one(key_id: ServerKeyId, author: Address, threshold: int) -> None:
+            try:
+                results[key_id] = await self.generate_server_key(key_id, author, threshold, participants)
+            except SessionError as exc:
+                results[key_id] = exc
+
+        await asyncio.gather(*(one(*r) for r in retry))
+        return results
+
+    async def _generate_batch(self, requests: list[tuple[ServerKeyId, Address, int]], participants: list[Address]
+                              ) -> tuple[dict[ServerKeyId, Public], list[tuple[ServerKeyId, Address, int]]]:
+        """One batched generation: (the keys generated, the requests left for the one-key protocol)."""
+        assert self.cluster is not None
+        cluster = self.cluster
+        session = secrets.token_hex(16)
+        by_key = {key_id: (key_id, author, threshold) for key_id, author, threshold in requests}
+        if len(by_key) != len(requests):
+            return {}, list(requests)
+        left: set[ServerKeyId] = set()
+
+        async def each(body: dict) -> dict[Address, dict]:
+            replies = await asyncio.gather(*(cluster.request(p, dict(body, session=session), timeout=STEP_TIMEOUT)
+                                             for p in participants), return_exceptions=True)
+            for reply in replies:
+                if isinstance(reply, BaseException):
+                    raise reply
+            return dict(zip(participants, replies))  # type: ignore[arg-type]
+
+        try:
+            async with asyncio.timeout(SESSION_TIMEOUT):
+                inits = await each({"type": "dkgb_init", "participants": [p.hex() for p in participants],
+                                    "items": [{"key_id": k.hex(), "author": a.hex(), "threshold": t}
+                                              for k, a, t in requests]})
+                for reply in inits.values():
+                    left.update(ServerKeyId.from_hex(k) for k in (reply.get("refused") or {}))
+                    if reply.get("undelivered"):
+                        left.update(by_key)  # a missing dealing: only the one-key protocol's complaints settle it
+                finished = await each({"type": "dkgb_finish"})
+                sums: dict[str, list[str]] = {}
+                for key_id in by_key:
+                    if key_id in left:
+                        continue
+                    column_sums = self._published_sums(key_id, by_key[key_id][2], participants, finished)
+                    if column_sums is None:
+                        left.add(key_id)
+                    else:
+                        sums[key_id.hex()] = column_sums
+                checked = await each({"type": "dkgb_verify", "phase": "check", "items": sums}) if sums else {}
+                for reply in checked.values():
+                    answers = reply.get("items") if isinstance(reply.get("items"), dict) else {}
+                    left.update(ServerKeyId.from_hex(k) for k in sums if answers.get(k) is not True)
+                keys = [k for k in sums if ServerKeyId.from_hex(k) not in left]
+                committed = await each({"type": "dkgb_verify", "phase": "commit", "keys": keys})
+        except (ClusterError, TimeoutError, SessionError, ValueError, KeyError, TypeError) as exc:
+            log.info("batched generation abandoned, its keys go one by one", extra={
+                "keys": len(requests), "error": _reason(exc)})
+            for p in participants:
+                if cluster.is_connected(p):
+                    with contextlib.suppress(ClusterError, TimeoutError):
+                        await cluster.request(p, {"type": "dkgb_abort", "session": session}, timeout=2)
+            return {}, list(requests)
+        generated: dict[ServerKeyId, Public] = {}
+        for key_hex in keys:
+            answers = [(reply.get("items") or {}).get(key_hex) for reply in committed.values()]
+            publics = {a.get("public") for a in answers if isinstance(a, dict)}
+            key_id = ServerKeyId.from_hex(key_hex)
+            if len(publics) == 1 and None not in publics:
+                generated[key_id] = Public.from_hex(publics.pop())  # type: ignore[arg-type]
+            else:  # stored by some: the one-key protocol now answers with the reason (the key exists)
+                left.add(key_id)
+        if left:
+            log.info("keys left a batched generation, they go one by one", extra={"keys": len(left)})
+        return generated, [by_key[k] for k in by_key if k in left]
+
+    @staticmethod
+    def _published_sums(key_id: ServerKeyId, threshold: int, participants: list[Address],
+                        finished: dict[Address, dict]) -> list[str] | None:
+        """The sums of every dealer's Feldman commitments to a key, if every participant's answer about it is in
+        order: well-formed commitments, its own share check passed, and the commitments it received equal to
+        the ones each dealer published (a dealer that showed different ones to different receivers is caught)."""
+        answers = [(reply.get("items") or {}).get(key_id.hex()) for reply in finished.values()]
+        if not all(isinstance(a, dict) and a.get("ok") is True for a in answers):
+            return None
+        try:
+            pedersen = [[parse_point(c, "commitment") for c in a["pedersen"]] for a in answers]
+            feldman = [[parse_point(c, "commitment") for c in a["feldman"]] for a in answers]
+        except (SessionError, KeyError, TypeError):
+            return None
+        if any(len(c) != threshold + 1 for c in pedersen + feldman):
+            return None
+        published = _digest([c for commitments in pedersen for c in commitments])
+        if any(a.get("view") != published for a in answers):
+            return None
+        return [m.point_add(*column).hex() for column in zip(*feldman)]
 
     @staticmethod
     def _published(finished: dict[Address, dict], threshold: int,
