@@ -3,7 +3,7 @@ announced (acted on at once) and which ended (dropped from the cached task lists
 
 from secretstore.chain.client import ChainEvent
 from secretstore.chain.secretstore_api import (
-    GenerateServerKey, RetrieveShadowDocumentKeyCommon, RetrieveShadowDocumentKeyPersonal, task_identity,
+    GenerateServerKey, PersonalPartTally, RetrieveShadowDocumentKeyCommon, RetrieveShadowDocumentKeyPersonal, task_identity,
 )
 from secretstore.crypto import Address, Secret, ServerKeyId
 from secretstore.keyserver.service import ALL, ChainService
@@ -17,10 +17,10 @@ def ss(name: str, **attributes) -> ChainEvent:
     return ChainEvent("SecretStore", name, attributes or None)
 
 
-def learn(*blocks: list[ChainEvent]):
+def learn(*blocks: list[ChainEvent], tally: PersonalPartTally | None = None):
     announced, ended, changed = {}, set(), set()
     for events in blocks:
-        changed |= ChainService._changed(events, announced, ended)
+        changed |= ChainService._changed(events, announced, ended, tally)
     return changed, announced, ended
 
 
@@ -60,6 +60,28 @@ def test_a_shadow_retrieval_moves_from_its_common_to_its_personal_part():
 
     changed, announced, ended = learn([ss("DocumentKeyShadowRetrievalError", id=KEY, requester=requester.hex())])
     assert ended == {task_identity(common), task_identity(personal)}
+
+
+def test_a_personal_part_ends_with_the_last_report_of_one_session():
+    requester = REQUESTER.address()
+    personal = RetrieveShadowDocumentKeyPersonal(ServerKeyId.from_hex(KEY), bytes(REQUESTER))
+    tally = PersonalPartTally()
+
+    def report(secret: str) -> ChainEvent:
+        return ss("DocumentKeyPersonalRetrieved", id=KEY, requester=requester.hex(), decrypted_secret=secret,
+                  shadow="0x00")
+
+    _, _, ended = learn([ss("DocumentKeyCommonRetrieved", id=KEY, requester=requester.hex(),
+                            common_point="0x" + "02" * 64, threshold=2)], [report("0x01"), report("0x01")],
+                        tally=tally)
+    assert task_identity(personal) not in ended  # 2 of t + 1 = 3
+    _, _, ended = learn([report("0x02")], tally=tally)  # another session's part does not add up with them
+    assert task_identity(personal) not in ended
+    _, _, ended = learn([report("0x01")], tally=tally)
+    assert ended == {task_identity(personal)} and not tally.reports and not tally.thresholds
+    # without the common part's threshold (a server that started later) nothing is assumed ended
+    _, _, ended = learn([report("0x01")] * 5, tally=PersonalPartTally())
+    assert task_identity(personal) not in ended
 
 
 def test_what_it_cannot_read_makes_it_read_everything():

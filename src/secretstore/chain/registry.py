@@ -8,6 +8,7 @@ caller hands the work to substrate-interface, so a value is never encoded differ
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 from ..codec import scale
@@ -94,11 +95,15 @@ _PRIMITIVES: dict[str, Decoder] = {
 def _ss58(ss58_format: int) -> Decoder:
     from substrateinterface.utils.ss58 import ss58_encode  # the library's address format, not re-implemented
 
+    @functools.lru_cache(maxsize=4096)  # events name the same few accounts over and over; base58 is big-int math
+    def encode(account: bytes) -> str:
+        return ss58_encode(account, ss58_format)
+
     def decode(data: bytes, pos: int) -> tuple[str, int]:
         end = pos + 32
         if end > len(data):
             raise EventsDecodeError("truncated account id")
-        return ss58_encode(data[pos:end], ss58_format), end
+        return encode(data[pos:end]), end
     return decode
 
 

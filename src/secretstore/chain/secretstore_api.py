@@ -8,6 +8,7 @@ Arguments and results use the SCALE descriptors the runtime declares for the tra
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Literal, Union
 
@@ -94,7 +95,7 @@ class RetrieveShadowDocumentKeyPersonal:
     key_id: ServerKeyId
     requester_public: bytes  # 64 bytes; a chain that does not check the curve may hold a bad one (then: an error)
 
-    @property
+    @functools.cached_property
     def requester(self) -> Address:
         # the pallet keys the request by the requester's entity id: the address (keccak) of these 64 bytes
         return Address(keccak256(self.requester_public)[12:])
@@ -182,6 +183,52 @@ def tasks_ended_by_event(name: str, attributes: Any) -> list[tuple] | None:
     except (KeyError, TypeError, ValueError):
         return None
     return [(kind, key_id, requester) for kind in kinds]
+
+
+class PersonalPartTally:
+    """The personal parts of shadow retrievals seen in events, to know when the pallet removes a request: once t + 1
+    key servers reported the same decrypted secret (one session's participants all report the same), t coming with
+    the common part's event. No event says so; without this a finished retrieval would stay in a follower's task
+    list until its next full scan. Bounded: past LIMIT open retrievals it starts over (the scan catches up)."""
+
+    LIMIT = 10_000
+
+    def __init__(self) -> None:
+        self.thresholds: dict[tuple[ServerKeyId, Address], int] = {}
+        self.reports: dict[tuple[ServerKeyId, Address], dict[str, int]] = {}
+
+    def observe(self, name: str, attributes: Any) -> tuple | None:
+        """Take one event of the pallet; the identity of the personal-part task it ends, if it ends one."""
+        if name not in ("DocumentKeyCommonRetrieved", "DocumentKeyPersonalRetrieved",
+                        "DocumentKeyShadowRetrievalError") or not isinstance(attributes, dict):
+            return None
+        try:
+            retrieval = (ServerKeyId.from_hex(attributes["id"]), Address.from_hex(attributes["requester"]))
+            if name == "DocumentKeyCommonRetrieved":
+                if len(self.thresholds) >= self.LIMIT:
+                    self.thresholds.clear()
+                    self.reports.clear()
+                self.thresholds[retrieval] = int(attributes["threshold"])
+                return None
+            if name == "DocumentKeyShadowRetrievalError":
+                self.forget(*retrieval)
+                return None
+            decrypted = str(attributes["decrypted_secret"])
+        except (KeyError, TypeError, ValueError):
+            return None
+        threshold = self.thresholds.get(retrieval)
+        if threshold is None:
+            return None
+        counts = self.reports.setdefault(retrieval, {})
+        counts[decrypted] = counts.get(decrypted, 0) + 1
+        if counts[decrypted] < threshold + 1:
+            return None
+        self.forget(*retrieval)
+        return (RetrieveShadowDocumentKeyPersonal, *retrieval)
+
+    def forget(self, key_id: ServerKeyId, requester: Address) -> None:
+        self.thresholds.pop((key_id, requester), None)
+        self.reports.pop((key_id, requester), None)
 
 
 def task_from(value: tuple[str, Any]) -> ServiceTask:

@@ -25,8 +25,8 @@ from ..chain.errors import ChainError
 from ..chain.rpc import header_hash, header_number
 from ..chain.secretstore_api import (
     SERVICES, GenerateServerKey, KeyServerSetSnapshot, RetrieveServerKey, RetrieveShadowDocumentKeyCommon,
-    SERVICE_OF_EVENT, SERVICE_OF_TASK, RetrieveShadowDocumentKeyPersonal, SecretStoreRuntimeApi, ServiceTask,
-    StoreDocumentKey, task_from_event, task_identity, tasks_ended_by_event,
+    SERVICE_OF_EVENT, SERVICE_OF_TASK, PersonalPartTally, RetrieveShadowDocumentKeyPersonal, SecretStoreRuntimeApi,
+    ServiceTask, StoreDocumentKey, task_from_event, task_identity, tasks_ended_by_event,
 )
 from ..crypto import Address, KeyPair, Public, Secret, ServerKeyId
 from ..crypto.math import common_shadow_point
@@ -54,6 +54,11 @@ SERVICE_OF = {
     "document_key_personal_retrieved": "personal",
     "start_migration": "migration-start", "confirm_migration": "migration-confirm",
 }
+# Which piece of work a task is (the first element of its responses' keys).
+WORK_OF_TASK = {GenerateServerKey: "generation", RetrieveServerKey: "retrieval", StoreDocumentKey: "store",
+                RetrieveShadowDocumentKeyCommon: "common", RetrieveShadowDocumentKeyPersonal: "personal"}
+MAX_KEPT_HOLDERS = 100_000
+RESPONSE_GRACE = 1.0  # seconds a response in the pool is taken as on its way, however many blocks pass
 MIGRATION_RETRY = 20.0  # the migration master runs the set change again if it is still not complete after this
 
 
@@ -76,6 +81,10 @@ class ChainService:
     snapshot: KeyServerSetSnapshot | None = None
     migration_runs: dict[bytes, float] = field(default_factory=dict)  # migration id -> when a full run succeeded
     task_lists: dict[str, list[ServiceTask]] = field(default_factory=dict)  # service -> its tasks at the last read
+    personal_parts: PersonalPartTally = field(default_factory=PersonalPartTally)
+    # key -> the holders of this server's share (shares come and go only by generation and set change; this is
+    # cleared on every full scan and settled migration, and a key with no share here is not kept)
+    holders: dict[ServerKeyId, frozenset[Address]] = field(default_factory=dict)
 
     @property
     def self_id(self) -> Address:
@@ -150,7 +159,7 @@ class ChainService:
         announced: dict[tuple, ServiceTask] = {}
         ended: set[tuple] = set()
         for events in await asyncio.gather(*(self.chain.events(header_hash(h)) for h in headers)):
-            changed |= self._changed(events, announced, ended)
+            changed |= self._changed(events, announced, ended, self.personal_parts)
         if ALL in changed:
             return False
         if changed:
@@ -159,13 +168,15 @@ class ChainService:
         return True
 
     @staticmethod
-    def _changed(events: list, announced: dict[tuple, ServiceTask], ended: set[tuple]) -> set[str]:
+    def _changed(events: list, announced: dict[tuple, ServiceTask], ended: set[tuple],
+                 personal_parts: PersonalPartTally | None = None) -> set[str]:
         """What a block can have changed of the key servers' work, from its events: the services whose pending
         requests came or went, or ALL (the key server set, a runtime upgrade, an event this server does not know).
         A response that only adds support emits nothing and changes no task, and claims and transfers change none
         either: a block of those is not scanned. Any block after a gap is, and every block once RESCAN_AFTER has
         passed since the last full scan. New tasks the events announce go to `announced`, the identities of those
-        they end to `ended` (blocks in order: a task announced and ended within them is not announced)."""
+        they end to `ended` (blocks in order: a task announced and ended within them is not announced). A shadow
+        retrieval's personal part ends with its last report, which `personal_parts` counts."""
         changed: set[str] = set()
         for event in events:
             if event.pallet == SECRETSTORE_PALLET:
@@ -178,6 +189,9 @@ class ChainService:
                 if gone is None:
                     changed.add(ALL)
                     continue
+                last = personal_parts.observe(event.name, event.attributes) if personal_parts is not None else None
+                if last is not None:
+                    gone = [*gone, last]
                 for identity in gone:
                     ended.add(identity)
                     announced.pop(identity, None)
@@ -255,9 +269,11 @@ class ChainService:
         if mark is None:
             return True
         when, head = mark
+        waited = time.monotonic() - when
         if head is None:
-            return time.monotonic() - when > RESUBMIT_AFTER
-        return self.head_number > head + 1 or time.monotonic() - when > RESUBMIT_AFTER
+            return waited > RESUBMIT_AFTER
+        # blocks come every few ms under load with instant seal: a response also gets a moment to be counted
+        return (self.head_number > head + 1 and waited > RESPONSE_GRACE) or waited > RESUBMIT_AFTER
 
     def _spawn(self, tasks: asyncio.TaskGroup, key: tuple, work) -> None:
         self._spawn_all(tasks, [key], work)
@@ -293,8 +309,11 @@ class ChainService:
                 *(api.tasks(service, at=at) for service in SERVICES))
             self.refresh_set(snapshot, indices)
             self.task_lists = dict(zip(SERVICES, task_lists))
+            self.holders.clear()
         else:
             ended, announced = ended or set(), announced or {}
+            for kind, key_id, requester in ended:  # answered: a new request for the same key is new work at once
+                self.submitted.pop((WORK_OF_TASK[kind], key_id.hex(), requester.hex() if requester else None), None)
             for service in SERVICES:
                 if service in changed:
                     kept = [t for t in self.task_lists[service] if task_identity(t) not in ended]
@@ -363,12 +382,13 @@ class ChainService:
         # clock, and ask the chain again once it has run out
         assert isinstance(task, RetrieveShadowDocumentKeyPersonal)
         key = ("personal", task.key_id, task.requester)
-        if key in self.inflight:
-            return False
+        if key in self.inflight or not self._fresh(("personal", key_id, task.requester.hex())):
+            return False  # its session runs, or this server's part was sent lately
         if self._leads_shadow_retrieval(task.key_id):
             return True
-        first = self.first_seen.get(key)
-        return first is None or time.monotonic() - first > PERSONAL_PART_PATIENCE
+        # the patience clock starts without asking the chain anything: only its end needs the chain's word
+        first = self.first_seen.setdefault(key, time.monotonic())
+        return time.monotonic() - first > PERSONAL_PART_PATIENCE
 
     def _act(self, tasks: asyncio.TaskGroup, task: ServiceTask, migrating: bool, now: float, seen: set[tuple],
              generations: list[GenerateServerKey]):
@@ -447,6 +467,7 @@ class ChainService:
     def _settle(self, current: list[Address], new: list[Address]) -> None:
         """After a migration completed: activate the new versions, drop abandoned ones, forget keys if removed."""
         storage = self.core.storage
+        self.holders.clear()
         if self.self_id in current:
             expected = {h.hex() for h in current}
             for migration_id, holder_sets in storage.pending_migrations().items():
@@ -512,9 +533,15 @@ class ChainService:
 
     def _leads_shadow_retrieval(self, key_id: ServerKeyId) -> bool:
         """Whether this server holds a share of the key and is the master the rotation picks among its holders."""
-        share = self.core.storage.get(key_id)
-        return share is not None and self.master_for(
-            key_id, [h for h in self.order if h in share.holders]) == self.self_id
+        holders = self.holders.get(key_id)
+        if holders is None:  # asked of every pending personal part on every block: read once, kept until a scan
+            share = self.core.storage.get(key_id)
+            if share is None:
+                return False
+            if len(self.holders) >= MAX_KEPT_HOLDERS:
+                self.holders.clear()
+            holders = self.holders[key_id] = frozenset(share.holders)
+        return self.master_for(key_id, [h for h in self.order if h in holders]) == self.self_id
 
     def _personal(self, tasks: asyncio.TaskGroup, key_id: ServerKeyId, requester: Address,
                   raw_requester_public: bytes, now: float) -> None:

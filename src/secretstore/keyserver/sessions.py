@@ -1180,6 +1180,11 @@ class KeyServerCore:
         raise SessionError(f"no holder of {key_id.hex()} answered")
     async def generate_server_key(self, key_id: ServerKeyId, author: Address, threshold: int,
                                   participants: list[Address], request_signature: str | None = None) -> Public:
+        """One key by the one-key protocol (`_generate_one_key`): direct (HTTP) requests."""
+        return await self._generate_one_key(key_id, author, threshold, participants, request_signature)
+
+    async def _generate_one_key(self, key_id: ServerKeyId, author: Address, threshold: int,
+                                participants: list[Address], request_signature: str | None = None) -> Public:
         """Run a DKG over all `participants`; every participant stores its share and reports the public itself
         (on chain, or, for a direct request carrying the requester's signature, only to this master).
 
@@ -1275,26 +1280,29 @@ class KeyServerCore:
         """Generate many server keys for chain requests: batched generations (many keys per cluster message, one
         share check per key and receiver) as the fast path; a key that leaves a batch — refused by a participant,
         a share check that fails, anything unexpected — goes to the one-key protocol (`generate_server_key`),
-        which gives its precise error or finds and leaves out the faulty dealers. Participants report the keys
+        which gives its precise error or finds and leaves out the faulty dealers (`_generate_one_key`). Participants report the keys
         themselves; the result here (a public or the error) is for the master's own answer."""
         assert self.cluster is not None
         results: dict[ServerKeyId, Public | SessionError] = {}
         retry: list[tuple[ServerKeyId, Address, int]] = []
-        if requests and not await self.cluster.wait_connected(participants, CONNECT_GRACE):
-            chunks: list[list[tuple[ServerKeyId, Address, int]]] = []
-            for threshold in sorted({t for _, _, t in requests}):
-                same = [r for r in requests if r[2] == threshold]
-                size = generation_batch_size(threshold)
-                chunks += [same[i:i + size] for i in range(0, len(same), size)]
-            for done, left in await asyncio.gather(*(self._generate_batch(c, participants) for c in chunks)):
-                results.update(done)
-                retry += left
-        else:
-            retry = list(requests)
+        # a key server that has just started (or restarted) gets a moment to connect before its absence fails the keys
+        unreachable = [p.hex() for p in await self.cluster.wait_connected(participants, CONNECT_GRACE)]
+        if unreachable:
+            error = SessionError(f"server key generation failed: consensus unreachable: key servers not connected: "
+                                 f"{', '.join(unreachable)}", CONSENSUS_UNREACHABLE)
+            return {key_id: error for key_id, _, _ in requests}
+        chunks: list[list[tuple[ServerKeyId, Address, int]]] = []
+        for threshold in sorted({t for _, _, t in requests}):
+            same = [r for r in requests if r[2] == threshold]
+            size = generation_batch_size(threshold)
+            chunks += [same[i:i + size] for i in range(0, len(same), size)]
+        for done, left in await asyncio.gather(*(self._generate_batch(c, participants) for c in chunks)):
+            results.update(done)
+            retry += left
 
         async def one(key_id: ServerKeyId, author: Address, threshold: int) -> None:
             try:
-                results[key_id] = await self.generate_server_key(key_id, author, threshold, participants)
+                results[key_id] = await self._generate_one_key(key_id, author, threshold, participants)
             except SessionError as exc:
                 results[key_id] = exc
 
