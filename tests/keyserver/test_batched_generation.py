@@ -113,7 +113,7 @@ async def test_malformed_batch_messages_are_refused_and_change_nothing(tmp_path)
             {"type": "dkgb_init", "session": "ab" * 16, "participants": ids, "items": [{"key_id": "0x12"}]},
             {"type": "dkgb_init", "session": "zz" * 16, "participants": ids, "items": [{"key_id": key}]},
             {"type": "dkgb_share", "session": "cd" * 16, "items": ["not", "an", "object"]},
-            {"type": "dkgb_finish", "session": "ef" * 16},
+            {"type": "dkgb_verify", "session": "ef" * 16, "phase": "check", "items": {}},
             {"type": "dkgb_verify", "session": "ef" * 16, "phase": "commit", "keys": [key]},
         ]
         for body in bad:
@@ -125,7 +125,8 @@ async def test_malformed_batch_messages_are_refused_and_change_nothing(tmp_path)
         await master.request(other.self_id, {"type": "dkgb_init", "session": session, "participants": ids,
                                              "items": [{"key_id": key, "author": ids[0], "threshold": 1}]})
         with pytest.raises(RemoteError, match="only the session's master"):
-            await net.clusters[2].request(other.self_id, {"type": "dkgb_finish", "session": session})
+            await net.clusters[2].request(other.self_id, {"type": "dkgb_verify", "session": session, "phase": "check",
+                                                          "items": {}})
         with pytest.raises(RemoteError, match="malformed commitment sums"):
             await master.request(other.self_id, {"type": "dkgb_verify", "session": session, "phase": "check",
                                                  "items": {key: ["0x00"]}})

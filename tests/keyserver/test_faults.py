@@ -166,7 +166,7 @@ def test_a_master_killed_mid_generation_gets_a_prompt_error_event(network, alice
     key_id = new_key_id()
     alice.claim_key(key_id)
     master = int.from_bytes(bytes(key_id), "big") % len(network.servers)
-    network.restart_key_server(master, faults="crash=dkgb_finish")
+    network.restart_key_server(master, faults="crash=dkgb_verify")
     network.wait_connected(60)
     started = time.monotonic()
     with pytest.raises(RequestFailed) as info:

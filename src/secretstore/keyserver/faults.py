@@ -11,7 +11,7 @@ A plan is a comma-separated list (`--faults corrupt=dkg,delay=shadow_part:2,cras
   corrupt=sign         return wrong partial signatures (Schnorr partials, ECDSA partials)
   delay=TYPE:SECONDS   answer cluster requests of TYPE (e.g. dkg_share, shadow_part) only after SECONDS
   drop=TYPE            never answer cluster requests of TYPE (the asking server times out)
-  crash=TYPE           os._exit(3) on receiving a cluster request of TYPE (e.g. dkgb_finish, dkg_finish, sign_verify)
+  crash=TYPE           os._exit(3) on receiving a cluster request of TYPE (e.g. dkgb_verify, dkg_finish, sign_verify)
 TYPE may be `*` for every request type.
 """
 

@@ -36,6 +36,7 @@ MAX_EARLY_SESSIONS = 4096  # generations whose shares came before their dkg_init
 MAX_EARLY_BATCHES = 64  # batched generations whose shares came before their dkgb_init, at once (each up to a frame)
 MAX_PARTICIPANTS = 256
 STEP_TIMEOUT = 15.0
+SHARES_WAIT = 3.0  # how long a batch participant waits for every dealer's shares before it answers without them
 CONNECT_GRACE = 5.0  # seconds a DKG waits for participants that are not connected yet
 RESHARE_IN_FLIGHT = 4  # migration batches moving at once
 MAX_BATCH = 1000  # what a key server accepts in one message
@@ -231,6 +232,8 @@ class DkgBatch:
     participants: list[Address]
     items: dict[ServerKeyId, BatchItem]
     started: float = field(default_factory=time.monotonic)
+    dealt_here: set[Address] = field(default_factory=set)  # dealers whose shares came
+    all_dealt: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass
@@ -292,7 +295,7 @@ class KeyServerCore:
             "dkg_init": self._dkg_init, "dkg_share": self._dkg_share,
             "dkg_finish": self._dkg_finish, "dkg_verify": self._dkg_verify, "dkg_abort": self._dkg_abort,
             "dkg_reveal": self._dkg_reveal,
-            "dkgb_init": self._dkgb_init, "dkgb_share": self._dkgb_share, "dkgb_finish": self._dkgb_finish,
+            "dkgb_init": self._dkgb_init, "dkgb_share": self._dkgb_share,
             "dkgb_verify": self._dkgb_verify, "dkgb_abort": self._dkgb_abort,
             "shadow_part": self._shadow_part, "shadow_report": self._shadow_report,
             "list_keys": self._list_keys, "reshare_deal": self._reshare_deal, "reshare_share": self._reshare_share,
@@ -611,7 +614,14 @@ class KeyServerCore:
         batch = self.batches[session] = DkgBatch(peer, participants, items)
         for dealer, dealt in self.early_batches.pop(session, (0.0, []))[1]:
             self._keep_batch_shares(batch, dealer, dealt)
-        return {"refused": refused, "undelivered": await self._deal_batch(session, batch)}
+        undelivered = await self._deal_batch(session, batch)
+        # the answer waits for every dealer's shares (they are dealt at the same moment as this server's): it then
+        # carries this server's commitments and checks, a round less than asking for them afterwards. Feldman
+        # commitments still go out only once every dealer's Pedersen-committed polynomial is fixed here.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(SHARES_WAIT):
+                await batch.all_dealt.wait()
+        return {"refused": refused, "undelivered": undelivered, "items": self._batch_commitments(batch)}
 
     async def _deal_batch(self, session: str, batch: DkgBatch) -> list[str]:
         """Every participant's shares of all the batch's keys, one message each; the ones not reached."""
@@ -633,7 +643,7 @@ class KeyServerCore:
         return [p.hex() for p, r in zip(batch.participants, results) if isinstance(r, BaseException)]
 
     async def _dkgb_share(self, peer: Address, body: dict) -> dict:
-        """A dealer's shares of a batch's keys; checked together in dkgb_finish. They may come before this server's
+        """A dealer's shares of a batch's keys; checked together before dkgb_init answers. They may come before this server's
         own dkgb_init (the dealer got its own first) and then wait for it, bounded."""
         session = _batch_session_id(body)
         raw = body.get("items")
@@ -668,6 +678,9 @@ class KeyServerCore:
                                          [parse_point(c, "commitment") for c in commitments])
             except (SessionError, KeyError, TypeError, ValueError):
                 item.unreadable = True  # the one-key protocol settles who is at fault
+        batch.dealt_here.add(dealer)
+        if len(batch.dealt_here) == len(batch.participants):
+            batch.all_dealt.set()
 
     def _batch(self, peer: Address, body: dict) -> DkgBatch:
         batch = self.batches.get(body.get("session"))  # type: ignore[arg-type]
@@ -677,13 +690,12 @@ class KeyServerCore:
             raise SessionError("only the session's master drives it")
         return batch
 
-    async def _dkgb_finish(self, peer: Address, body: dict) -> dict:
+    def _batch_commitments(self, batch: DkgBatch) -> dict:
         """Per key: this dealer's Pedersen and Feldman commitments, a digest of all the commitments received (the
         master compares it with the published ones) and whether the sum of the dealt shares matches the sum of
         the commitments received. One check per key instead of one per dealer: the key share is that sum, so it
         is what must be consistent; when it is not, the key goes to the one-key protocol, whose per-dealer checks
         and complaints find the dealer at fault."""
-        batch = self._batch(peer, body)
         x = m.id_number(self.self_id)
         answers = {}
         for key_id, item in batch.items.items():
@@ -701,7 +713,7 @@ class KeyServerCore:
                 if answer["ok"]:
                     item.share = share
             answers[key_id.hex()] = answer
-        return {"items": answers}
+        return answers
 
     async def _dkgb_verify(self, peer: Address, body: dict) -> dict:
         """"check": per key, the sums of the dealers' Feldman commitments; the key share must match them. "commit":
@@ -1337,7 +1349,7 @@ class KeyServerCore:
                     left.update(ServerKeyId.from_hex(k) for k in (reply.get("refused") or {}))
                     if reply.get("undelivered"):
                         left.update(by_key)  # a missing dealing: only the one-key protocol's complaints settle it
-                finished = await each({"type": "dkgb_finish"})
+                finished = inits  # every participant answers once it has every dealer's shares
                 sums: dict[str, list[str]] = {}
                 for key_id in by_key:
                     if key_id in left:
