@@ -47,3 +47,29 @@ def test_concurrent_durable_inserts_are_grouped_and_a_duplicate_fails_alone(tmp_
     reopened = KeyStorage(tmp_path / "keys.sqlite")  # on disk, not only in a connection's cache
     assert sorted(reopened.key_ids()) == sorted(keys + [existing])
     assert reopened.get(existing).secret_share == 12345
+
+
+def test_reads_are_kept_only_until_a_write_changes_them(tmp_path):
+    """`get` answers repeated reads from memory; every kind of write is seen by the next read."""
+    import asyncio
+    import dataclasses
+
+    storage = KeyStorage(tmp_path / "keys.sqlite")
+    key_id, other = ServerKeyId(b"\x01" * 32), ServerKeyId(b"\x02" * 32)
+    assert storage.get(key_id) is None and storage.get(key_id) is None  # a miss is kept too ...
+    storage.insert(share(key_id))
+    assert storage.get(key_id).secret_share == 12345  # ... and dropped by the insert
+    assert storage.get(key_id) is storage.get(key_id)
+    c, e = Secret.random().public(), Secret.random().public()
+    storage.store_document_key(key_id, c, e)
+    assert storage.get(key_id).common_point == c
+    asyncio.run(storage.insert_durably(share(other)))  # the grouped writer (another connection, a worker thread)
+    assert storage.get(other) is not None
+    storage.stage_pending(b"m" * 32, dataclasses.replace(share(key_id), version=b"w" * 16, secret_share=777))
+    assert storage.get(key_id).secret_share == 12345  # pending until promoted
+    storage.promote(b"m" * 32)
+    assert storage.get(key_id).secret_share == 777 and storage.get(key_id).version == b"w" * 16
+    storage.delete(other)
+    assert storage.get(other) is None
+    storage.delete_all()
+    assert storage.get(key_id) is None

@@ -85,6 +85,9 @@ class KeyShare:
         return f"KeyShare({self.key_id.hex()}, t={self.threshold}, holders={len(self.holders)})"
 
 
+MAX_CACHED_SHARES = 100_000
+
+
 class KeyStorage:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -96,6 +99,20 @@ class KeyStorage:
         self._writer_lock = threading.Lock()
         self._queued: list[tuple[KeyShare, list[Public] | None, asyncio.Future]] = []
         self._group_commit: asyncio.Lock | None = None
+        # shares as read (None: none here), for the chain service asks on every block; every write here drops what
+        # it changes, after its commit, and a read that raced a write is not kept (the write counter moved)
+        self._cache: dict[bytes, KeyShare | None] = {}
+        self._cache_lock = threading.Lock()
+        self._writes = 0
+
+    def _changed(self, key_id: ServerKeyId | None = None) -> None:
+        """After a committed write: forget the cached share of `key_id` (None: all)."""
+        with self._cache_lock:
+            self._writes += 1
+            if key_id is None:
+                self._cache.clear()
+            else:
+                self._cache.pop(bytes(key_id), None)
 
     @staticmethod
     def _connect(path: Path) -> sqlite3.Connection:
@@ -129,6 +146,13 @@ class KeyStorage:
         await future
 
     def _insert_group(self, entries: list[tuple[KeyShare, list[Public] | None]]) -> list[Exception | None]:
+        try:
+            return self._insert_all(entries)
+        finally:
+            for share, _ in entries:
+                self._changed(share.key_id)
+
+    def _insert_all(self, entries: list[tuple[KeyShare, list[Public] | None]]) -> list[Exception | None]:
         errors: list[Exception | None] = []
         with self._writer_lock, self._writer:
             self._writer.execute("BEGIN IMMEDIATE")
@@ -146,6 +170,12 @@ class KeyStorage:
         return errors
 
     def insert(self, share: KeyShare, commitments: list[Public] | None = None) -> None:
+        try:
+            self._insert(share, commitments)
+        finally:
+            self._changed(share.key_id)
+
+    def _insert(self, share: KeyShare, commitments: list[Public] | None) -> None:
         with self._lock, self.conn:
             self.conn.execute("BEGIN IMMEDIATE")
             try:
@@ -179,8 +209,22 @@ class KeyStorage:
         return [Public.from_hex(c) for c in json.loads(row[0])] if row else None
 
     def get(self, key_id: ServerKeyId) -> KeyShare | None:
+        raw = bytes(key_id)
+        with self._cache_lock:
+            if raw in self._cache:
+                return self._cache[raw]
+            writes = self._writes
+        share = self._read(raw)
+        with self._cache_lock:
+            if self._writes == writes:
+                if len(self._cache) >= MAX_CACHED_SHARES:
+                    self._cache.clear()
+                self._cache[raw] = share
+        return share
+
+    def _read(self, key_id: bytes) -> KeyShare | None:
         with self._lock:
-            row = self.conn.execute("SELECT * FROM key_shares WHERE key_id = ?", (bytes(key_id),)).fetchone()
+            row = self.conn.execute("SELECT * FROM key_shares WHERE key_id = ?", (key_id,)).fetchone()
         if row is None:
             return None
         return KeyShare(
@@ -195,6 +239,7 @@ class KeyStorage:
                 "UPDATE key_shares SET common_point = ?, encrypted_point = ? WHERE key_id = ? AND common_point IS NULL",
                 (bytes(common_point), bytes(encrypted_point), bytes(key_id)))
             changed = cursor.rowcount
+        self._changed(key_id)
         if not changed:
             if self.get(key_id) is None:
                 raise KeyStorageError(f"server key {key_id.hex()} is not known")
@@ -241,6 +286,7 @@ class KeyStorage:
                 "secret_share, common_point, encrypted_point FROM pending_shares WHERE migration_id = ?",
                 (migration_id,)).rowcount
             self.conn.execute("DELETE FROM pending_shares WHERE migration_id = ?", (migration_id,))
+        self._changed()
         return count
 
     def drop_pending(self, migration_id: bytes) -> None:
@@ -254,12 +300,14 @@ class KeyStorage:
             count = self.conn.execute("DELETE FROM key_shares").rowcount
             self.conn.execute("DELETE FROM pending_shares")
             self.conn.execute("DELETE FROM share_commitments")
+        self._changed()
         return count
 
     def delete(self, key_id: ServerKeyId) -> None:
         with self._lock:
             self.conn.execute("DELETE FROM key_shares WHERE key_id = ?", (bytes(key_id),))
             self.conn.execute("DELETE FROM share_commitments WHERE key_id = ?", (bytes(key_id),))
+        self._changed(key_id)
 
     def key_ids(self) -> list[ServerKeyId]:
         with self._lock:
