@@ -64,3 +64,42 @@ def test_events_that_do_not_match_the_types_are_refused(chain):
     for bad in (raw[:-1], raw + b"\x00", b"\x04\x00\x00\x00\x00\xff\xff", b"\x08" + raw[1:]):
         with pytest.raises(EventsDecodeError):
             decoder.decode(bad)
+
+
+async def test_followed_blocks_come_with_their_events_pushed_and_older_ones_are_read(chain):
+    """A follower of finalized heads gets each block's System.Events pushed ahead of the head (a standard storage
+    subscription): reading them costs no request; a block from before the follower started is read as before."""
+    import asyncio
+
+    from secretstore.chain.connection import ChainConnection
+    from secretstore.chain.rpc import header_hash
+
+    submit(chain, Keypair.create_from_uri("//Dave"), "claim_key", {"id": "0x" + secrets.token_hex(32)})
+    number = chain.get_block_header(finalized_only=True)["header"]["number"]
+    before = chain.get_block_hash(number - 1)  # not the head: a storage subscription starts with the head's value
+    async with ChainConnection(chain.url) as connection:
+        asked: list[str] = []
+        request = connection.rpc.request
+
+        async def counted(method, params=None, timeout=None):
+            asked.append(method)
+            return await request(method, params, timeout)
+
+        connection.rpc.request = counted
+        async with await connection.finalized_heads() as heads:
+            await heads.next()  # the current head
+            submitted = asyncio.get_running_loop().run_in_executor(None, lambda: submit(
+                chain, Keypair.create_from_uri("//Dave"), "claim_key", {"id": "0x" + secrets.token_hex(32)}))
+            while True:
+                block_hash = header_hash(await heads.next())
+                asked.clear()
+                events = await connection.events(block_hash)
+                if any(e.name == "KeyClaimed" for e in events):
+                    break
+            await submitted
+        assert "state_getStorage" not in asked  # pushed, not read
+        assert ("System", "ExtrinsicSuccess") in {(e.pallet, e.name) for e in events}
+        asked.clear()
+        assert await connection.events(before) == _decode_events(chain, chain.rpc_request(
+            "state_getStorage", [SYSTEM_EVENTS_KEY, before])["result"])
+        assert asked == ["state_getStorage"]

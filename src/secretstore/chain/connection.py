@@ -65,6 +65,8 @@ class Block:
 
 
 SYSTEM_EVENTS_KEY = "0x" + storage_prefix("System", "Events").hex()
+PUSHED_EVENTS_KEPT = 64  # blocks whose pushed events are kept (a follower more than this behind reads them)
+_NOT_PUSHED = object()
 
 
 def _decode_events(api: SubstrateInterface, raw: str | None) -> list[ChainEvent]:
@@ -112,6 +114,9 @@ class ChainConnection:
         self._api: _PinnedSubstrateInterface | None = None
         self._events: EventsDecoder | None = None  # V14 chains: events decoded here, not in the worker
         self._signer: ExtrinsicSigner | None = None  # V14 chains with known extensions: signed here too
+        # System.Events of recent blocks as the node pushed them (block hash -> raw value), see `_push_events`
+        self._pushed_events: dict[str, str | None] = {}
+        self._events_feed: Subscription | None = None
 
     async def connect(self) -> "ChainConnection":
         await self.rpc.connect()
@@ -178,8 +183,39 @@ class ChainConnection:
         return bytes.fromhex(result[2:])
 
     async def finalized_heads(self) -> Subscription:
-        """Headers of finalized blocks (the current one first); `header_hash` gives a header's hash."""
+        """Headers of finalized blocks (the current one first); `header_hash` gives a header's hash. Their events
+        come pushed (`_push_events`), so `events` and `block` need no read of them."""
+        await self._push_events()
         return await self.rpc.subscribe("chain_subscribeFinalizedHeads", [], "chain_unsubscribeFinalizedHeads")
+
+    async def _push_events(self) -> None:
+        """Have the node push every block's System.Events (`state_subscribeStorage`, standard Substrate RPC), kept
+        by block hash: one round trip less per block for whoever follows blocks. Subscribed before the heads, the
+        events of a block arrive before its head. A block whose events did not change (so none were pushed) or that
+        fell out of the last PUSHED_EVENTS_KEPT is read as before; a best block that never becomes final is only
+        never asked for."""
+        if self._events_feed is not None and self._events_feed.active:
+            return
+        self._pushed_events.clear()
+
+        def keep(notification: Any) -> None:
+            if not isinstance(notification, dict) or not isinstance(notification.get("block"), str):
+                return  # the connection's end (an error) or something malformed: reads take over
+            for change in notification.get("changes") or ():
+                if isinstance(change, list) and len(change) == 2 and str(change[0]).lower() == SYSTEM_EVENTS_KEY \
+                        and (change[1] is None or isinstance(change[1], str)):
+                    self._pushed_events[notification["block"].lower()] = change[1]
+                    while len(self._pushed_events) > PUSHED_EVENTS_KEPT:
+                        del self._pushed_events[next(iter(self._pushed_events))]
+
+        self._events_feed = await self.rpc.subscribe("state_subscribeStorage", [[SYSTEM_EVENTS_KEY]],
+                                                     "state_unsubscribeStorage", sink=keep)
+
+    async def _raw_events(self, block_hash: str) -> str | None:
+        pushed = self._pushed_events.get(block_hash.lower(), _NOT_PUSHED)
+        if pushed is not _NOT_PUSHED:
+            return pushed  # type: ignore[return-value]
+        return await self.rpc.request("state_getStorage", [SYSTEM_EVENTS_KEY, block_hash])
 
     async def finalized_head(self) -> tuple[int, str]:
         block_hash = await self.rpc.request("chain_getFinalizedHead")
@@ -201,13 +237,12 @@ class ChainConnection:
 
     async def events(self, block_hash: str) -> list[ChainEvent]:
         """The events of one block."""
-        return await self._decoded_events(await self.rpc.request("state_getStorage", [SYSTEM_EVENTS_KEY, block_hash]))
+        return await self._decoded_events(await self._raw_events(block_hash))
 
     async def block(self, block_hash: str) -> Block:
         """A block's extrinsic hashes and decoded events: two requests at once."""
-        body, raw_events = await asyncio.gather(
-            self.rpc.request("chain_getBlock", [block_hash]),
-            self.rpc.request("state_getStorage", [SYSTEM_EVENTS_KEY, block_hash]))
+        body, raw_events = await asyncio.gather(self.rpc.request("chain_getBlock", [block_hash]),
+                                                self._raw_events(block_hash))
         events = await self._decoded_events(raw_events)
         block = body["block"]
         number = header_number(block["header"])

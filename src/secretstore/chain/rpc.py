@@ -12,7 +12,7 @@ import asyncio
 import itertools
 import json
 import logging
-from typing import Any
+from typing import Any, Callable
 
 import aiohttp
 
@@ -38,12 +38,22 @@ class Subscription:
     """Notifications of one subscription, in order. Iterate with `async for`, or take `latest()` to skip to the newest
     of those already queued (a slow consumer of heads only needs the last one)."""
 
-    def __init__(self, rpc: "AsyncRpc", sub_id: str, unsubscribe: str) -> None:
+    def __init__(self, rpc: "AsyncRpc", sub_id: str, unsubscribe: str,
+                 sink: Callable[[Any], None] | None = None) -> None:
         self._rpc, self.id, self._unsubscribe = rpc, sub_id, unsubscribe
         self._queue: asyncio.Queue = asyncio.Queue()
+        self._sink = sink  # takes each notification as it is read, instead of the queue
+
+    @property
+    def active(self) -> bool:
+        """Still receiving (the connection it came on is up and it was not closed)."""
+        return self._rpc._subscriptions.get(self.id) is self
 
     def _deliver(self, item: Any) -> None:
-        self._queue.put_nowait(item)
+        if self._sink is not None:
+            self._sink(item)
+        else:
+            self._queue.put_nowait(item)
 
     async def next(self) -> Any:
         item = await self._queue.get()
@@ -163,9 +173,11 @@ class AsyncRpc:
         finally:
             self._pending.pop(request_id, None)
 
-    async def subscribe(self, method: str, params: list | None, unsubscribe: str) -> Subscription:
+    async def subscribe(self, method: str, params: list | None, unsubscribe: str,
+                        sink: Callable[[Any], None] | None = None) -> Subscription:
+        """A subscription whose notifications queue up for its reader, or go to `sink` as they are read."""
         sub_id = await self.request(method, params)
-        subscription = Subscription(self, str(sub_id), unsubscribe)
+        subscription = Subscription(self, str(sub_id), unsubscribe, sink)
         self._subscriptions[subscription.id] = subscription
         for item in self._early.pop(subscription.id, []):
             subscription._deliver(item)
