@@ -12,6 +12,8 @@ Handshake (both sides, symmetric):
      direction. Every later frame is ChaCha20-Poly1305 with a per-direction counter nonce and the 4-byte length header
      as associated data; a frame over MAX_FRAME, a bad tag or a replay ends the connection.
 Only the key server with the lower id dials, so each pair has one connection; a reconnecting peer replaces a stale one.
+Messages: requests (each answered by a response with its id), notices (handled like requests, never answered: for
+steps whose loss the protocol notices by itself) and keep-alive pings.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ HANDSHAKE_TIMEOUT = 5.0
 KEEPALIVE_INTERVAL = 5.0
 IDLE_TIMEOUT = 20.0
 REQUEST_TIMEOUT = 15.0
+KINDS = ("request", "notice", "response", "ping", "pong")  # a notice is a request that gets no answer
 
 
 class ClusterError(Exception):
@@ -136,7 +139,7 @@ class Connection:
             message = json.loads(plaintext)
         except ValueError:
             raise ClusterError("frame is not a JSON message") from None
-        if not isinstance(message, dict) or message.get("kind") not in ("request", "response", "ping", "pong"):
+        if not isinstance(message, dict) or message.get("kind") not in KINDS:
             raise ClusterError("malformed cluster message")
         return message
 
@@ -319,8 +322,8 @@ class Cluster:
                             future = conn.pending.pop(message.get("id"), None)
                             if future is not None and not future.done():
                                 future.set_result(message)
-                        elif kind == "request":
-                            task = requests.create_task(self._answer(conn, message))
+                        elif kind in ("request", "notice"):
+                            task = requests.create_task(self._answer(conn, message, kind == "request"))
                             answering.add(task)
                             task.add_done_callback(answering.discard)
                 except (ClusterError, asyncio.IncompleteReadError, OSError) as exc:
@@ -335,7 +338,9 @@ class Cluster:
                 del self.connections[conn.peer]
                 self.peer_lost.set()
 
-    async def _answer(self, conn: Connection, message: dict) -> None:
+    async def _answer(self, conn: Connection, message: dict, replies: bool = True) -> None:
+        """Handle a request and send the answer; a notice is handled the same way, with nothing sent back (its
+        failure is only logged here)."""
         reply: dict[str, Any] = {"kind": "response", "id": message.get("id")}
         try:
             body = message.get("body")
@@ -350,8 +355,30 @@ class Cluster:
             code = getattr(exc, "code", None)  # lets the master tell e.g. "access denied" from a failure
             if isinstance(code, str):
                 reply["code"] = code
+        if not replies:
+            if not reply["ok"]:
+                log.info("cluster notice refused", extra={"peer": conn.peer.hex(), "error": reply["error"]})
+            return
         with contextlib.suppress(ClusterError, OSError):
             await conn.send(reply)
+
+    async def notify(self, peer: Address, body: dict) -> None:
+        """Send a one-way message (handled like a request, nothing answered: the protocol must notice a lost one by
+        itself); returns once it is written. To this server itself, it is handled before returning."""
+        if peer == self.self_id:
+            try:
+                async with asyncio.timeout(REQUEST_TIMEOUT):
+                    await self.handler(peer, body)
+            except Exception as exc:  # as for a peer's notice: the protocol notices what did not arrive
+                log.info("cluster notice refused", extra={"peer": peer.hex(), "error": str(exc) or type(exc).__name__})
+            return
+        conn = self.connections.get(peer)
+        if conn is None or conn.closed:
+            raise PeerUnavailable(f"key server {peer.hex()} is not connected")
+        try:
+            await conn.send({"kind": "notice", "body": body})
+        except OSError as exc:
+            raise PeerUnavailable(f"key server {peer.hex()}: {exc}") from None
 
     async def request(self, peer: Address, body: dict, timeout: float = REQUEST_TIMEOUT) -> dict:
         """Send a request to a peer (or handle it locally when `peer` is this server) and wait for its answer."""

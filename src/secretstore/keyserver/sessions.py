@@ -636,8 +636,9 @@ class KeyServerCore:
                 if self.faults is not None and self.faults.corrupts("dkg"):
                     share = (share + 1) % m.N  # fault injection: a dealing that fails the commitments
                 dealt[key_id.hex()] = [scalar_hex(share), scalar_hex(blinding), commitments[key_id]]
-            await self.cluster.request(to, {  # type: ignore[union-attr]
-                "type": "dkgb_share", "session": session, "items": dealt}, timeout=STEP_TIMEOUT)
+            # one-way: a receiver that does not get it answers its dkgb_init without this dealer's shares
+            await self.cluster.notify(to, {  # type: ignore[union-attr]
+                "type": "dkgb_share", "session": session, "items": dealt})
 
         results = await asyncio.gather(*(deal(p) for p in batch.participants), return_exceptions=True)
         return [p.hex() for p, r in zip(batch.participants, results) if isinstance(r, BaseException)]
