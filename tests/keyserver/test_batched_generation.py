@@ -23,6 +23,19 @@ def new_requests(count: int, t: int) -> list[tuple[ServerKeyId, Address, int]]:
     return [(ServerKeyId(secrets.token_bytes(32)), AUTHOR, t) for _ in range(count)]
 
 
+async def generate_and_check(net: Net, count: int, t: int) -> None:
+    """`count` new keys from core 0, each held consistently by every core."""
+    requests = new_requests(count, t)
+    results = await net.cores[0].generate_server_keys(requests, net.ids)
+    for key_id, _, threshold in requests:
+        assert_consistent(net, key_id, results[key_id], threshold)
+
+
+def left_the_batch(caplog, count: int) -> bool:
+    return any(r.getMessage() == "keys left a batched generation, they go one by one" and r.keys == count
+               for r in caplog.records)
+
+
 def count_requests(net: Net) -> dict[str, int]:
     """Cluster requests and notices sent by every core from now on, by type."""
     counts: dict[str, int] = {}
@@ -77,12 +90,8 @@ async def test_a_lost_dealing_sends_the_batch_one_by_one(tmp_path, monkeypatch, 
                 await notify(peer, body)
 
         net.clusters[1].notify = lossy
-        requests = new_requests(2, 1)
-        results = await net.cores[0].generate_server_keys(requests, net.ids)
-        for key_id, _, t in requests:
-            assert_consistent(net, key_id, results[key_id], t)
-    assert any(r.getMessage() == "keys left a batched generation, they go one by one" and r.keys == 2
-               for r in caplog.records)
+        await generate_and_check(net, 2, 1)
+    assert left_the_batch(caplog, 2)
 
 
 async def test_keys_of_a_corrupt_dealer_go_one_by_one_and_leave_it_out(tmp_path, caplog):
@@ -90,12 +99,8 @@ async def test_keys_of_a_corrupt_dealer_go_one_by_one_and_leave_it_out(tmp_path,
     net.cores[3].faults = FaultPlan.parse("corrupt=dkg", environ={"SECRETSTORE_FAULTS": "1"})
     caplog.set_level(logging.INFO)
     async with net.running():
-        requests = new_requests(3, 1)
-        results = await net.cores[0].generate_server_keys(requests, net.ids)
-        for key_id, _, t in requests:
-            assert_consistent(net, key_id, results[key_id], t)
-    assert any(r.getMessage() == "keys left a batched generation, they go one by one" and r.keys == 3
-               for r in caplog.records)
+        await generate_and_check(net, 3, 1)
+    assert left_the_batch(caplog, 3)
     named = [r for r in caplog.records if r.getMessage() == "server key generated without faulty dealers"]
     assert len(named) == 3 and all(net.ids[3].hex() in r.faulty for r in named)
 

@@ -313,22 +313,16 @@ class KeyServerCore:
         return await handler(peer, body)
 
     def _expire(self) -> None:
+        """Forget sessions whose master went quiet, and shares that waited too long for their session."""
         now = time.monotonic()
-        for session, state in list(self.dkg.items()):
-            if now - state.started > SESSION_TIMEOUT * 2:
-                del self.dkg[session]
-        for session, signing in list(self.signing.items()):
-            if now - signing.started > SESSION_TIMEOUT * 2:
-                del self.signing[session]
-        for session, (since, _) in list(self.early_shares.items()):
-            if now - since > SESSION_TIMEOUT:
-                del self.early_shares[session]
-        for session, batch in list(self.batches.items()):
-            if now - batch.started > SESSION_TIMEOUT * 2:
-                del self.batches[session]
-        for session, (since, _) in list(self.early_batches.items()):
-            if now - since > SESSION_TIMEOUT:
-                del self.early_batches[session]
+        for sessions in (self.dkg, self.signing, self.batches):
+            for session, state in list(sessions.items()):
+                if now - state.started > SESSION_TIMEOUT * 2:
+                    del sessions[session]
+        for early in (self.early_shares, self.early_batches):
+            for session, (since, _) in list(early.items()):
+                if now - since > SESSION_TIMEOUT:
+                    del early[session]
 
     def _session(self, body: dict) -> DkgState:
         state = self.dkg.get(body.get("session"))  # type: ignore[arg-type]
