@@ -103,3 +103,40 @@ async def test_followed_blocks_come_with_their_events_pushed_and_older_ones_are_
         assert await connection.events(before) == _decode_events(chain, chain.rpc_request(
             "state_getStorage", [SYSTEM_EVENTS_KEY, before])["result"])
         assert asked == ["state_getStorage"]
+
+
+async def test_a_block_feed_reads_bodies_only_while_a_submission_waits_for_its_block(chain):
+    import asyncio
+
+    from secretstore.chain.connection import BlockFeed, ChainConnection, TransactionSubmitter
+
+    async with ChainConnection(chain.url) as connection:
+        asked: list[str] = []
+        request = connection.rpc.request
+
+        async def counted(method, params=None, timeout=None):
+            asked.append(method)
+            return await request(method, params, timeout)
+
+        connection.rpc.request = counted
+        feed = BlockFeed(connection)
+        async with asyncio.TaskGroup() as tasks:
+            following = tasks.create_task(feed.run())
+            await feed.ready.wait()
+            async with feed.watch() as blocks:
+                # someone else's transaction: its block is followed for its events only
+                await asyncio.get_running_loop().run_in_executor(None, lambda: submit(
+                    chain, Keypair.create_from_uri("//Dave"), "claim_key", {"id": "0x" + secrets.token_hex(32)}))
+                block = await blocks.get()
+                assert block.extrinsic_hashes is None and any(e.name == "KeyClaimed" for e in block.events)
+                assert "chain_getBlock" not in asked
+                # our own: read whole until found
+                submitter = TransactionSubmitter(connection, Keypair.create_from_uri("//Dave"))
+                async with feed.expecting_inclusion() as found:
+                    mine = await submitter.submit("SecretStore", "claim_key", {"id": "0x" + secrets.token_hex(32)})
+                    while (events := (block := await blocks.get()).extrinsic_events(mine)) is None:
+                        pass
+                    found()
+                    assert feed.awaiting_inclusion == 0
+                assert "chain_getBlock" in asked and ("SecretStore", "KeyClaimed") in {(e.pallet, e.name) for e in events}
+            following.cancel()

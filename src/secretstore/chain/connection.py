@@ -52,11 +52,13 @@ class TransactionRejected(ChainError):
 class Block:
     number: int
     hash: str
-    extrinsic_hashes: tuple[str, ...]
+    extrinsic_hashes: tuple[str, ...] | None  # None: the body was not read (nobody waited for an inclusion)
     events: tuple[ChainEvent, ...]
 
     def extrinsic_events(self, extrinsic_hash: str) -> tuple[ChainEvent, ...] | None:
         """The events of one extrinsic of this block, or None if it is not in this block."""
+        if self.extrinsic_hashes is None:
+            return None
         try:
             index = self.extrinsic_hashes.index(extrinsic_hash)
         except ValueError:
@@ -239,6 +241,11 @@ class ChainConnection:
         """The events of one block."""
         return await self._decoded_events(await self._raw_events(block_hash))
 
+    async def block_events(self, block_hash: str, number: int) -> Block:
+        """A block with its decoded events only (no body read)."""
+        events = await self.events(block_hash)
+        return Block(number, block_hash, None, tuple(dataclasses.replace(e, block_number=number) for e in events))
+
     async def block(self, block_hash: str) -> Block:
         """A block's extrinsic hashes and decoded events: two requests at once."""
         body, raw_events = await asyncio.gather(self.rpc.request("chain_getBlock", [block_hash]),
@@ -353,6 +360,25 @@ class BlockFeed:
         self._watchers: set[asyncio.Queue] = set()
         self.last: int | None = None
         self.ready = asyncio.Event()
+        self.awaiting_inclusion = 0  # submissions not yet found in a block: while there are any, bodies are read
+
+    @contextlib.asynccontextmanager
+    async def expecting_inclusion(self) -> AsyncIterator[Callable[[], None]]:
+        """Around a submission: blocks whose head comes meanwhile are read with their bodies (extrinsic hashes),
+        until the returned `found()` is called (or the block ends); other blocks only with their events."""
+        waiting = True
+        self.awaiting_inclusion += 1
+
+        def found() -> None:
+            nonlocal waiting
+            if waiting:
+                waiting = False
+                self.awaiting_inclusion -= 1
+
+        try:
+            yield found
+        finally:
+            found()
 
     @contextlib.asynccontextmanager
     async def watch(self) -> AsyncIterator[asyncio.Queue]:
@@ -369,6 +395,8 @@ class BlockFeed:
             async with await self.chain.finalized_heads() as heads:
                 while True:
                     header = await heads.latest()
+                    # a submission made before this head was read may be in it: such a block is read whole
+                    with_bodies = self.awaiting_inclusion > 0
                     number = header_number(header)
                     if self.last is not None and number <= self.last:
                         continue
@@ -381,7 +409,8 @@ class BlockFeed:
                     if missing:
                         found = await asyncio.gather(*(self.chain.block_hash(n) for n in missing))
                         hashes.update(zip(missing, found))
-                    blocks = await asyncio.gather(*(self.chain.block(hashes[n]) for n in sorted(hashes)))
+                    blocks = await asyncio.gather(*(self.chain.block(hashes[n]) if with_bodies
+                                                    else self.chain.block_events(hashes[n], n) for n in sorted(hashes)))
                     for block in blocks:
                         for queue in list(self._watchers):
                             queue.put_nowait(block)

@@ -170,7 +170,7 @@ class AsyncSecretStoreClient:
         `timeout` seconds."""
         await self.connect()
         deadline = time.monotonic() + (timeout or self.timeout)
-        async with self.feed.watch() as blocks:
+        async with self.feed.watch() as blocks, self.feed.expecting_inclusion() as included:
             extrinsic_hash = await self.submitter.submit(pallet, call, params)
             if wait == "pool":
                 return Receipt(extrinsic_hash), []
@@ -189,6 +189,7 @@ class AsyncSecretStoreClient:
                     events = block.extrinsic_events(extrinsic_hash)
                     if events is None:
                         continue
+                    included()  # later blocks are only needed for their events
                     receipt = self._receipt(extrinsic_hash, block, events)
                     if match is None or (finished is not None and await _holds(finished, collected)):
                         return receipt, []
