@@ -66,6 +66,19 @@ def test_events_that_do_not_match_the_types_are_refused(chain):
             decoder.decode(bad)
 
 
+def record_requests(connection) -> list[str]:
+    """The methods of the requests a ChainConnection makes from now on."""
+    asked: list[str] = []
+    request = connection.rpc.request
+
+    async def recorded(method, params=None, timeout=None):
+        asked.append(method)
+        return await request(method, params, timeout)
+
+    connection.rpc.request = recorded
+    return asked
+
+
 async def test_followed_blocks_come_with_their_events_pushed_and_older_ones_are_read(chain):
     """A follower of finalized heads gets each block's System.Events pushed ahead of the head (a standard storage
     subscription): reading them costs no request; a block from before the follower started is read as before."""
@@ -78,14 +91,7 @@ async def test_followed_blocks_come_with_their_events_pushed_and_older_ones_are_
     number = chain.get_block_header(finalized_only=True)["header"]["number"]
     before = chain.get_block_hash(number - 1)  # not the head: a storage subscription starts with the head's value
     async with ChainConnection(chain.url) as connection:
-        asked: list[str] = []
-        request = connection.rpc.request
-
-        async def counted(method, params=None, timeout=None):
-            asked.append(method)
-            return await request(method, params, timeout)
-
-        connection.rpc.request = counted
+        asked = record_requests(connection)
         async with await connection.finalized_heads() as heads:
             await heads.next()  # the current head
             submitted = asyncio.get_running_loop().run_in_executor(None, lambda: submit(
@@ -111,14 +117,7 @@ async def test_a_block_feed_reads_bodies_only_while_a_submission_waits_for_its_b
     from secretstore.chain.connection import BlockFeed, ChainConnection, TransactionSubmitter
 
     async with ChainConnection(chain.url) as connection:
-        asked: list[str] = []
-        request = connection.rpc.request
-
-        async def counted(method, params=None, timeout=None):
-            asked.append(method)
-            return await request(method, params, timeout)
-
-        connection.rpc.request = counted
+        asked = record_requests(connection)
         feed = BlockFeed(connection)
         async with asyncio.TaskGroup() as tasks:
             following = tasks.create_task(feed.run())
