@@ -1286,8 +1286,8 @@ class KeyServerCore:
                                    participants: list[Address]) -> dict[ServerKeyId, Public | SessionError]:
         """Generate many server keys for chain requests: batched generations (many keys per cluster message, one
         share check per key and receiver) as the fast path; a key that leaves a batch — refused by a participant,
-        a share check that fails, anything unexpected — goes to the one-key protocol (`generate_server_key`),
-        which gives its precise error or finds and leaves out the faulty dealers (`_generate_one_key`). Participants report the keys
+        a share check that fails, anything unexpected — goes to the one-key protocol (`_generate_one_key`), which
+        gives its precise error or finds and leaves out the faulty dealers. Participants report the keys
         themselves; the result here (a public or the error) is for the master's own answer."""
         assert self.cluster is not None
         results: dict[ServerKeyId, Public | SessionError] = {}
@@ -1344,12 +1344,11 @@ class KeyServerCore:
                     left.update(ServerKeyId.from_hex(k) for k in (reply.get("refused") or {}))
                     if reply.get("undelivered"):
                         left.update(by_key)  # a missing dealing: only the one-key protocol's complaints settle it
-                finished = inits  # every participant answers once it has every dealer's shares
-                sums: dict[str, list[str]] = {}
+                sums: dict[str, list[str]] = {}  # every participant answered once it had every dealer's shares
                 for key_id in by_key:
                     if key_id in left:
                         continue
-                    column_sums = self._published_sums(key_id, by_key[key_id][2], participants, finished)
+                    column_sums = self._published_sums(key_id, by_key[key_id][2], participants, inits)
                     if column_sums is None:
                         left.add(key_id)
                     else:
