@@ -139,3 +139,24 @@ async def test_a_block_feed_reads_bodies_only_while_a_submission_waits_for_its_b
                     assert feed.awaiting_inclusion == 0
                 assert "chain_getBlock" in asked and ("SecretStore", "KeyClaimed") in {(e.pallet, e.name) for e in events}
             following.cancel()
+
+
+async def test_a_node_that_refuses_the_events_subscription_is_followed_by_reading_them(chain):
+    from secretstore.chain.connection import ChainConnection
+    from secretstore.chain.rpc import RpcError, header_hash
+
+    async with ChainConnection(chain.url) as connection:
+        subscribe = connection.rpc.subscribe
+
+        async def no_storage_subscriptions(method, *args, **kwargs):
+            if method == "state_subscribeStorage":
+                raise RpcError(method, -32601, "Method not found")
+            return await subscribe(method, *args, **kwargs)
+
+        connection.rpc.subscribe = no_storage_subscriptions
+        async with await connection.finalized_heads() as heads:
+            head = header_hash(await heads.next())
+            asked = record_requests(connection)
+            assert await connection.events(head) == _decode_events(chain, chain.rpc_request(
+                "state_getStorage", [SYSTEM_EVENTS_KEY, head])["result"])
+            assert asked == ["state_getStorage"]

@@ -210,8 +210,11 @@ class ChainConnection:
                     while len(self._pushed_events) > PUSHED_EVENTS_KEPT:
                         del self._pushed_events[next(iter(self._pushed_events))]
 
-        self._events_feed = await self.rpc.subscribe("state_subscribeStorage", [[SYSTEM_EVENTS_KEY]],
-                                                     "state_unsubscribeStorage", sink=keep)
+        try:
+            self._events_feed = await self.rpc.subscribe("state_subscribeStorage", [[SYSTEM_EVENTS_KEY]],
+                                                         "state_unsubscribeStorage", sink=keep)
+        except RpcError as exc:  # a node that refuses it (its RPC policy): every block's events are read instead
+            log.info("events are read, not pushed", extra={"error": str(exc)})
 
     async def _raw_events(self, block_hash: str) -> str | None:
         pushed = self._pushed_events.get(block_hash.lower(), _NOT_PUSHED)
