@@ -298,9 +298,9 @@ class ChainService:
         """One scan of the chain at block `at` (None: the best block): two rounds of concurrent reads (the set and
         every service's tasks; then which tasks still need this key server), then every task acted on at once.
         With `changed`, nothing is read: between full scans the task lists follow the events — the tasks they
-        announce are added, those they end removed. A task left over (a shadow retrieval ended by its last
-        personal part, which no event marks) only costs an `is_*_response_required` that says no, until the next
-        full scan; a task is never missing, since every request announces itself."""
+        announce are added, those they end removed (a personal part by its last report, as `PersonalPartTally`
+        counts them). A task left over (one the tally could not count) only costs an `is_*_response_required`
+        that says no, until the next full scan; a task is never missing, since every request announces itself."""
         api = self.runtime_api
         started = time.perf_counter()
         if changed is None or self.snapshot is None or not self.task_lists:

@@ -165,6 +165,19 @@ def _digest(points: list[Public]) -> str:
     return "0x" + keccak256(b"".join(bytes(p) for p in points)).hex()
 
 
+def _hold_early(waiting_sessions: dict, max_sessions: int, session: str, dealer: Address, dealt: Any) -> None:
+    """Keep what a dealer sent for a generation whose init has not reached this server yet (the dealer got its own
+    first), until the init comes: bounded in sessions, and one dealing per dealer and session."""
+    if session not in waiting_sessions:
+        if len(waiting_sessions) >= max_sessions:
+            raise SessionError("unknown generation session")
+        waiting_sessions[session] = (time.monotonic(), [])
+    waiting = waiting_sessions[session][1]
+    if any(earlier == dealer for earlier, _ in waiting) or len(waiting) >= MAX_PARTICIPANTS:
+        raise SessionError("share already received")
+    waiting.append((dealer, dealt))
+
+
 def _batch_session_id(body: dict) -> str:
     session = body.get("session")
     if not isinstance(session, str) or len(session) != 32:
@@ -416,15 +429,7 @@ class KeyServerCore:
             raw = body.get("commitments")  # malformed is refused now, not when the init comes
             if not isinstance(raw, list) or len(raw) > MAX_PARTICIPANTS:
                 raise SessionError("commitments: expected a list of points")
-            dealt = self._dealt_share(body)
-            if session not in self.early_shares:
-                if len(self.early_shares) >= MAX_EARLY_SESSIONS:
-                    raise SessionError("unknown generation session")
-                self.early_shares[session] = (time.monotonic(), [])
-            waiting = self.early_shares[session][1]
-            if any(dealer == peer for dealer, _ in waiting) or len(waiting) >= MAX_PARTICIPANTS:
-                raise SessionError("share already received")
-            waiting.append((peer, dealt))
+            _hold_early(self.early_shares, MAX_EARLY_SESSIONS, session, peer, self._dealt_share(body))
             return {}
         self._keep_share(state, peer, *self._dealt_share(body))
         return {}
@@ -638,8 +643,8 @@ class KeyServerCore:
         return [p.hex() for p, r in zip(batch.participants, results) if isinstance(r, BaseException)]
 
     async def _dkgb_share(self, peer: Address, body: dict) -> dict:
-        """A dealer's shares of a batch's keys; checked together before dkgb_init answers. They may come before this server's
-        own dkgb_init (the dealer got its own first) and then wait for it, bounded."""
+        """A dealer's shares of a batch's keys; checked together before dkgb_init answers. They may come before
+        this server's own dkgb_init (the dealer got its own first) and then wait for it, bounded."""
         session = _batch_session_id(body)
         raw = body.get("items")
         if not isinstance(raw, dict) or len(raw) > MAX_BATCH:
@@ -648,14 +653,7 @@ class KeyServerCore:
         if batch is not None:
             self._keep_batch_shares(batch, peer, raw)
             return {}
-        if session not in self.early_batches:
-            if len(self.early_batches) >= MAX_EARLY_BATCHES:
-                raise SessionError("unknown generation session")
-            self.early_batches[session] = (time.monotonic(), [])
-        waiting = self.early_batches[session][1]
-        if any(dealer == peer for dealer, _ in waiting):
-            raise SessionError("shares already received")
-        waiting.append((peer, raw))
+        _hold_early(self.early_batches, MAX_EARLY_BATCHES, session, peer, raw)
         return {}
 
     @staticmethod
