@@ -9,16 +9,13 @@ from secretstore.chain.client import SECRETSTORE_TYPES
 from secretstore.chain.connection import SYSTEM_EVENTS_KEY, _decode_events
 from secretstore.chain.events import EventsDecodeError, EventsDecoder
 from secretstore.crypto import Secret
-from secretstore.node.testing import NodeProcess, free_port
 
 
 @pytest.fixture(scope="module")
-def chain(tmp_path_factory):
-    with NodeProcess(tmp_path_factory.mktemp("node"), free_port()) as node:
-        api = SubstrateInterface(url=node.ws_url, ss58_format=42, use_remote_preset=False,
-                                 type_registry=SECRETSTORE_TYPES)
-        yield api
-        api.close()
+def chain(node):
+    api = SubstrateInterface(url=node.ws_url, ss58_format=42, use_remote_preset=False, type_registry=SECRETSTORE_TYPES)
+    yield api
+    api.close()
 
 
 def submit(api, keypair, call, params, pallet="SecretStore"):

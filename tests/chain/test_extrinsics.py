@@ -14,7 +14,6 @@ from secretstore.chain.events import EventsDecoder
 from secretstore.chain.extrinsics import ExtrinsicSigner
 from secretstore.chain.registry import Unsupported
 from secretstore.crypto import Secret
-from secretstore.node.testing import NodeProcess, free_port
 
 ALICE = Keypair.create_from_uri("//Alice")
 
@@ -37,12 +36,6 @@ CALLS = [
     ("SecretStore", "change_owner", {"new_owner": Keypair.create_from_uri("//Bob").ss58_address}),
     ("Balances", "transfer_allow_death", {"dest": Keypair.create_from_uri("//Eve").ss58_address, "value": 10 ** 15}),
 ]
-
-
-@pytest.fixture(scope="module")
-def node(tmp_path_factory):
-    with NodeProcess(tmp_path_factory.mktemp("node"), free_port()) as process:
-        yield process
 
 
 @pytest.fixture(scope="module")

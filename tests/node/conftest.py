@@ -1,14 +1,6 @@
 import pytest
 from substrateinterface import Keypair, SubstrateInterface
 
-from secretstore.node.testing import NodeProcess, free_port
-
-
-@pytest.fixture(scope="module")
-def node(tmp_path_factory):
-    with NodeProcess(tmp_path_factory.mktemp("node"), free_port()) as process:
-        yield process
-
 
 @pytest.fixture(scope="module")
 def substrate(node):
