@@ -44,6 +44,11 @@ SECRETSTORE_PALLET = "SecretStore"
 ALL = "all"  # a block's events changed the set or something unknown: read everything again
 TASKLESS_EVENTS = {"IdClaimed", "KeyClaimed", "KeyTransferred", "OwnerChanged"}  # ACL reads are made when needed
 PERSONAL_PART_PATIENCE = 60.0  # a key server not picked for a retrieval reports an error after this long
+# A shadow retrieval's common part is confirmed by n / 2 + 1 agreeing answers: the first that many connected servers in
+# the key's rotation answer at once, the others only if it is still pending this long after they saw it (one of the
+# first was slow, dead or wrong). Fewer transactions per retrieval, and the same answers.
+COMMON_STANDBY = 0.5
+MAX_ACCESS_CHECKS = 4096  # ACL answers kept for the current head
 
 # Which piece of work a response call answers (responses to the same piece are not repeated).
 SERVICE_OF = {
@@ -85,6 +90,14 @@ class ChainService:
     # key -> the holders of this server's share (shares come and go only by generation and set change; this is
     # cleared on every full scan and settled migration, and a key with no share here is not kept)
     holders: dict[ServerKeyId, frozenset[Address]] = field(default_factory=dict)
+    # common parts this server only answers if still pending after COMMON_STANDBY: response key -> when first seen
+    standby: dict[tuple, float] = field(default_factory=dict)
+    # pending personal parts: (key, requester) -> (the requester's public key the chain named (raw 64 bytes), the
+    # last head at which it was seen pending)
+    requester_publics: dict[tuple[ServerKeyId, Address], tuple[bytes, int]] = field(default_factory=dict)
+    # ACL answers (in flight or done) at the current head: the common part and the shadow step ask the same
+    access_checks: dict[tuple[ServerKeyId, Address], asyncio.Future] = field(default_factory=dict)
+    access_checks_head: int = -1
 
     @property
     def self_id(self) -> Address:
@@ -92,7 +105,18 @@ class ChainService:
 
     # ------------------------------------------------------------------------------------------------ chain reads
     async def check_access(self, key_id: ServerKeyId, requester: Address) -> bool:
-        return await self.runtime_api.check(requester, key_id)
+        """The chain's ACL; one read per (key, requester) and head, however many steps of a retrieval ask."""
+        if self.access_checks_head != self.head_number or len(self.access_checks) >= MAX_ACCESS_CHECKS:
+            self.access_checks.clear()
+            self.access_checks_head = self.head_number
+        key = (key_id, requester)
+        check = self.access_checks.get(key)
+        if check is None:
+            check = self.access_checks[key] = asyncio.ensure_future(self.runtime_api.check(requester, key_id))
+            # a failed read is not kept: the next caller reads again (and `exception()` marks it retrieved)
+            check.add_done_callback(
+                lambda done: done.cancelled() or done.exception() is None or self.access_checks.pop(key, None))
+        return await asyncio.shield(check)  # one caller cancelled leaves the read to the others
 
     def refresh_set(self, snap: KeyServerSetSnapshot, indices: dict[Address, int]) -> None:
         """Current set with the chain's indices for sessions; current, new and migration sets for who may connect."""
@@ -109,15 +133,22 @@ class ChainService:
 
     def master_for(self, key_id: ServerKeyId, among: list[Address]) -> Address | None:
         """The first connected key server, in an order rotated by the key id (spreads load, survives a dead one)."""
+        first = self._first_connected(key_id, among, 1)
+        return first[0] if first else None
+
+    def _first_connected(self, key_id: ServerKeyId, among: list[Address], count: int) -> list[Address]:
+        """The first `count` connected key servers (this one counts as connected) in the order rotated by the key id."""
         if not among:
-            return None
+            return []
         start = int.from_bytes(bytes(key_id), "big") % len(among)
         cluster = self.core.cluster
-        for i in range(len(among)):
-            candidate = among[(start + i) % len(among)]
-            if cluster is None or cluster.is_connected(candidate):
-                return candidate
-        return None
+        found: list[Address] = []
+        for candidate in among[start:] + among[:start]:
+            if candidate == self.self_id or cluster is None or cluster.is_connected(candidate):
+                found.append(candidate)
+                if len(found) == count:
+                    break
+        return found
 
     # --------------------------------------------------------------------------------------------- main loops
     async def run(self) -> None:
@@ -132,7 +163,7 @@ class ChainService:
                         block_hash, checked, scanned_at = None, None, 0.0
                         while True:
                             try:
-                                async with asyncio.timeout(RESCAN_AFTER):
+                                async with asyncio.timeout(self._quiet_wait()):
                                     headers = await self._next_heads(heads)  # every head queued meanwhile
                                 if headers:
                                     numbers = [header_number(h) for h in headers]
@@ -140,8 +171,10 @@ class ChainService:
                                     follows = checked is not None and numbers == list(
                                         range(checked + 1, checked + 1 + len(numbers)))
                                     checked = numbers[-1]
-                                    if follows and time.monotonic() - scanned_at < RESCAN_AFTER \
-                                            and await self._follow_events(tasks, headers):
+                                    # followed even when a periodic scan is due: what the scan cannot see (which
+                                    # requests ended in these blocks, the personal parts' tally) stays right
+                                    if follows and await self._follow_events(tasks, headers) \
+                                            and time.monotonic() - scanned_at < RESCAN_AFTER:
                                         continue
                             except TimeoutError:
                                 pass
@@ -152,14 +185,27 @@ class ChainService:
                     self.submitter.forget_nonce()
                     await asyncio.sleep(1.0)
 
+    def _quiet_wait(self) -> float:
+        """How long to wait for a block before scanning anyway: RESCAN_AFTER, or less while a common part waits out
+        its standby (a quiet chain must not keep it waiting)."""
+        if not self.standby:
+            return RESCAN_AFTER
+        due = min(self.standby.values()) + COMMON_STANDBY - time.monotonic()
+        return min(RESCAN_AFTER, max(0.01, due))
+
     async def _follow_events(self, tasks: asyncio.TaskGroup, headers: list) -> bool:
         """Keep up with the blocks of these (consecutive) heads from their events alone: start the requests they
         announce, update the task lists and scan without reading them. False if a full scan is needed."""
         changed: set[str] = set()
         announced: dict[tuple, ServiceTask] = {}
         ended: set[tuple] = set()
-        for events in await asyncio.gather(*(self.chain.events(header_hash(h)) for h in headers)):
-            changed |= self._changed(events, announced, ended, self.personal_parts)
+        for header, events in zip(headers, await asyncio.gather(*(self.chain.events(header_hash(h)) for h in headers))):
+            ended_here: set[tuple] = set()
+            changed |= self._changed(events, announced, ended_here, self.personal_parts)
+            for kind, key_id, requester in ended_here:
+                if kind is RetrieveShadowDocumentKeyPersonal:  # what was prepared for it is of no use now
+                    self.core.personal_parts.forget(key_id, requester, through=header_number(header))
+            ended |= ended_here
         if ALL in changed:
             return False
         if changed:
@@ -205,7 +251,16 @@ class ChainService:
         `is_*_response_required` needs to be asked first (two round trips less on every hop). The scan that follows
         sees the work under way and does not start it again."""
         migrating = self.snapshot is not None and self.snapshot.migration is not None
+        for task in announced:
+            if isinstance(task, RetrieveShadowDocumentKeyPersonal):
+                self._asked_for_personal_part(task)
         await self._act_all(tasks, [t for t in announced if self._would_act(t, migrating)], migrating, set())
+
+    def _asked_for_personal_part(self, task: RetrieveShadowDocumentKeyPersonal) -> None:
+        """The chain asks for this personal part at the current head (its event, or a task list read at it): a
+        prepared part of a session run at this block or earlier answers it, and one that comes later is sent at
+        once. Task lists that only follow events may keep a finished request a while, so they are no evidence."""
+        self.requester_publics[(task.key_id, task.requester)] = (task.requester_public, self.head_number)
 
     async def _act_all(self, tasks: asyncio.TaskGroup, chosen: list[ServiceTask], migrating: bool,
                        seen: set[tuple]) -> None:
@@ -310,6 +365,9 @@ class ChainService:
             self.refresh_set(snapshot, indices)
             self.task_lists = dict(zip(SERVICES, task_lists))
             self.holders.clear()
+            for task in self.task_lists["document_key_shadow_retrieval"]:
+                if isinstance(task, RetrieveShadowDocumentKeyPersonal):
+                    self._asked_for_personal_part(task)
         else:
             ended, announced = ended or set(), announced or {}
             for kind, key_id, requester in ended:  # answered: a new request for the same key is new work at once
@@ -334,9 +392,20 @@ class ChainService:
             api.is_response_required(service, self.self_id, task.key_id,
                                      task.requester if service == "document_key_shadow_retrieval" else None, at=at)
             for service, task in candidates))
+        for (_, task), needed in zip(candidates, required):
+            standby_key = ("common", task.key_id.hex(), task.requester.hex()) \
+                if isinstance(task, RetrieveShadowDocumentKeyCommon) else None
+            if not needed and standby_key in self.standby:
+                self.standby[standby_key] = time.monotonic()  # asked once per standby, not on every wake-up
         # every pending personal part keeps its patience clock, asked about this time or not
         seen: set[tuple] = {("personal", t.key_id, t.requester) for _, t in pending
                             if isinstance(t, RetrieveShadowDocumentKeyPersonal)}
+        commons = {("common", t.key_id.hex(), t.requester.hex()) for _, t in pending
+                   if isinstance(t, RetrieveShadowDocumentKeyCommon)}
+        for gone in set(self.standby) - commons:
+            del self.standby[gone]
+        for gone in set(self.requester_publics) - {(key_id, requester) for _, key_id, requester in seen}:
+            del self.requester_publics[gone]
         await self._act_all(tasks, [task for (_, task), needed in zip(candidates, required) if needed], migrating,
                             seen)
         if log.isEnabledFor(logging.DEBUG):
@@ -358,9 +427,10 @@ class ChainService:
             live.add(("retrieval", key_id, None))
         elif isinstance(task, StoreDocumentKey):
             live.add(("store", key_id, None))
-        else:
-            requester = task.requester.hex()
-            live.update({("common", key_id, requester), ("personal", key_id, requester)})
+        elif isinstance(task, RetrieveShadowDocumentKeyCommon):
+            live.add(("common", key_id, task.requester.hex()))
+        else:  # the common part is over: an answer to it waiting here is of no more use
+            live.add(("personal", key_id, task.requester.hex()))
 
     def _would_act(self, task: ServiceTask, migrating: bool) -> bool:
         """Whether `_act` could do anything for this task now (before asking the chain if a response is required)."""
@@ -377,13 +447,19 @@ class ChainService:
         if isinstance(task, StoreDocumentKey):
             return not migrating and self._fresh(("store", key_id, None))
         if isinstance(task, RetrieveShadowDocumentKeyCommon):
-            return self._fresh(("common", key_id, task.requester.hex()))
-        # personal parts: the master starts the session (unless it runs); the others only start their patience
-        # clock, and ask the chain again once it has run out
+            return self._fresh(("common", key_id, task.requester.hex())) \
+                and self._answers_common_now(task.key_id, task.requester)
+        # personal parts: a participant whose part is ready submits it; the master starts the session (unless it
+        # runs); the others only start their patience clock, and ask the chain again once it has run out
         assert isinstance(task, RetrieveShadowDocumentKeyPersonal)
         key = ("personal", task.key_id, task.requester)
-        if key in self.inflight or not self._fresh(("personal", key_id, task.requester.hex())):
-            return False  # its session runs, or this server's part was sent lately
+        _, seen_at = self.requester_publics.get((task.key_id, task.requester), (None, -1))
+        if self.core.personal_parts.ready(task.key_id, task.requester, seen_at):
+            return True  # sent once (it is taken), whatever this server sent for an earlier request
+        if not self._fresh(("personal", key_id, task.requester.hex())):
+            return False  # this server's part was sent lately
+        if key in self.inflight:
+            return False  # its session runs
         if self._leads_shadow_retrieval(task.key_id):
             return True
         # the patience clock starts without asking the chain anything: only its end needs the chain's word
@@ -415,6 +491,11 @@ class ChainService:
                 self._store(task)
         elif isinstance(task, RetrieveShadowDocumentKeyCommon):
             if self._fresh(("common", key_id.hex(), task.requester.hex())):
+                self.standby.pop(("common", key_id.hex(), task.requester.hex()), None)
+                if self._leads_shadow_retrieval(key_id):
+                    # the decryption runs while the common part is being confirmed: only the submission waits
+                    self._spawn(tasks, ("personal", key_id, task.requester),
+                                self._shadow_session(key_id, task.requester, early=True))
                 return self._answer_common(key_id, task.requester)
         else:
             seen.add(("personal", key_id, task.requester))
@@ -531,17 +612,22 @@ class ChainService:
             "common_point": common_shadow_point(share.threshold, share.common_point).hex(),
             "threshold": share.threshold})
 
-    def _leads_shadow_retrieval(self, key_id: ServerKeyId) -> bool:
-        """Whether this server holds a share of the key and is the master the rotation picks among its holders."""
+    def _holders(self, key_id: ServerKeyId) -> frozenset[Address] | None:
+        """The holders of this server's share of the key (None: no share)."""
         holders = self.holders.get(key_id)
         if holders is None:  # asked of every pending personal part on every block: read once, kept until a scan
             share = self.core.storage.get(key_id)
             if share is None:
-                return False
+                return None
             if len(self.holders) >= MAX_KEPT_HOLDERS:
                 self.holders.clear()
             holders = self.holders[key_id] = frozenset(share.holders)
-        return self.master_for(key_id, [h for h in self.order if h in holders]) == self.self_id
+        return holders
+
+    def _leads_shadow_retrieval(self, key_id: ServerKeyId) -> bool:
+        """Whether this server holds a share of the key and is the master the rotation picks among its holders."""
+        holders = self._holders(key_id)
+        return holders is not None and self.master_for(key_id, [h for h in self.order if h in holders]) == self.self_id
 
     def _personal(self, tasks: asyncio.TaskGroup, key_id: ServerKeyId, requester: Address,
                   raw_requester_public: bytes, now: float) -> None:
@@ -555,22 +641,67 @@ class ChainService:
         key = ("personal", key_id, requester)
         self.first_seen.setdefault(key, now)
         response_key = ("personal", key_id.hex(), requester.hex())
+        if self._release_personal_part(key_id, requester):
+            return
         if self._leads_shadow_retrieval(key_id):
-            if self._fresh(response_key):
-                self._spawn(tasks, key, self._shadow_session(key_id, requester_public))
+            if self._fresh(response_key):  # no early session, or it failed: run it now
+                self._spawn(tasks, key, self._shadow_session(key_id, requester))
         elif now - self.first_seen[key] > PERSONAL_PART_PATIENCE and self._fresh(response_key):
             # nobody picked this server and the request is still open: answer it rather than leave it hanging
             self.respond("document_key_shadow_retrieval_error", {"id": key_id.hex(), "requester": requester.hex()},
                          key=response_key)
 
-    async def _shadow_session(self, key_id: ServerKeyId, requester_public: Public) -> None:
+    def _answers_common_now(self, key_id: ServerKeyId, requester: Address) -> bool:
+        """Whether this server answers a common part now: it is among the first n / 2 + 1 connected servers of the
+        key's rotation (they alone can confirm it), or it has waited COMMON_STANDBY since it first saw it. A server
+        with no share of the key answers (an error) at once."""
+        holders = self._holders(key_id)
+        if holders is None:
+            return True
+        needed = len(self.order) // 2 + 1
+        if self.self_id in self._first_connected(key_id, [h for h in self.order if h in holders], needed):
+            return True
+        first = self.standby.setdefault(("common", key_id.hex(), requester.hex()), time.monotonic())
+        return time.monotonic() - first >= COMMON_STANDBY
+
+    def personal_part_ready(self, key_id: ServerKeyId, requester: Address) -> None:
+        """A master's report made this server's personal part: submit it now if the chain already asks for it."""
+        self._release_personal_part(key_id, requester)
+
+    def _release_personal_part(self, key_id: ServerKeyId, requester: Address) -> bool:
+        """Submit the prepared personal part once the chain has named the requester's public key. True if sent."""
+        raw, seen_at = self.requester_publics.get((key_id, requester), (None, -1))
+        if raw is None or not self.core.personal_parts.ready(key_id, requester, seen_at):
+            return False  # not asked for yet, or only by an earlier request for the same key and requester
         try:
-            await self.core.retrieve_document_key_shadow(key_id, requester_public, dict(self.indices))
+            requester_public = Public(raw)
+        except ValueError:
+            return False  # `_personal` answers a bad public with an error
+        if requester_public.address() != requester:
+            return False
+        params = self.core.personal_part(key_id, requester_public)
+        if params is None:
+            return False
+        self.respond("document_key_personal_retrieved", params)
+        return True
+
+    async def _shadow_session(self, key_id: ServerKeyId, requester: Address, early: bool = False) -> None:
+        """The master's shadow retrieval. An early one (started with the common part) that fails answers nothing:
+        the common part decides the request, and the personal part, once asked for, runs the session again."""
+        try:
+            # an early part must wait for the chain to ask for it after this head (before, it could only be asked by
+            # an earlier request for the same key and requester); a part asked for already goes out at once
+            await self.core.retrieve_document_key_shadow(key_id, requester, dict(self.indices),
+                                                         self.head_number if early else 0)
         except SessionError as exc:
+            # this server's own part of a failed session is not a result: the personal part runs the session anew
+            self.core.personal_parts.forget(key_id, requester)
+            if early:
+                log.info("early shadow retrieval failed", extra={"key": key_id.hex(), "error": str(exc)})
+                return
             log.warning("shadow retrieval failed", extra={"key": key_id.hex(), "error": str(exc)})
-            requester = requester_public.address().hex()
-            self.respond("document_key_shadow_retrieval_error", {"id": key_id.hex(), "requester": requester},
-                         key=("personal", key_id.hex(), requester))
+            self.respond("document_key_shadow_retrieval_error", {"id": key_id.hex(), "requester": requester.hex()},
+                         key=("personal", key_id.hex(), requester.hex()))
 
 
 @dataclass(frozen=True)
@@ -596,6 +727,7 @@ async def run_key_server(self_secret: Secret, db_path: Path, net_host: str, net_
     core = KeyServerCore(keypair, storage, lambda k, r: service.check_access(k, r), lambda c, p: service.respond(c, p))
     service = ChainService(chain, core, directory, SecretStoreRuntimeApi(chain.state_call),
                            TransactionSubmitter(chain, signer))
+    core.personal_part_ready = service.personal_part_ready
     cluster = Cluster(keypair, net_host, net_port, directory, core.handle, listener)
     core.cluster = cluster
     metrics_server = key_server_metrics_server(core, cluster, service, storage, metrics)  # None unless --metrics-port

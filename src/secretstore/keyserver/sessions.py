@@ -40,6 +40,8 @@ SHARES_WAIT = 3.0  # how long a batch participant waits for every dealer's share
 CONNECT_GRACE = 5.0  # seconds a DKG waits for participants that are not connected yet
 RESHARE_IN_FLIGHT = 4  # migration batches moving at once
 MAX_BATCH = 1000  # what a key server accepts in one message
+PERSONAL_PART_TTL = 120.0  # seconds a chain retrieval's shadow waits for its report, and a report for its request
+MAX_PERSONAL_PARTS = 10_000  # chain retrievals prepared at once on one server
 
 
 def generation_batch_size(threshold: int) -> int:
@@ -249,6 +251,66 @@ class DkgBatch:
     all_dealt: asyncio.Event = field(default_factory=asyncio.Event)
 
 
+@dataclass(frozen=True)
+class PersonalPart:
+    """This server's personal part of a chain shadow retrieval, ready but for the requester's public key: the chain
+    names it only once the common part is confirmed, and the decrypt shadow is encrypted to it when it is."""
+    mask: int
+    decrypted_secret: Public
+    coefficient: int  # the decrypt shadow coefficient; a secret, kept in memory only
+    # the master's head when it ran the session: only a personal-part request pending at this block or later is the
+    # one this part answers (an earlier one for the same key and requester is over, though this server may not know yet)
+    block: int
+
+
+class PersonalParts:
+    """Chain shadow retrievals in flight on a participant, keyed by (key id, requester): the coefficient from the
+    shadow step until the master's report, then the prepared part until the service submits it. Bounded in age and
+    number, since a master may die between the two steps and a request may end without a personal part."""
+
+    def __init__(self) -> None:
+        self._coefficients: dict[tuple[ServerKeyId, Address], tuple[float, int]] = {}
+        self._ready: dict[tuple[ServerKeyId, Address], tuple[float, PersonalPart]] = {}
+
+    @staticmethod
+    def _prune(entries: dict) -> None:
+        cutoff = time.monotonic() - PERSONAL_PART_TTL
+        while entries and (len(entries) >= MAX_PERSONAL_PARTS or next(iter(entries.values()))[0] < cutoff):
+            del entries[next(iter(entries))]
+
+    def computed(self, key_id: ServerKeyId, requester: Address, coefficient: int) -> None:
+        self._prune(self._coefficients)
+        self._coefficients.pop((key_id, requester), None)  # re-inserted: the oldest stay first
+        self._coefficients[(key_id, requester)] = (time.monotonic(), coefficient)
+
+    def reported(self, key_id: ServerKeyId, requester: Address, mask: int, decrypted_secret: Public,
+                 block: int) -> bool:
+        """The master's report turns the computed coefficient into a prepared part; False if none was computed."""
+        entry = self._coefficients.pop((key_id, requester), None)
+        if entry is None:
+            return False
+        self._prune(self._ready)
+        self._ready.pop((key_id, requester), None)
+        self._ready[(key_id, requester)] = (time.monotonic(), PersonalPart(mask, decrypted_secret, entry[1], block))
+        return True
+
+    def ready(self, key_id: ServerKeyId, requester: Address, seen_at: int | None = None) -> bool:
+        """Whether a part is prepared (for a request seen pending at block `seen_at`, if given)."""
+        entry = self._ready.get((key_id, requester))
+        return entry is not None and (seen_at is None or seen_at >= entry[1].block)
+
+    def take(self, key_id: ServerKeyId, requester: Address) -> PersonalPart | None:
+        entry = self._ready.pop((key_id, requester), None)
+        return None if entry is None else entry[1]
+
+    def forget(self, key_id: ServerKeyId, requester: Address, through: int | None = None) -> None:
+        """Drop the prepared part (of a session that failed, or, with `through`, of a request that ended in that
+        block: a part made for a later request of the same key and requester is kept)."""
+        entry = self._ready.get((key_id, requester))
+        if entry is not None and (through is None or entry[1].block <= through):
+            del self._ready[(key_id, requester)]
+
+
 @dataclass
 class SigningState:
     kind: str  # "schnorr" | "ecdsa"
@@ -291,7 +353,8 @@ class KeyServerCore:
         self.batches: dict[str, DkgBatch] = {}  # batched generations (the fast path), by session
         # a batch's shares that came before its dkgb_init: session -> (when the first came, [(dealer, raw items)])
         self.early_batches: dict[str, tuple[float, list[tuple[Address, dict]]]] = {}
-        self.shadows: dict[tuple[ServerKeyId, Address], bytes] = {}
+        self.personal_parts = PersonalParts()  # chain shadow retrievals this server takes part in
+        self.personal_part_ready: Callable[[ServerKeyId, Address], None] = lambda key_id, requester: None
         # servers set change: (migration id hex, key id hex) -> dealer -> (share, commitments, key facts)
         self.reshares: dict[tuple[str, str], dict[Address, tuple[int, list[Public], dict]]] = {}
         self.signing: dict[str, SigningState] = {}
@@ -778,9 +841,9 @@ class KeyServerCore:
         if direct:
             requester_public = await self._authorize(key_id, body)
             requester = requester_public.address()
-        else:
-            requester_public = parse_point(body.get("requester_public"), "requester_public")
-            requester = requester_public.address()
+        else:  # chain retrievals start before the chain names the requester's public key: its address is enough
+            requester_public = None
+            requester = Address.from_hex(body.get("requester", ""), "requester")
             if not await self.check_access(key_id, requester):
                 raise SessionError(f"requester {requester.hex()} may not access key {key_id.hex()}", ACCESS_DENIED)
         if access_key == 0:
@@ -804,10 +867,10 @@ class KeyServerCore:
                  "proof": "0x" + proofs.prove_dleq(delta, GENERATOR, delta_public, own_public, product_public).hex(),
                  "proof2": "0x" + proofs.prove_dleq(secret * delta % m.N, GENERATOR, product_public, base, point).hex()}
         coefficient = m.decrypt_shadow_coefficient(shadow, delta)
-        encrypted = ecies.encrypt(requester_public, coefficient.to_bytes(32, "big"))
-        if direct:
+        if requester_public is not None:
+            encrypted = ecies.encrypt(requester_public, coefficient.to_bytes(32, "big"))
             return dict(reply, decrypt_shadow="0x" + encrypted.hex())
-        self.shadows[(key_id, requester)] = encrypted
+        self.personal_parts.computed(key_id, requester, coefficient)
         return reply
 
     def _faulty_point(self, point: Public) -> Public:
@@ -836,14 +899,23 @@ class KeyServerCore:
         key_id = ServerKeyId.from_hex(body.get("key_id", ""), "key_id")
         requester = Address.from_hex(body.get("requester", ""), "requester")
         decrypted_secret = parse_point(body.get("decrypted_secret"), "decrypted_secret")
-        mask = body.get("participants")
-        encrypted = self.shadows.pop((key_id, requester), None)
-        if encrypted is None or not isinstance(mask, int):
+        mask, block = body.get("participants"), body.get("block", 0)
+        if not isinstance(mask, int) or isinstance(mask, bool) or not 0 < mask < 1 << 256 \
+                or not isinstance(block, int) or isinstance(block, bool) or block < 0 \
+                or not self.personal_parts.reported(key_id, requester, mask, decrypted_secret, block):
             raise SessionError("no shadow computed for this retrieval")
-        self.on_result("document_key_personal_retrieved", {
-            "id": key_id.hex(), "requester": requester.hex(), "participants": mask,
-            "decrypted_secret": decrypted_secret.hex(), "shadow": "0x" + encrypted.hex()})
+        self.personal_part_ready(key_id, requester)
         return {}
+
+    def personal_part(self, key_id: ServerKeyId, requester_public: Public) -> dict | None:
+        """The prepared personal part for this requester as the params of `document_key_personal_retrieved` (its
+        decrypt shadow now encrypted to the requester), or None if there is none. Taken: it is submitted once."""
+        part = self.personal_parts.take(key_id, requester_public.address())
+        if part is None:
+            return None
+        encrypted = ecies.encrypt(requester_public, part.coefficient.to_bytes(32, "big"))
+        return {"id": key_id.hex(), "requester": requester_public.address().hex(), "participants": part.mask,
+                "decrypted_secret": part.decrypted_secret.hex(), "shadow": "0x" + encrypted.hex()}
 
     # ------------------------------------------------------------------------- direct (HTTP) requests: participant
     async def _doc_store(self, peer: Address, body: dict) -> dict:
@@ -1485,19 +1557,24 @@ class KeyServerCore:
             raise SessionError(f"{len(culprits)} faulty key servers, at most {threshold} (the threshold) tolerated: "
                                + _named(culprits))
 
-    async def retrieve_document_key_shadow(self, key_id: ServerKeyId, requester_public: Public,
-                                           indices: dict[Address, int]) -> None:
-        """Master of a shadow retrieval: picks t + 1 connected holders, collects their shadow points, computes the
-        decrypted secret, and has every participant report its personal part."""
+    async def retrieve_document_key_shadow(self, key_id: ServerKeyId, requester: Address,
+                                           indices: dict[Address, int], block: int) -> None:
+        """Master of a chain shadow retrieval: picks t + 1 connected holders (the next ones after this server in the
+        key's rotation, the servers that answer its common part first), collects their shadow points, computes the
+        decrypted secret and reports it to every participant, which then holds its personal part until the chain
+        names the requester's public key (`personal_part`) at `block` (this server's head) or later. Nothing here
+        needs that key, so a retrieval can run while its common part is still being confirmed."""
         assert self.cluster is not None
         cluster = self.cluster
         share = self.storage.get(key_id)
         if share is None or share.common_point is None or share.encrypted_point is None:
             raise SessionError(f"no document key stored for {key_id.hex()}")
-        candidates = [self.self_id] + [h for h in share.holders if h != self.self_id and cluster.is_connected(h)
-                                       and h in indices]
+        ring = sorted((h for h in share.holders if h in indices), key=indices.__getitem__)
+        start = int.from_bytes(bytes(key_id), "big") % len(ring) if ring else 0
+        candidates = [self.self_id] + [h for h in ring[start:] + ring[:start]
+                                       if h != self.self_id and cluster.is_connected(h)]
         request = {"type": "shadow_part", "key_id": key_id.hex(), "version": share.version.hex(),
-                   "requester_public": requester_public.hex()}
+                   "requester": requester.hex()}
         try:
             participants, parts, access_key = await self._collect_shadow_parts(share, candidates, request, "shadow")
             async with asyncio.timeout(SESSION_TIMEOUT):
@@ -1505,8 +1582,8 @@ class KeyServerCore:
                 decrypted = m.decrypt_with_joint_shadow(share.threshold, access_key, share.encrypted_point,
                                                         m.joint_shadow_point(points))
                 mask = sum(1 << indices[p] for p in participants)
-                report = {"type": "shadow_report", "key_id": key_id.hex(), "requester": requester_public.address().hex(),
-                          "decrypted_secret": decrypted.hex(), "participants": mask}
+                report = {"type": "shadow_report", "key_id": key_id.hex(), "requester": requester.hex(),
+                          "decrypted_secret": decrypted.hex(), "participants": mask, "block": block}
                 async with asyncio.TaskGroup() as tasks:
                     for p in participants:
                         tasks.create_task(cluster.request(p, report, timeout=STEP_TIMEOUT))
