@@ -199,7 +199,8 @@ class ChainService:
         changed: set[str] = set()
         announced: dict[tuple, ServiceTask] = {}
         ended: set[tuple] = set()
-        for header, events in zip(headers, await asyncio.gather(*(self.chain.events(header_hash(h)) for h in headers))):
+        hashes = [header_hash(h) for h in headers]
+        for header, events in zip(headers, await asyncio.gather(*(self.chain.events(h) for h in hashes))):
             ended_here: set[tuple] = set()
             changed |= self._changed(events, announced, ended_here, self.personal_parts)
             for kind, key_id, requester in ended_here:
@@ -210,7 +211,7 @@ class ChainService:
             return False
         if changed:
             await self._act_on_announced(tasks, list(announced.values()))
-            await self.process(tasks, header_hash(headers[-1]), changed, announced, ended)
+            await self.process(tasks, hashes[-1], changed, announced, ended)
         return True
 
     @staticmethod
@@ -358,7 +359,8 @@ class ChainService:
         that says no, until the next full scan; a task is never missing, since every request announces itself."""
         api = self.runtime_api
         started = time.perf_counter()
-        if changed is None or self.snapshot is None or not self.task_lists:
+        full = changed is None or self.snapshot is None or not self.task_lists
+        if full:
             snapshot, indices, *task_lists = await asyncio.gather(
                 api.snapshot(self.self_id, at=at), api.current_set_with_indices(at=at),
                 *(api.tasks(service, at=at) for service in SERVICES))
@@ -382,7 +384,7 @@ class ChainService:
         task_lists = [self.task_lists[service] for service in SERVICES]
         self.synced.set()
         live: set[tuple] = set()  # responses to requests that are still pending
-        migrating = await self._follow_migration(tasks, live)
+        migrating = await self._follow_migration(tasks, live, settle=full)
         pending = [(service, task) for service, service_tasks in zip(SERVICES, task_lists) for task in service_tasks]
         for _, task in pending:
             self._note_live(task, live)
@@ -503,14 +505,16 @@ class ChainService:
         return None
 
     # ---------------------------------------------------------------------------------------- servers set change
-    async def _follow_migration(self, tasks: asyncio.TaskGroup, live: set[tuple]) -> bool:
-        """Start, run, confirm and settle set changes. True while a migration is running."""
+    async def _follow_migration(self, tasks: asyncio.TaskGroup, live: set[tuple], settle: bool = True) -> bool:
+        """Start, run, confirm and settle set changes. True while a migration is running. Settling needs a set just
+        read (`settle`): a block that changes the set always brings a full scan."""
         snap = self.snapshot
         assert snap is not None  # refreshed before every scan
         current, new = list(snap.current_set), list(snap.new_set)
         migration = snap.migration
         if migration is None:
-            self._settle(current, new)
+            if settle:
+                self._settle(current, new)
             if set(current) != set(new) and self.self_id in set(current) | set(new):
                 live.add(("migration-start", None, None))
                 candidates = sorted(set(current) | set(new), key=bytes)
