@@ -3,6 +3,7 @@ same fields, and a live node that accepts and executes them."""
 
 import asyncio
 import secrets
+import time
 
 import pytest
 from scalecodec.base import ScaleBytes
@@ -108,3 +109,54 @@ def test_the_node_accepts_and_executes_what_it_signs(node):
             for names in found.values():
                 assert "KeyClaimed" in names and "ExtrinsicSuccess" in names
     asyncio.run(run())
+
+
+def test_concurrent_submissions_go_out_together_and_a_bad_one_leaves_no_nonce_gap(node):
+    """Submissions made while others are being sent form one group (consecutive nonces, sent back to back, acks
+    awaited together): our node acknowledges only what is on disk, so without groups every transaction of an account
+    would wait for the one before it. A call that cannot be composed takes no nonce: the rest still execute."""
+    async def run():
+        async with ChainConnection(node.ws_url) as chain:
+            submitter = TransactionSubmitter(chain, Keypair.create_from_uri("//Charlie"))
+            first = await chain.account_next_index(submitter.keypair.ss58_address)
+            keys = [random_hex(32) for _ in range(12)]
+            sent = 0
+            real_request = chain.rpc.request
+
+            async def counted(method, params=None, timeout=None):
+                nonlocal sent
+                if method == "author_submitExtrinsic":
+                    sent += 1
+                return await real_request(method, params, timeout)
+
+            chain.rpc.request = counted
+            calls = [("SecretStore", "claim_key", {"id": k}) for k in keys[:6]]
+            calls.insert(3, ("SecretStore", "no_such_call", {}))
+            results = await asyncio.gather(
+                submitter.submit_many(calls),
+                *(submitter.submit("SecretStore", "claim_key", {"id": k}) for k in keys[6:]))
+            grouped, singles = results[0], results[1:]
+            assert isinstance(grouped[3], Exception) and "no_such_call" in str(grouped[3])
+            hashes = [h for i, h in enumerate(grouped) if i != 3] + list(singles)
+            assert all(isinstance(h, str) for h in hashes) and len(set(hashes)) == 12
+            assert sent == 12  # one request per transaction, none sent again
+            deadline = asyncio.get_running_loop().time() + 30
+            while await chain.account_next_index(submitter.keypair.ss58_address) < first + 12:
+                assert asyncio.get_running_loop().time() < deadline
+                await asyncio.sleep(0.05)
+            assert await chain.account_next_index(submitter.keypair.ss58_address) == first + 12
+        return submitter.keypair.ss58_address, keys, first
+
+    account, keys, first = asyncio.run(run())
+    # all twelve executed on consecutive nonces (a gap would hold every later one in the pool for good)
+    api = SubstrateInterface(url=node.ws_url, use_remote_preset=False)
+    try:
+        deadline = time.monotonic() + 30
+        while api.query("System", "Account", [account]).value["nonce"] < first + 12:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert api.query("System", "Account", [account]).value["nonce"] == first + 12
+        for key in keys:
+            assert api.query("SecretStore", "KeyOwners", [key]).value
+    finally:
+        api.close()

@@ -317,36 +317,114 @@ def _nonce_conflict(error: RpcError) -> bool:
 class TransactionSubmitter:
     """Signs and sends one account's transactions. Nonces are kept here (read from the chain once, then counted), so
     transactions go out back to back without waiting for blocks; when another submitter of the same account took a
-    nonce, the next one is read again and the transaction re-signed."""
+    nonce, the next one is read again and the transaction re-signed. Transactions submitted while others are being
+    sent wait and then go out together (group commit): signed with consecutive nonces and sent back to back over the
+    one connection, their acknowledgements awaited together, so a node that acknowledges only what is on disk (ours,
+    at its next block or flush) is waited for once per group, not once per transaction."""
 
     RETRIES = 8
+    MAX_GROUP = 64
 
     def __init__(self, chain: ChainConnection, keypair: Keypair) -> None:
         self.chain = chain
         self.keypair = keypair
         self._nonce: int | None = None
         self._lock = asyncio.Lock()
+        self._waiting: list[tuple[tuple[str, str, dict[str, Any]], asyncio.Future]] = []
 
     async def submit(self, pallet: str, call: str, params: dict[str, Any]) -> str:
         """Send the transaction to the pool; its extrinsic hash. TransactionRejected if the node refuses it."""
-        async with self._lock:  # nonces in order: sign and send one at a time (sending is only the pool's ack)
-            for attempt in range(self.RETRIES):
-                if self._nonce is None:
-                    self._nonce = await self.chain.account_next_index(self.keypair.ss58_address)
-                extrinsic, extrinsic_hash = await self.chain.sign(pallet, call, params, self.keypair, self._nonce)
+        result = (await self.submit_many([(pallet, call, params)]))[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    async def submit_many(self, calls: list[tuple[str, str, dict[str, Any]]]) -> list[str | Exception]:
+        """Send several transactions; for each, its extrinsic hash or the error (TransactionRejected, ChainError)."""
+        loop = asyncio.get_running_loop()
+        mine = [(call, loop.create_future()) for call in calls]
+        self._waiting.extend(mine)
+        try:
+            while not all(future.done() for _, future in mine):
+                async with self._lock:
+                    if all(future.done() for _, future in mine):
+                        break
+                    group, self._waiting = self._waiting[:self.MAX_GROUP], self._waiting[self.MAX_GROUP:]
+                    try:
+                        results = await self._send_group([call for call, _ in group])
+                    except BaseException as exc:  # cancelled or a bug: nobody of the group may wait forever
+                        for _, future in group:
+                            if not future.done():
+                                future.set_result(exc if isinstance(exc, Exception) else ChainError("cancelled"))
+                        raise
+                    for (_, future), result in zip(group, results):
+                        future.set_result(result)
+        finally:  # a caller that gave up takes back what nobody has sent yet
+            self._waiting = [entry for entry in self._waiting if all(entry is not m for m in mine)]
+        return [future.result() for _, future in mine]
+
+    async def _send_group(self, calls: list[tuple[str, str, dict[str, Any]]]) -> list[str | Exception]:
+        """(Lock held.) A refused transaction is sent again on its own, after the nonce is read again (the node
+        counts those of the group it pooled, so the gap it left is filled)."""
+        if len(calls) == 1:
+            try:
+                return [await self._submit_one(*calls[0])]
+            except (ChainError, OSError, TimeoutError) as exc:
+                return [exc]
+        results: list[str | Exception | None] = [None] * len(calls)
+        sent: list[tuple[int, str, str]] = []  # (index in calls, extrinsic, hash)
+        try:
+            if self._nonce is None:
+                self._nonce = await self.chain.account_next_index(self.keypair.ss58_address)
+            for index, (pallet, call, params) in enumerate(calls):
                 try:
-                    await self.chain.rpc.request("author_submitExtrinsic", [extrinsic])
-                except RpcError as exc:
-                    if _nonce_conflict(exc) and attempt < self.RETRIES - 1:
-                        self._nonce = None
-                        await asyncio.sleep(0.01 * attempt)
-                        continue
-                    if _stale_runtime(exc) and attempt == 0:
-                        await self.chain.repin_runtime()
-                        continue
-                    raise TransactionRejected(exc.code, exc.reason + (f" ({exc.data})" if exc.data else "")) from None
-                self._nonce += 1
-                return extrinsic_hash
+                    extrinsic, extrinsic_hash = await self.chain.sign(pallet, call, params, self.keypair,
+                                                                      self._nonce + len(sent))
+                except ChainError as exc:  # this call cannot be composed: it takes no nonce
+                    results[index] = exc
+                    continue
+                sent.append((index, extrinsic, extrinsic_hash))
+        except (ChainError, OSError, TimeoutError) as exc:
+            return [exc] * len(calls)
+        replies = await asyncio.gather(*(self.chain.rpc.request("author_submitExtrinsic", [extrinsic])
+                                         for _, extrinsic, _ in sent), return_exceptions=True)
+        if any(isinstance(reply, BaseException) for reply in replies):
+            self._nonce = None
+        else:
+            self._nonce += len(sent)
+        for (index, _, extrinsic_hash), reply in zip(sent, replies):
+            if not isinstance(reply, BaseException):
+                results[index] = extrinsic_hash
+            elif isinstance(reply, RpcError):
+                try:
+                    results[index] = await self._submit_one(*calls[index])
+                except (ChainError, OSError, TimeoutError) as exc:
+                    results[index] = exc
+            elif isinstance(reply, Exception):
+                results[index] = reply
+            else:
+                raise reply
+        return results  # type: ignore[return-value]
+
+    async def _submit_one(self, pallet: str, call: str, params: dict[str, Any]) -> str:
+        """(Lock held.) One transaction, re-signed with a fresh nonce while another submitter took its nonce."""
+        for attempt in range(self.RETRIES):
+            if self._nonce is None:
+                self._nonce = await self.chain.account_next_index(self.keypair.ss58_address)
+            extrinsic, extrinsic_hash = await self.chain.sign(pallet, call, params, self.keypair, self._nonce)
+            try:
+                await self.chain.rpc.request("author_submitExtrinsic", [extrinsic])
+            except RpcError as exc:
+                if _nonce_conflict(exc) and attempt < self.RETRIES - 1:
+                    self._nonce = None
+                    await asyncio.sleep(0.01 * attempt)
+                    continue
+                if _stale_runtime(exc) and attempt == 0:
+                    await self.chain.repin_runtime()
+                    continue
+                raise TransactionRejected(exc.code, exc.reason + (f" ({exc.data})" if exc.data else "")) from None
+            self._nonce += 1
+            return extrinsic_hash
         raise AssertionError("unreachable")
 
     def forget_nonce(self) -> None:

@@ -49,6 +49,7 @@ PERSONAL_PART_PATIENCE = 60.0  # a key server not picked for a retrieval reports
 # first was slow, dead or wrong). Fewer transactions per retrieval, and the same answers.
 COMMON_STANDBY = 0.5
 MAX_ACCESS_CHECKS = 4096  # ACL answers kept for the current head
+MAX_SUBMITTED_AT_ONCE = 64  # responses signed and sent together
 
 # Which piece of work a response call answers (responses to the same piece are not repeated).
 SERVICE_OF = {
@@ -303,19 +304,23 @@ class ChainService:
         self.submissions.put_nowait((call, params, key))
 
     async def _submit_responses(self) -> None:
-        """Sends responses as they are ready, back to back: nonces are counted locally, nothing waits for a block."""
+        """Sends responses as they are ready: nonces are counted locally, nothing waits for a block, and the
+        responses that queued while the last ones were sent go out together (`submit_many`)."""
         while True:
-            call, params, key = await self.submissions.get()
-            try:
-                await self.submitter.submit("SecretStore", call, params)
+            batch = [await self.submissions.get()]
+            while not self.submissions.empty() and len(batch) < MAX_SUBMITTED_AT_ONCE:
+                batch.append(self.submissions.get_nowait())
+            results = await self.submitter.submit_many([("SecretStore", call, params) for call, params, _ in batch])
+            for (call, params, key), result in zip(batch, results):
+                if isinstance(result, Exception):
+                    self.submitted.pop(key, None)  # retried on a later block while still required
+                    log.warning("response not submitted", extra={"call": call, "error": str(result)})
+                    continue
                 if call == "server_key_generated":  # durable in the node's pool: a later request is a new one
                     self.core.storage.mark_reported(ServerKeyId.from_hex(params["id"]))
                 if key in self.submitted:
                     self.submitted[key] = (self.submitted[key][0], self.head_number)
                 log.info("response submitted", extra={"call": call, "key": params.get("id")})
-            except (ChainError, OSError, TimeoutError) as exc:
-                self.submitted.pop(key, None)  # retried on a later block while still required
-                log.warning("response not submitted", extra={"call": call, "error": str(exc)})
 
     def _fresh(self, key: tuple) -> bool:
         """True unless this response is still being sent or was accepted so recently that it cannot be on chain yet.
