@@ -103,8 +103,12 @@ def test_key_server_runs_with_parity_flags(tmp_path):
                 except OSError:
                     assert time.monotonic() < deadline, "the cluster port never opened"
                     time.sleep(0.2)
+            # the cluster port is bound first, the start line printed once storage and chain link are set up
+            while "0x1a642f0e3c3af545e7acbd38b07251b3990914f1" not in (tmp_path / "key-server.log").read_text():
+                assert process.poll() is None and time.monotonic() < deadline, "no start line"
+                time.sleep(0.1)
             started = (tmp_path / "key-server.log").read_text()
-            assert "0x1a642f0e3c3af545e7acbd38b07251b3990914f1" in started and f"127.0.0.1:{node.port}" in started
+            assert f"127.0.0.1:{node.port}" in started
             assert "01" * 32 not in started  # the secret is never echoed
             time.sleep(1.0)
             assert process.poll() is None

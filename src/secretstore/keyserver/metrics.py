@@ -73,7 +73,7 @@ class KeyServerMetrics:
         """Attach to a key server's KeyServerCore, Cluster, ChainService and KeyStorage (see the module docstring)."""
         # a renamed hook point must fail here, loudly, rather than leave a metric that silently stops moving
         for owner, names in ((core, list(SESSION_KINDS)), (service, ["process", "submitter", "head_number"]),
-                             (getattr(service, "submitter", None), ["submit"]),
+                             (getattr(service, "submitter", None), ["submit_many"]),
                              (cluster, ["connections"]), (storage, ["key_ids"])):
             missing = [name for name in names if owner is None or not hasattr(owner, name)]
             if missing:
@@ -87,7 +87,8 @@ class KeyServerMetrics:
         self.lag.set_function(lambda: max(0, service.head_number - self._processed) if self._processed >= 0
                               else service.head_number)
         service.process = self._scan(service, service.process)
-        service.submitter.submit = self._submit(service.submitter.submit)
+        # `submit` sends through `submit_many` as well: every response is counted here, once
+        service.submitter.submit_many = self._submit(service.submitter.submit_many)
         return self
 
     def _session(self, kind: str, run: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
@@ -138,16 +139,18 @@ class KeyServerMetrics:
             self.last_scan.set(time.time())
         return observed
 
-    def _submit(self, submit: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-        @functools.wraps(submit)
-        async def counted(pallet: str, call: str, *args: Any, **kwargs: Any) -> Any:
+    def _submit(self, submit_many: Callable[..., Awaitable[list]]) -> Callable[..., Awaitable[list]]:
+        @functools.wraps(submit_many)
+        async def counted(calls: list[tuple[str, str, dict]]) -> list:
             try:
-                receipt = await submit(pallet, call, *args, **kwargs)
+                results = await submit_many(calls)
             except BaseException:
-                self.rejected.labels(call).inc()
+                for _, call, _ in calls:
+                    self.rejected.labels(call).inc()
                 raise
-            self.submitted.labels(call).inc()
-            return receipt
+            for (_, call, _), result in zip(calls, results):
+                (self.rejected if isinstance(result, Exception) else self.submitted).labels(call).inc()
+            return results
         return counted
 
 
