@@ -137,6 +137,7 @@ class RpcServer:
         self.connections: set[Connection] = set()
         self._ids = itertools.count(1)
         self._wake = asyncio.Event()
+        self._last_arrival = 0.0  # event loop time of the last accepted transaction (instant seal's quiet window)
         # replies to submissions that wait until the chain has written the transaction (pool row or block)
         self._acks: list[tuple[asyncio.Future, Any]] = []
         self.watchers: dict[bytes, list[tuple[Connection, str]]] = {}
@@ -349,15 +350,15 @@ class RpcServer:
             self._release_acks()
 
     async def _gather(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Instant seal waits while transactions keep arriving (SEAL_QUIET apart, SEAL_GATHER at most): the
-        responses of several key servers to one request then share a block instead of taking one each."""
+        """Instant seal waits while transactions keep arriving (until SEAL_QUIET has passed since the last one,
+        SEAL_GATHER at most): the responses of several key servers to one request then share a block instead of
+        taking one each. The wait ends SEAL_QUIET after the last arrival, not at the next multiple of it."""
         deadline = loop.time() + SEAL_GATHER
-        pooled = len(self.chain.pool)
-        while loop.time() < deadline:
-            await asyncio.sleep(SEAL_QUIET)
-            if len(self.chain.pool) == pooled:
+        while True:
+            wait = min(self._last_arrival + SEAL_QUIET, deadline) - loop.time()
+            if wait <= 0:
                 return
-            pooled = len(self.chain.pool)
+            await asyncio.sleep(wait)
 
     def _release_acks(self) -> None:
         """Every transaction accepted so far is on disk (the chain writes all buffered ones at each block or flush):
@@ -368,7 +369,9 @@ class RpcServer:
                 future.set_result(result)
 
     def _after_write(self, result: Any) -> asyncio.Future:
-        future = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        self._last_arrival = loop.time()
+        future = loop.create_future()
         self._acks.append((future, result))
         self._wake.set()
         return future
