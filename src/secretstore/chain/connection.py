@@ -230,15 +230,17 @@ class ChainConnection:
     async def block_hash(self, number: int) -> str | None:
         return await self.rpc.request("chain_getBlockHash", [number])
 
-    async def _decoded_events(self, raw_events: str | None) -> list[ChainEvent]:
+    async def _decoded_events(self, raw_events: str | None, block_number: int | None = None) -> list[ChainEvent]:
         """Events against the pinned runtime's types (as the block's parent runs it, barring a runtime upgrade):
-        decoded here for V14 chains; in the worker, by substrate-interface, for older metadata or if ours fail."""
+        decoded here for V14 chains; in the worker, by substrate-interface, for older metadata or if ours fail.
+        Each carries `block_number` when it is given."""
         if self._events is not None:
             try:
-                return self._events.decode(bytes.fromhex(raw_events[2:]) if raw_events else b"")
+                return self._events.decode(bytes.fromhex(raw_events[2:]) if raw_events else b"", block_number)
             except EventsDecodeError as exc:
                 log.debug("events decoded by substrate-interface instead", extra={"error": str(exc)})
-        return await self._in_worker(self._with_api(lambda api: _decode_events(api, raw_events)))
+        events = await self._in_worker(self._with_api(lambda api: _decode_events(api, raw_events)))
+        return events if block_number is None else [dataclasses.replace(e, block_number=block_number) for e in events]
 
     async def events(self, block_hash: str) -> list[ChainEvent]:
         """The events of one block."""
@@ -246,18 +248,18 @@ class ChainConnection:
 
     async def block_events(self, block_hash: str, number: int) -> Block:
         """A block with its decoded events only (no body read)."""
-        events = await self.events(block_hash)
-        return Block(number, block_hash, None, tuple(dataclasses.replace(e, block_number=number) for e in events))
+        return Block(number, block_hash, None, tuple(await self._decoded_events(await self._raw_events(block_hash),
+                                                                               number)))
 
     async def block(self, block_hash: str) -> Block:
         """A block's extrinsic hashes and decoded events: two requests at once."""
         body, raw_events = await asyncio.gather(self.rpc.request("chain_getBlock", [block_hash]),
                                                 self._raw_events(block_hash))
-        events = await self._decoded_events(raw_events)
         block = body["block"]
         number = header_number(block["header"])
+        events = await self._decoded_events(raw_events, number)
         hashes = tuple("0x" + blake2_256(bytes.fromhex(x[2:])).hex() for x in block["extrinsics"])
-        return Block(number, block_hash, hashes, tuple(dataclasses.replace(e, block_number=number) for e in events))
+        return Block(number, block_hash, hashes, tuple(events))
 
     async def account_next_index(self, address: str) -> int:
         return int(await self.rpc.request("system_accountNextIndex", [address]))

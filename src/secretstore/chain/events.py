@@ -55,7 +55,7 @@ class EventsDecoder:
     def pallet_index(self, name: str) -> int | None:
         return next((index for index, (pallet, _) in self._pallets.items() if pallet == name), None)
 
-    def decode(self, raw: bytes) -> list[ChainEvent]:
+    def decode(self, raw: bytes, block_number: int | None = None) -> list[ChainEvent]:
         if not raw:
             return []
         try:
@@ -70,7 +70,7 @@ class EventsDecoder:
                     attributes = (attributes,)  # one unnamed field: a 1-tuple, as substrate-interface gives it
                 _, pos = self._topics(raw, pos)
                 index = phase.get("ApplyExtrinsic") if isinstance(phase, dict) else None
-                events.append(ChainEvent(pallet_name, name, _named(pallet_name, name, attributes), index))
+                events.append(ChainEvent(pallet_name, name, _named(pallet_name, name, attributes), index, block_number))
         except (KeyError, IndexError) as exc:
             raise EventsDecodeError(f"events do not match the runtime's types: {exc!r}") from None
         if pos != len(raw):
