@@ -33,7 +33,7 @@ from ..crypto.math import common_shadow_point
 from ..node.service import listen_socket
 from .metrics import key_server_metrics_server
 from .net import Cluster, ClusterError, KeyServerDirectory, parse_network_address
-from .sessions import KeyServerCore, SessionError
+from .sessions import KeyServerCore, SessionError, key_rotation
 from .storage import DocumentKeyAlreadyStored, KeyStorage, KeyStorageError
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ class ChainService:
     task_lists: dict[str, list[ServiceTask]] = field(default_factory=dict)  # service -> its tasks at the last read
     personal_parts: PersonalPartTally = field(default_factory=PersonalPartTally)
     # key -> the holders of this server's share (shares come and go only by generation and set change; this is
-    # cleared on every full scan and settled migration, and a key with no share here is not kept)
+    # cleared on every full scan, which is also where migrations settle, and a key with no share here is not kept)
     holders: dict[ServerKeyId, frozenset[Address]] = field(default_factory=dict)
     # common parts this server only answers if still pending after COMMON_STANDBY: response key -> when first seen
     standby: dict[tuple, float] = field(default_factory=dict)
@@ -139,12 +139,9 @@ class ChainService:
 
     def _first_connected(self, key_id: ServerKeyId, among: list[Address], count: int) -> list[Address]:
         """The first `count` connected key servers (this one counts as connected) in the order rotated by the key id."""
-        if not among:
-            return []
-        start = int.from_bytes(bytes(key_id), "big") % len(among)
         cluster = self.core.cluster
         found: list[Address] = []
-        for candidate in among[start:] + among[:start]:
+        for candidate in key_rotation(key_id, among):
             if candidate == self.self_id or cluster is None or cluster.is_connected(candidate):
                 found.append(candidate)
                 if len(found) == count:
@@ -557,7 +554,6 @@ class ChainService:
     def _settle(self, current: list[Address], new: list[Address]) -> None:
         """After a migration completed: activate the new versions, drop abandoned ones, forget keys if removed."""
         storage = self.core.storage
-        self.holders.clear()
         if self.self_id in current:
             expected = {h.hex() for h in current}
             for migration_id, holder_sets in storage.pending_migrations().items():
@@ -633,10 +629,15 @@ class ChainService:
             holders = self.holders[key_id] = frozenset(share.holders)
         return holders
 
+    def _holder_ring(self, key_id: ServerKeyId) -> list[Address] | None:
+        """The holders of this server's share of the key in the chain's order (None: no share)."""
+        holders = self._holders(key_id)
+        return None if holders is None else [h for h in self.order if h in holders]
+
     def _leads_shadow_retrieval(self, key_id: ServerKeyId) -> bool:
         """Whether this server holds a share of the key and is the master the rotation picks among its holders."""
-        holders = self._holders(key_id)
-        return holders is not None and self.master_for(key_id, [h for h in self.order if h in holders]) == self.self_id
+        ring = self._holder_ring(key_id)
+        return ring is not None and self.master_for(key_id, ring) == self.self_id
 
     def _personal(self, tasks: asyncio.TaskGroup, key_id: ServerKeyId, requester: Address,
                   raw_requester_public: bytes, now: float) -> None:
@@ -664,11 +665,10 @@ class ChainService:
         """Whether this server answers a common part now: it is among the first n / 2 + 1 connected servers of the
         key's rotation (they alone can confirm it), or it has waited COMMON_STANDBY since it first saw it. A server
         with no share of the key answers (an error) at once."""
-        holders = self._holders(key_id)
-        if holders is None:
+        ring = self._holder_ring(key_id)
+        if ring is None:
             return True
-        needed = len(self.order) // 2 + 1
-        if self.self_id in self._first_connected(key_id, [h for h in self.order if h in holders], needed):
+        if self.self_id in self._first_connected(key_id, ring, len(self.order) // 2 + 1):
             return True
         first = self.standby.setdefault(("common", key_id.hex(), requester.hex()), time.monotonic())
         return time.monotonic() - first >= COMMON_STANDBY

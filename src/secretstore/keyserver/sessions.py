@@ -50,6 +50,15 @@ def generation_batch_size(threshold: int) -> int:
     return max(1, min(MAX_BATCH // 4, 400_000 // (268 * (threshold + 1) + 250)))
 
 
+def key_rotation(key_id: ServerKeyId, ring: list[Address]) -> list[Address]:
+    """`ring` (the chain's order) rotated to start at the key id's place in it: who leads a key's sessions and who
+    answers first. The chain service and the sessions must agree on it, so both take it from here."""
+    if not ring:
+        return []
+    start = int.from_bytes(bytes(key_id), "big") % len(ring)
+    return ring[start:] + ring[:start]
+
+
 def reshare_batch_size(threshold: int) -> int:
     """Keys per round of migration messages: as many as keep one dealer's message to a member (an entry of about
     600 bytes plus 132 per commitment, JSON) well below the cluster's 1 MiB frame limit."""
@@ -1570,8 +1579,7 @@ class KeyServerCore:
         if share is None or share.common_point is None or share.encrypted_point is None:
             raise SessionError(f"no document key stored for {key_id.hex()}")
         ring = sorted((h for h in share.holders if h in indices), key=indices.__getitem__)
-        start = int.from_bytes(bytes(key_id), "big") % len(ring) if ring else 0
-        candidates = [self.self_id] + [h for h in ring[start:] + ring[:start]
+        candidates = [self.self_id] + [h for h in key_rotation(key_id, ring)
                                        if h != self.self_id and cluster.is_connected(h)]
         request = {"type": "shadow_part", "key_id": key_id.hex(), "version": share.version.hex(),
                    "requester": requester.hex()}
