@@ -311,7 +311,7 @@ class Chain:
                 del self.by_sender[ext.signer]
 
     def flush_pool(self) -> None:
-        """Write the buffered pool additions in one transaction (one fsync however many there are)."""
+        """Write the buffered pool additions in one transaction (one write however many there are)."""
         if self._unsynced:
             self.db.pool_add_many([(h, tx.order, tx.extrinsic.encoded) for h, tx in self._unsynced.items()])
             self._unsynced.clear()

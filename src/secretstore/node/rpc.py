@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 MAX_REQUEST_SIZE = 16 * 1024 * 1024
 _PLAIN_RESULTS = {dict, list, str, int, bool, float, type(None)}  # skip the awaitable test for the usual results
-SEAL_QUIET = 0.003  # instant seal: a block once no transaction has arrived for this long ...
+SEAL_QUIET = 0.002  # instant seal: a block once no transaction has arrived for this long ...
 SEAL_GATHER = 0.015  # ... or this long after the first one
 WRITE_BUFFER_LIMIT = 4 * 1024 * 1024  # bytes waiting in a connection's socket buffer before its writer waits
 VERSION = "0.1.0"
