@@ -6,7 +6,8 @@ this machine's cores.
 Per n:
 - latency (instant seal): one request at a time, from submission to the result event, for DKG and shadow retrieval
   (retrieval includes the requester's local decryption): the median over ROUNDS requests after one warm-up request of
-  each kind (first connections and caches), the mean next to it; and the mean for signing over HTTP;
+  each kind (first connections and caches), the mean next to it, with that requester's the only client connected;
+  and the mean for signing over HTTP;
 - throughput (instant seal): 16 concurrent requesters (4 accounts, 4 requests in flight each) generating server keys,
   then retrieving document key shadows;
 - blocks from request to result at a block time of 1 s (the request's own block counts as the first): one request
@@ -85,16 +86,17 @@ def requester(i: int) -> tuple[str, Secret]:
     return f"//Requester{i}", Secret(hashlib.sha256(f"benchmark requester {i}".encode()).digest())
 
 
-async def make_requesters(url: str, count: int) -> list[AsyncSecretStoreClient]:
-    """`count` funded accounts that claimed ids, connected."""
+async def make_requesters(url: str, count: int, first: int = 0) -> list[AsyncSecretStoreClient]:
+    """`count` funded accounts (requesters first, first + 1, ...) that claimed ids, connected."""
+    indices = range(first, first + count)
     async with AsyncSecretStoreClient(url, "//Alice", timeout=120) as alice:
         await asyncio.gather(*(alice.request("transfer_allow_death", {
             "dest": Keypair.create_from_uri(requester(i)[0]).ss58_address, "value": 10 ** 15}, pallet="Balances")
-            for i in range(count)))
-    clients = [AsyncSecretStoreClient(url, requester(i)[0], timeout=300) for i in range(count)]
+            for i in indices))
+    clients = [AsyncSecretStoreClient(url, requester(i)[0], timeout=300) for i in indices]
     await asyncio.gather(*(c.connect() for c in clients))
     await asyncio.gather(*(c.submit("claim_id", id=requester(i)[1].public().address().hex())
-                           for i, c in enumerate(clients)))
+                           for i, c in zip(indices, clients)))
     return clients
 
 
@@ -149,7 +151,8 @@ async def prepare_keys(clients: list[AsyncSecretStoreClient], per_client: int, t
 # ------------------------------------------------------------------------------------------------- figures
 async def latency_and_throughput(network: LocalNetwork, n: int, t: int, rounds: int) -> dict:
     url = network.node.ws_url  # type: ignore[union-attr]
-    clients = await make_requesters(url, ACCOUNTS)
+    # latency: the one requester is the only client connected (every connected client follows every block)
+    clients = await make_requesters(url, 1)
     try:
         one, secret = clients[0], requester(0)[1]
         keys = [ServerKeyId(secrets.token_bytes(32)) for _ in range(rounds + 1)]
@@ -167,6 +170,7 @@ async def latency_and_throughput(network: LocalNetwork, n: int, t: int, rounds: 
             assert (await retrieve(one, key, secret))[0] == document.document_key
             shadow_times.append(time.perf_counter() - started)
         dkg_times, shadow_times = dkg_times[1:], shadow_times[1:]
+        clients += await make_requesters(url, ACCOUNTS - 1, first=1)
 
         # throughput: 16 requesters at once, each with its own requests
         per_requester = max(2, rounds // 2)
