@@ -35,6 +35,7 @@ from pathlib import Path
 
 from substrateinterface import Keypair
 
+from secretstore import aio
 from secretstore.chain.connection import ChainConnection
 from secretstore.chain.secretstore_api import SERVICES, SecretStoreRuntimeApi
 from secretstore.client import AsyncSecretStoreClient, SecretStoreClient, SecretStoreHttpClient
@@ -101,7 +102,7 @@ def setup_accounts(url: str) -> None:
                                    for i, c in enumerate(clients)))
         finally:
             await asyncio.gather(*(c.aclose() for c in clients))
-    asyncio.run(run())
+    aio.run(run())
 
 
 def claim_keys(url: str) -> list[Key]:
@@ -114,7 +115,7 @@ def claim_keys(url: str) -> list[Key]:
             await asyncio.gather(*(clients[k.owner].claim_key(k.key_id) for k in keys))
         finally:
             await asyncio.gather(*(c.aclose() for c in clients))
-    asyncio.run(run())
+    aio.run(run())
     return keys
 
 
@@ -258,7 +259,7 @@ def pending_on_chain(url: str) -> int:
             return sum([len(await api.tasks(service)) for service in SERVICES])
         finally:
             await chain.close()
-    return asyncio.run(run())
+    return aio.run(run())
 
 
 def check_keys(network: LocalNetwork, keys: list[Key], tally: Tally) -> int:

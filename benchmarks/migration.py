@@ -18,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from secretstore import aio
 from secretstore.client import AsyncSecretStoreClient
 from secretstore.crypto import ServerKeyId
 from secretstore.keyserver.testing import LocalNetwork
@@ -71,9 +72,9 @@ def main() -> None:
         try:
             url = network.node.ws_url  # type: ignore[union-attr]
             print(f"generating {keys} keys on 3 key servers (threshold 1) ...", file=sys.stderr, flush=True)
-            per_key_dkg = asyncio.run(generate_keys(url, keys))
+            per_key_dkg = aio.run(generate_keys(url, keys))
             print("adding a fourth key server ...", file=sys.stderr, flush=True)
-            migration = asyncio.run(add_key_server(url, network))
+            migration = aio.run(add_key_server(url, network))
             deadline = time.monotonic() + 30  # the new server activates its versions on its next look at the chain
             while shares_held(network, 3) < keys and time.monotonic() < deadline:
                 time.sleep(0.2)

@@ -24,6 +24,7 @@ import aiohttp
 import sr25519
 from substrateinterface import Keypair
 
+from secretstore import aio
 from secretstore.codec.scale import encode_compact
 from secretstore.node.extrinsic import Era, decode, encode_signed
 from secretstore.node.testing import NodeProcess, free_port, rpc_call
@@ -152,7 +153,7 @@ def main() -> None:
             signed = sign_all(keypairs, nonces, genesis, version["specVersion"], version["transactionVersion"])
             verify_per_s = verify_rate([item for mine in signed for item in mine])
             first = head(node)
-            elapsed, node_cpu = asyncio.run(submit_all(node.ws_url, [[x[0] for x in mine] for mine in signed],
+            elapsed, node_cpu = aio.run(submit_all(node.ws_url, [[x[0] for x in mine] for mine in signed],
                                                        account_keys, nonces.stop, node.process.pid))
             last = head(node)
             in_blocks = sum(len(rpc_call(node.http_url, "chain_getBlock", [rpc_call(

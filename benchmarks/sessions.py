@@ -32,6 +32,7 @@ from pathlib import Path
 import coincurve
 from substrateinterface import Keypair
 
+from secretstore import aio
 from secretstore.client import AsyncSecretStoreClient, SecretStoreHttpClient
 from secretstore.client.http import verify_ecdsa, verify_schnorr
 from secretstore.client.sdk import shadow_retrieval_result
@@ -253,13 +254,13 @@ def measure(n: int, rounds: int, mul: float) -> dict:
         print(f"n={n}: starting {n} key servers (instant seal) ...", file=sys.stderr, flush=True)
         network = LocalNetwork(Path(tmp) / "instant", key_servers=n)
         try:
-            fast = asyncio.run(latency_and_throughput(network.start(timeout=120), n, t, rounds))
+            fast = aio.run(latency_and_throughput(network.start(timeout=120), n, t, rounds))
         finally:
             network.stop()
         print(f"n={n}: starting {n} key servers (1 s blocks) ...", file=sys.stderr, flush=True)
         network = LocalNetwork(Path(tmp) / "timed", key_servers=n, block_time=1.0)
         try:
-            blocks = asyncio.run(blocks_at_one_second(network.start(timeout=120), t))
+            blocks = aio.run(blocks_at_one_second(network.start(timeout=120), t))
         finally:
             network.stop()
     dkg_bound = dkg_multiplications(n, t) * mul / cores

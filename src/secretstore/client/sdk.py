@@ -24,6 +24,7 @@ from typing import Any, Awaitable, Callable, Coroutine, TypeVar
 
 from substrateinterface import Keypair
 
+from .. import aio
 from ..chain.client import ChainError, ChainEvent, DispatchFailed, Receipt
 from ..chain.connection import BlockFeed, ChainConnection, TransactionRejected, TransactionSubmitter
 from ..chain.secretstore_api import KeyServerSetSnapshot, SecretStoreRuntimeApi
@@ -302,7 +303,7 @@ class _LoopThread:
     """An event loop on a daemon thread of its own, for the blocking client."""
 
     def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
+        self.loop = aio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="secretstore-client", daemon=True)
         self.thread.start()
 

@@ -5,8 +5,9 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 from pathlib import Path
+
+from ... import aio
 
 from ..options import add_metrics_arguments, check_listen_host, metrics_address
 
@@ -94,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
                        ("--metrics-host", metrics and metrics[0])):
         if host:
             check_listen_host(flag, host)
-    asyncio.run(run_key_server(secret, args.db_path, args.net_host, args.net_port,
+    aio.run(run_key_server(secret, args.db_path, args.net_host, args.net_port,
                                f"ws://{args.sub_host}:{args.sub_port}", signer, http=http, metrics=metrics,
                                faults=faults))
     return 0

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 from pathlib import Path
+
+from ... import aio
 
 from ..options import add_metrics_arguments, check_listen_host, metrics_address
 
@@ -40,6 +41,6 @@ def run(args: argparse.Namespace) -> int:
     check_listen_host("--rpc-host", args.rpc_host)
     if prometheus is not None:
         check_listen_host("--prometheus-host", prometheus[0])
-    asyncio.run(run_node(args.base_path, args.rpc_host, args.rpc_port, args.block_time, args.chain_spec,
+    aio.run(run_node(args.base_path, args.rpc_host, args.rpc_port, args.block_time, args.chain_spec,
                          seal_per_transaction=args.seal_per_transaction, prometheus=prometheus))
     return 0

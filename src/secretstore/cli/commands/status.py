@@ -16,6 +16,7 @@ import sys
 import time
 from typing import Any
 
+from ... import aio
 from ...chain.client import ChainEvent
 from ...chain.connection import ChainConnection
 from ...chain.errors import ChainError
@@ -250,7 +251,7 @@ def run(args: argparse.Namespace) -> int:
     if not url.startswith(("ws://", "wss://")):
         raise ValueError(f"--url must be a ws:// or wss:// URL, got {url!r}")
     try:
-        return asyncio.run(show(args, url))
+        return aio.run(show(args, url))
     except KeyboardInterrupt:  # the way to leave --watch
         return 0
 
