@@ -23,8 +23,12 @@ log = logging.getLogger(__name__)
 
 MAX_REQUEST_SIZE = 16 * 1024 * 1024
 _PLAIN_RESULTS = {dict, list, str, int, bool, float, type(None)}  # skip the awaitable test for the usual results
-SEAL_QUIET = 0.002  # instant seal: a block once no transaction has arrived for this long ...
-SEAL_GATHER = 0.015  # ... or this long after the first one
+# instant seal: a block once no transaction has arrived for a quiet window (SEAL_QUIET, plus SEAL_QUIET_PER_TX for
+# every transaction of the block before, at most SEAL_QUIET_MAX) ...
+SEAL_QUIET = 0.001
+SEAL_QUIET_PER_TX = 0.0001
+SEAL_QUIET_MAX = 0.003
+SEAL_GATHER = 0.015  # ... or SEAL_GATHER after the first one
 WRITE_BUFFER_LIMIT = 4 * 1024 * 1024  # bytes waiting in a connection's socket buffer before its writer waits
 VERSION = "0.1.0"
 
@@ -138,6 +142,7 @@ class RpcServer:
         self._ids = itertools.count(1)
         self._wake = asyncio.Event()
         self._last_arrival = 0.0  # event loop time of the last accepted transaction (instant seal's quiet window)
+        self._last_block_size = 0  # transactions in the last block sealed (instant seal's quiet window)
         # replies to submissions that wait until the chain has written the transaction (pool row or block)
         self._acks: list[tuple[asyncio.Future, Any]] = []
         self.watchers: dict[bytes, list[tuple[Connection, str]]] = {}
@@ -350,12 +355,15 @@ class RpcServer:
             self._release_acks()
 
     async def _gather(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Instant seal waits while transactions keep arriving (until SEAL_QUIET has passed since the last one,
+        """Instant seal waits while transactions keep arriving (until a quiet window has passed since the last one,
         SEAL_GATHER at most): the responses of several key servers to one request then share a block instead of
-        taking one each. The wait ends SEAL_QUIET after the last arrival, not at the next multiple of it."""
+        taking one each. The window is short when traffic is light (1 ms: the answers to one request arrive close
+        together) and grows with the last block's size up to SEAL_QUIET_MAX: under load a longer wait gathers more,
+        and every block costs each follower of the chain a wake-up. It ends that long after the last arrival."""
         deadline = loop.time() + SEAL_GATHER
+        quiet = min(SEAL_QUIET_MAX, SEAL_QUIET + SEAL_QUIET_PER_TX * self._last_block_size)
         while True:
-            wait = min(self._last_arrival + SEAL_QUIET, deadline) - loop.time()
+            wait = min(self._last_arrival + quiet, deadline) - loop.time()
             if wait <= 0:
                 return
             await asyncio.sleep(wait)
@@ -377,6 +385,7 @@ class RpcServer:
         return future
 
     def _on_block(self, block: BlockInfo) -> None:
+        self._last_block_size = len(block.included)
         head_json = json.dumps(header_json(block.header))
         block_hash = hex0x(block.hash)
         methods = {"newHead": "chain_newHead", "allHead": "chain_allHead", "finalizedHead": "chain_finalizedHead"}
