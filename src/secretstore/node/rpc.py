@@ -26,7 +26,7 @@ _PLAIN_RESULTS = {dict, list, str, int, bool, float, type(None)}  # skip the awa
 # instant seal: a block once no transaction has arrived for a quiet window (SEAL_QUIET, plus SEAL_QUIET_PER_TX for
 # every transaction of the block before, at most SEAL_QUIET_MAX) ...
 SEAL_QUIET = 0.001
-SEAL_QUIET_PER_TX = 0.0001
+SEAL_QUIET_PER_TX = 0.00025
 SEAL_QUIET_MAX = 0.003
 SEAL_GATHER = 0.015  # ... or SEAL_GATHER after the first one
 WRITE_BUFFER_LIMIT = 4 * 1024 * 1024  # bytes waiting in a connection's socket buffer before its writer waits
