@@ -154,7 +154,7 @@ def main() -> None:
             verify_per_s = verify_rate([item for mine in signed for item in mine])
             first = head(node)
             elapsed, node_cpu = aio.run(submit_all(node.ws_url, [[x[0] for x in mine] for mine in signed],
-                                                       account_keys, nonces.stop, node.process.pid))
+                                                   account_keys, nonces.stop, node.process.pid))
             last = head(node)
             in_blocks = sum(len(rpc_call(node.http_url, "chain_getBlock", [rpc_call(
                 node.http_url, "chain_getBlockHash", [n])["result"]])["result"]["block"]["extrinsics"])

@@ -28,9 +28,8 @@ BOB = Secret(b"\x02" * 32)  # //Bob's
 
 @pytest.fixture(scope="module")
 def network(tmp_path_factory):
-    net = LocalNetwork(tmp_path_factory.mktemp("http")).start()
-    yield net
-    net.stop()
+    with LocalNetwork(tmp_path_factory.mktemp("http")) as net:
+        yield net
 
 
 @pytest.fixture(scope="module")

@@ -43,9 +43,8 @@ def test_faults_are_refused_without_the_environment_switch(tmp_path):
 
 @pytest.fixture(scope="module")
 def network(tmp_path_factory):
-    net = LocalNetwork(tmp_path_factory.mktemp("faults"), key_servers=5, faults={BYZANTINE: "corrupt=dkg"}).start()
-    yield net
-    net.stop()
+    with LocalNetwork(tmp_path_factory.mktemp("faults"), key_servers=5, faults={BYZANTINE: "corrupt=dkg"}) as net:
+        yield net
 
 
 @pytest.fixture(scope="module")

@@ -15,9 +15,8 @@ BOB_SECRET = Secret(b"\x02" * 32)  # //Bob's
 
 @pytest.fixture(scope="module")
 def network(tmp_path_factory):
-    net = LocalNetwork(tmp_path_factory.mktemp("net")).start()
-    yield net
-    net.stop()
+    with LocalNetwork(tmp_path_factory.mktemp("net")) as net:
+        yield net
 
 
 @pytest.fixture(scope="module")

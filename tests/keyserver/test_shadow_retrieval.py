@@ -24,9 +24,8 @@ N = 5
 
 @pytest.fixture(scope="module")
 def network(tmp_path_factory):
-    net = LocalNetwork(tmp_path_factory.mktemp("net"), key_servers=N).start()
-    yield net
-    net.stop()
+    with LocalNetwork(tmp_path_factory.mktemp("net"), key_servers=N) as net:
+        yield net
 
 
 @pytest.fixture(scope="module")

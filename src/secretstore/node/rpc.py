@@ -369,7 +369,7 @@ class RpcServer:
             await asyncio.sleep(wait)
 
     def _release_acks(self) -> None:
-        """Every transaction accepted so far is on disk (the chain writes all buffered ones at each block or flush):
+        """Every transaction accepted so far is written (the chain writes all buffered ones at each block or flush):
         answer their submitters."""
         acks, self._acks = self._acks, []
         for future, result in acks:

@@ -8,7 +8,6 @@ import argparse
 from pathlib import Path
 
 from ... import aio
-
 from ..options import add_metrics_arguments, check_listen_host, metrics_address
 
 
@@ -96,6 +95,6 @@ def run(args: argparse.Namespace) -> int:
         if host:
             check_listen_host(flag, host)
     aio.run(run_key_server(secret, args.db_path, args.net_host, args.net_port,
-                               f"ws://{args.sub_host}:{args.sub_port}", signer, http=http, metrics=metrics,
-                               faults=faults))
+                           f"ws://{args.sub_host}:{args.sub_port}", signer, http=http, metrics=metrics,
+                           faults=faults))
     return 0

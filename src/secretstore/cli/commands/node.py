@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 
 from ... import aio
-
 from ..options import add_metrics_arguments, check_listen_host, metrics_address
 
 DEFAULT_PROMETHEUS_PORT = 9615  # Substrate's default
@@ -42,5 +41,5 @@ def run(args: argparse.Namespace) -> int:
     if prometheus is not None:
         check_listen_host("--prometheus-host", prometheus[0])
     aio.run(run_node(args.base_path, args.rpc_host, args.rpc_port, args.block_time, args.chain_spec,
-                         seal_per_transaction=args.seal_per_transaction, prometheus=prometheus))
+                     seal_per_transaction=args.seal_per_transaction, prometheus=prometheus))
     return 0
