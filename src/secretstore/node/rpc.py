@@ -7,6 +7,7 @@ import inspect
 import itertools
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
@@ -29,6 +30,9 @@ SEAL_QUIET = 0.001
 SEAL_QUIET_PER_TX = 0.00025
 SEAL_QUIET_MAX = 0.003
 SEAL_GATHER = 0.015  # ... or SEAL_GATHER after the first one
+# uvloop's timers and loop.time() count whole milliseconds: a sleep under half of one returns at once, so the quiet
+# window is measured with time.monotonic() and ends when less than that is left (waiting on would spin the loop)
+TIMER_RESOLUTION = 0.001
 WRITE_BUFFER_LIMIT = 4 * 1024 * 1024  # bytes waiting in a connection's socket buffer before its writer waits
 VERSION = "0.1.0"
 
@@ -141,7 +145,7 @@ class RpcServer:
         self.connections: set[Connection] = set()
         self._ids = itertools.count(1)
         self._wake = asyncio.Event()
-        self._last_arrival = 0.0  # event loop time of the last accepted transaction (instant seal's quiet window)
+        self._last_arrival = 0.0  # time.monotonic() of the last accepted transaction (instant seal's quiet window)
         self._last_block_size = 0  # transactions in the last block sealed (instant seal's quiet window)
         # replies to submissions that wait until the chain has written the transaction (pool row or block)
         self._acks: list[tuple[asyncio.Future, Any]] = []
@@ -346,7 +350,7 @@ class RpcServer:
                     next_block = max(next_block + self.block_time, loop.time())
             else:
                 if not self.seal_per_transaction:
-                    await self._gather(loop)
+                    await self._gather()
                 while self.chain.has_ready():
                     self.chain.produce_block(1 if self.seal_per_transaction else None)
                     self._release_acks()
@@ -354,17 +358,17 @@ class RpcServer:
             self.chain.flush_pool()
             self._release_acks()
 
-    async def _gather(self, loop: asyncio.AbstractEventLoop) -> None:
+    async def _gather(self) -> None:
         """Instant seal waits while transactions keep arriving (until a quiet window has passed since the last one,
         SEAL_GATHER at most): the responses of several key servers to one request then share a block instead of
         taking one each. The window is short when traffic is light (1 ms: the answers to one request arrive close
         together) and grows with the last block's size up to SEAL_QUIET_MAX: under load a longer wait gathers more,
         and every block costs each follower of the chain a wake-up. It ends that long after the last arrival."""
-        deadline = loop.time() + SEAL_GATHER
+        deadline = time.monotonic() + SEAL_GATHER
         quiet = min(SEAL_QUIET_MAX, SEAL_QUIET + SEAL_QUIET_PER_TX * self._last_block_size)
         while True:
-            wait = min(self._last_arrival + quiet, deadline) - loop.time()
-            if wait <= 0:
+            wait = min(self._last_arrival + quiet, deadline) - time.monotonic()
+            if wait < TIMER_RESOLUTION / 2:  # a shorter sleep would not wait at all (see TIMER_RESOLUTION)
                 return
             await asyncio.sleep(wait)
 
@@ -378,7 +382,7 @@ class RpcServer:
 
     def _after_write(self, result: Any) -> asyncio.Future:
         loop = asyncio.get_running_loop()
-        self._last_arrival = loop.time()
+        self._last_arrival = time.monotonic()
         future = loop.create_future()
         self._acks.append((future, result))
         self._wake.set()
