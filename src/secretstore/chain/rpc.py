@@ -23,6 +23,7 @@ from .errors import ChainError
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE = 64 * 1024 * 1024  # metadata and whole blocks arrive in one message
+_WAKE = object()  # queued by Subscription.wake: not a notification
 
 
 class RpcError(ChainError):
@@ -57,6 +58,8 @@ class Subscription:
 
     async def next(self) -> Any:
         item = await self._queue.get()
+        while item is _WAKE:
+            item = await self._queue.get()
         if isinstance(item, BaseException):
             self._queue.put_nowait(item)  # stays ended for later readers too
             raise item
@@ -64,17 +67,26 @@ class Subscription:
 
     async def latest(self) -> Any:
         """Wait for a notification, then return the newest queued one."""
-        item = await self.next()
-        while not self._queue.empty():
-            item = await self.next()
-        return item
+        items = await self.queued()
+        while not items:
+            items = await self.queued()
+        return items[-1]
 
     async def queued(self) -> list[Any]:
-        """Wait for a notification, then return it with every other one already queued, oldest first."""
-        items = [await self.next()]
+        """Wait for a notification (or a `wake()`), then return every one already queued, oldest first: none if
+        only woken."""
+        items = [await self._queue.get()]
         while not self._queue.empty():
-            items.append(await self.next())
-        return items
+            items.append(self._queue.get_nowait())
+        for item in items:
+            if isinstance(item, BaseException):
+                self._queue.put_nowait(item)  # stays ended for later readers too
+                raise item
+        return [item for item in items if item is not _WAKE]
+
+    def wake(self) -> None:
+        """Make a waiting `queued()` return at once (a reader that also waits for something else)."""
+        self._queue.put_nowait(_WAKE)
 
     def __aiter__(self) -> "Subscription":
         return self

@@ -210,7 +210,8 @@ class Cluster:
         self._ids = itertools.count(1)
         self._tasks: asyncio.TaskGroup | None = None
         self.connected_event = asyncio.Event()
-        self.peer_lost = asyncio.Event()  # a link dropped: the chain service re-picks masters at once
+        # called when a link drops: the chain service re-picks masters at once instead of at the next block
+        self.peer_lost_listeners: list[Callable[[], None]] = []
 
     @property
     def self_id(self) -> Address:
@@ -336,7 +337,8 @@ class Cluster:
         finally:
             if self.connections.get(conn.peer) is conn:
                 del self.connections[conn.peer]
-                self.peer_lost.set()
+                for listener in list(self.peer_lost_listeners):
+                    listener()
 
     async def _answer(self, conn: Connection, message: dict, replies: bool = True) -> None:
         """Handle a request and send the answer; a notice is handled the same way, with nothing sent back (its

@@ -10,6 +10,7 @@ the runtime says one from this key server is still required. Responses are compo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import secrets
@@ -17,12 +18,13 @@ import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import AsyncIterator
 
 from substrateinterface import Keypair
 
 from ..chain.connection import ChainConnection, TransactionSubmitter
 from ..chain.errors import ChainError
-from ..chain.rpc import header_hash, header_number
+from ..chain.rpc import Subscription, header_hash, header_number
 from ..chain.secretstore_api import (
     SERVICES, GenerateServerKey, KeyServerSetSnapshot, RetrieveServerKey, RetrieveShadowDocumentKeyCommon,
     SERVICE_OF_EVENT, SERVICE_OF_TASK, PersonalPartTally, RetrieveShadowDocumentKeyPersonal, SecretStoreRuntimeApi,
@@ -157,21 +159,24 @@ class ChainService:
             while True:
                 try:
                     await self.chain.connect()
-                    async with await self.chain.finalized_heads() as heads:
+                    async with await self.chain.finalized_heads() as heads, self._woken_by_peer_loss(heads):
                         block_hash, checked, scanned_at = None, None, 0.0
                         while True:
                             try:
                                 async with asyncio.timeout(self._quiet_wait()):
-                                    headers = await self._next_heads(heads)  # every head queued meanwhile
+                                    # every head queued meanwhile; none if a cluster link dropped: a session whose
+                                    # master died is taken over by the next connected master without a block
+                                    headers = await heads.queued()
                                 if headers:
                                     numbers = [header_number(h) for h in headers]
-                                    self.head_number, block_hash = numbers[-1], header_hash(headers[-1])
+                                    hashes = [header_hash(h) for h in headers]
+                                    self.head_number, block_hash = numbers[-1], hashes[-1]
                                     follows = checked is not None and numbers == list(
                                         range(checked + 1, checked + 1 + len(numbers)))
                                     checked = numbers[-1]
                                     # followed even when a periodic scan is due: what the scan cannot see (which
                                     # requests ended in these blocks, the personal parts' tally) stays right
-                                    if follows and await self._follow_events(tasks, headers) \
+                                    if follows and await self._follow_events(tasks, numbers, hashes) \
                                             and time.monotonic() - scanned_at < RESCAN_AFTER:
                                         continue
                             except TimeoutError:
@@ -191,19 +196,22 @@ class ChainService:
         due = min(self.standby.values()) + COMMON_STANDBY - time.monotonic()
         return min(RESCAN_AFTER, max(0.01, due))
 
-    async def _follow_events(self, tasks: asyncio.TaskGroup, headers: list) -> bool:
-        """Keep up with the blocks of these (consecutive) heads from their events alone: start the requests they
-        announce, update the task lists and scan without reading them. False if a full scan is needed."""
+    async def _follow_events(self, tasks: asyncio.TaskGroup, numbers: list[int], hashes: list[str]) -> bool:
+        """Keep up with these consecutive blocks from their events alone: start the requests they announce, update
+        the task lists and scan without reading them. False if a full scan is needed."""
         changed: set[str] = set()
         announced: dict[tuple, ServiceTask] = {}
         ended: set[tuple] = set()
-        hashes = [header_hash(h) for h in headers]
-        for header, events in zip(headers, await asyncio.gather(*(self.chain.events(h) for h in hashes))):
+        if len(hashes) == 1:  # the usual case, its events pushed already: no task to gather
+            blocks_events = [await self.chain.events(hashes[0])]
+        else:
+            blocks_events = await asyncio.gather(*(self.chain.events(h) for h in hashes))
+        for number, events in zip(numbers, blocks_events):
             ended_here: set[tuple] = set()
             changed |= self._changed(events, announced, ended_here, self.personal_parts)
             for kind, key_id, requester in ended_here:
                 if kind is RetrieveShadowDocumentKeyPersonal:  # what was prepared for it is of no use now
-                    self.core.personal_parts.forget(key_id, requester, through=header_number(header))
+                    self.core.personal_parts.forget(key_id, requester, through=number)
             ended |= ended_here
         if ALL in changed:
             return False
@@ -275,24 +283,17 @@ class ChainService:
             self._spawn_all(tasks, keys, self._generate(generations))
         await asyncio.gather(*commons)
 
-    async def _next_heads(self, heads) -> list:
-        """The next finalized heads (all queued, oldest first), or none as soon as a cluster link drops: a session
-        whose master died is then taken over by the next connected master without waiting for a block."""
+    @contextlib.asynccontextmanager
+    async def _woken_by_peer_loss(self, heads: Subscription) -> AsyncIterator[None]:
         cluster = self.core.cluster
         if cluster is None:
-            return await heads.queued()
-        cluster.peer_lost.clear()
-        head = asyncio.ensure_future(heads.queued())
-        lost = asyncio.ensure_future(cluster.peer_lost.wait())
+            yield
+            return
+        cluster.peer_lost_listeners.append(heads.wake)
         try:
-            await asyncio.wait({head, lost}, return_when=asyncio.FIRST_COMPLETED)
+            yield
         finally:
-            lost.cancel()
-            if not head.done():
-                head.cancel()
-        if head.done() and not head.cancelled():
-            return head.result()
-        return []
+            cluster.peer_lost_listeners.remove(heads.wake)
 
     def respond(self, call: str, params: dict, key: tuple | None = None) -> None:
         """Queue a response; until it is on chain (or RESUBMIT_AFTER passes) the same answer is not worked out again."""
