@@ -6,8 +6,17 @@ A kill at any moment leaves either the whole block (header, extrinsics, state ch
 from __future__ import annotations
 
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Iterator
+
+# Writes (blocks, pool additions) between two checkpoints. SQLite's automatic checkpoint would copy the write-ahead
+# log into the database file inside a block's commit: a 15-20 ms stall of block production every few dozen blocks
+# (measured). A thread of the database's own does it instead, beside block production (WAL lets both go on).
+CHECKPOINT_EVERY_WRITES = 32
+# A passive checkpoint never makes the log start over while blocks keep coming: past this many frames (16 MiB of
+# log), the checkpoint waits for the writer's current commit and holds the next one until the log restarts.
+WAL_RESTART_FRAMES = 4096
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS blocks (
@@ -44,10 +53,13 @@ class ChainDatabase:
         # what a Substrate node promises too (its RocksDB writes are not synced one by one), and it saves a disk sync
         # on every block.
         self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute("PRAGMA wal_autocheckpoint=0")  # see CHECKPOINT_EVERY_WRITES
         self.conn.executescript(SCHEMA)
+        self._checkpointer = Checkpointer(path)
 
     def close(self) -> None:
-        self.conn.close()
+        self._checkpointer.close()
+        self.conn.close()  # the last connection to close checkpoints what is left
 
     # ------------------------------------------------------------------------------------------------------ meta
     def get_meta(self, name: str) -> bytes | None:
@@ -69,12 +81,14 @@ class ChainDatabase:
                                   [(k, number, v) for k, v in changes.items()])
             for name, value in (meta or {}).items():
                 self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, value))
+        self._checkpointer.wrote()
 
     def pool_add_many(self, rows: list[tuple[bytes, int, bytes]]) -> None:
         """(hash, seq, extrinsic) rows in one transaction: one write for a whole group of submissions."""
         with self.conn:
             self.conn.execute("BEGIN IMMEDIATE")
             self.conn.executemany("INSERT OR REPLACE INTO pool VALUES (?, ?, ?)", rows)
+        self._checkpointer.wrote()
 
     def pool_remove(self, ext_hash: bytes) -> None:
         self.conn.execute("DELETE FROM pool WHERE hash = ?", (ext_hash,))
@@ -119,6 +133,47 @@ class ChainDatabase:
         if head is None:
             return {}
         return dict(self.iter_prefix(b"", head[0]))
+
+
+class Checkpointer:
+    """Checkpoints a WAL database from a thread with its own connection, every CHECKPOINT_EVERY_WRITES writes.
+    Passive, so the writer goes on appending to the log meanwhile, unless the log has grown past WAL_RESTART_FRAMES."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._writes = 0
+        self._due = threading.Event()
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
+        self._thread.start()
+
+    def wrote(self) -> None:
+        self._writes += 1
+        if self._writes >= CHECKPOINT_EVERY_WRITES:
+            self._writes = 0
+            self._due.set()
+
+    def close(self) -> None:
+        self._closing = True
+        self._due.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        conn = sqlite3.connect(str(self._path), isolation_level=None)
+        try:
+            while True:
+                self._due.wait()
+                self._due.clear()
+                if self._closing:
+                    return
+                try:
+                    _, log_frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    if log_frames > WAL_RESTART_FRAMES:
+                        conn.execute("PRAGMA wal_checkpoint(RESTART)")
+                except sqlite3.Error:  # busy or a failing disk: the next one tries again, the writer is unaffected
+                    pass
+        finally:
+            conn.close()
 
 
 def _upper(prefix: bytes) -> bytes | None:
