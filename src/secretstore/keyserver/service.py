@@ -318,7 +318,7 @@ class ChainService:
                     self.core.storage.mark_reported(ServerKeyId.from_hex(params["id"]))
                 if key in self.submitted:
                     self.submitted[key] = (self.submitted[key][0], self.head_number)
-                log.info("response submitted", extra={"call": call, "key": params.get("id")})
+                log.debug("response submitted", extra={"call": call, "key": params.get("id")})
 
     def _fresh(self, key: tuple) -> bool:
         """True unless this response is still being sent or was accepted so recently that it cannot be on chain yet.
