@@ -285,6 +285,7 @@ class ChainService:
 
     @contextlib.asynccontextmanager
     async def _woken_by_peer_loss(self, heads: Subscription) -> AsyncIterator[None]:
+        """Meanwhile a dropped cluster link wakes the wait for heads (`heads.queued()` returns none)."""
         cluster = self.core.cluster
         if cluster is None:
             yield

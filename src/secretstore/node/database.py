@@ -159,7 +159,7 @@ class Checkpointer:
         self._thread.join()
 
     def _run(self) -> None:
-        conn = sqlite3.connect(str(self._path), isolation_level=None)
+        conn: sqlite3.Connection | None = None  # opened at the first checkpoint: an idle database holds no second file
         try:
             while True:
                 self._due.wait()
@@ -167,13 +167,15 @@ class Checkpointer:
                 if self._closing:
                     return
                 try:
+                    conn = conn or sqlite3.connect(str(self._path), isolation_level=None)
                     _, log_frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                     if log_frames > WAL_RESTART_FRAMES:
                         conn.execute("PRAGMA wal_checkpoint(RESTART)")
                 except sqlite3.Error:  # busy or a failing disk: the next one tries again, the writer is unaffected
                     pass
         finally:
-            conn.close()
+            if conn is not None:
+                conn.close()
 
 
 def _upper(prefix: bytes) -> bytes | None:
