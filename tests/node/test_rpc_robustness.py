@@ -117,3 +117,30 @@ def test_storage_subscription_reports_changes(node, substrate, alice):
         assert json.loads(conn.recv())["result"] is True
     finally:
         conn.close()
+
+
+def test_storage_subscribers_each_get_their_own_keys_and_id(node, substrate, alice, bob):
+    """Changes are encoded once per set of watched keys: subscribers of the same keys share it, others do not."""
+    alice_key = substrate.create_storage_key("System", "Account", [alice.ss58_address]).to_hex()
+    bob_key = substrate.create_storage_key("System", "Account", [bob.ss58_address]).to_hex()
+    watched = {"only_alice": [alice_key], "also_alice": [alice_key], "both": [alice_key, bob_key]}
+    conns, subs = {}, {}
+    try:
+        for name, keys in watched.items():
+            conns[name] = websocket.create_connection(node.ws_url, timeout=10)
+            conns[name].send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "state_subscribeStorage", "params": [keys]}))
+            subs[name] = json.loads(conns[name].recv())["result"]
+            json.loads(conns[name].recv())  # the current values
+        nonce = substrate.get_account_nonce(alice.ss58_address)
+        transfer = substrate.compose_call("Balances", "transfer_keep_alive", {"dest": bob.ss58_address, "value": 10**12})
+        substrate.submit_extrinsic(substrate.create_signed_extrinsic(transfer, alice, nonce=nonce), wait_for_inclusion=True)
+        updates = {name: json.loads(conn.recv())["params"] for name, conn in conns.items()}
+    finally:
+        for conn in conns.values():
+            conn.close()
+    assert {name: u["subscription"] for name, u in updates.items()} == subs
+    assert [k for k, _ in updates["only_alice"]["result"]["changes"]] == [alice_key]
+    assert updates["also_alice"]["result"] == updates["only_alice"]["result"]
+    assert sorted(k for k, _ in updates["both"]["result"]["changes"]) == sorted([alice_key, bob_key])
+    both = dict(updates["both"]["result"]["changes"])
+    assert both[alice_key] == dict(updates["only_alice"]["result"]["changes"])[alice_key]

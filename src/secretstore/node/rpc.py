@@ -394,6 +394,7 @@ class RpcServer:
         block_hash = hex0x(block.hash)
         methods = {"newHead": "chain_newHead", "allHead": "chain_allHead", "finalizedHead": "chain_finalizedHead"}
         all_changes: str | None = None
+        by_keys: dict[tuple, str] = {}  # one encoding per set of changed keys (followers watch the same ones)
         for conn in list(self.connections):
             for sub_id, (kind, keys) in list(conn.subscriptions.items()):
                 if kind in methods:
@@ -405,9 +406,12 @@ class RpcServer:
                         if block.changes:
                             conn.send(notification(sub_id, "state_storage", all_changes))
                         continue
-                    changed = [k for k in keys if k in block.changes]
+                    changed = tuple(sorted(k for k in keys if k in block.changes))
                     if changed:
-                        conn.notify(sub_id, "state_storage", _storage_changes(block_hash, block.changes, changed))
+                        encoded = by_keys.get(changed)
+                        if encoded is None:
+                            encoded = by_keys[changed] = json.dumps(_storage_changes(block_hash, block.changes, changed))
+                        conn.send(notification(sub_id, "state_storage", encoded))
         if self.watchers:
             in_block = json.dumps({"inBlock": block_hash})
             finalized = json.dumps({"finalized": block_hash})
