@@ -123,14 +123,16 @@ def test_storage_subscribers_each_get_their_own_keys_and_id(node, substrate, ali
     """Changes are encoded once per set of watched keys: subscribers of the same keys share it, others do not."""
     alice_key = substrate.create_storage_key("System", "Account", [alice.ss58_address]).to_hex()
     bob_key = substrate.create_storage_key("System", "Account", [bob.ss58_address]).to_hex()
-    watched = {"only_alice": [alice_key], "also_alice": [alice_key], "both": [alice_key, bob_key]}
+    watched = {"only_alice": [alice_key], "also_alice": [alice_key], "both": [alice_key, bob_key], "everything": None}
     conns, subs = {}, {}
     try:
         for name, keys in watched.items():
             conns[name] = websocket.create_connection(node.ws_url, timeout=10)
-            conns[name].send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "state_subscribeStorage", "params": [keys]}))
+            params = [] if keys is None else [keys]
+            conns[name].send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "state_subscribeStorage", "params": params}))
             subs[name] = json.loads(conns[name].recv())["result"]
-            json.loads(conns[name].recv())  # the current values
+            if keys is not None:
+                json.loads(conns[name].recv())  # the current values
         nonce = substrate.get_account_nonce(alice.ss58_address)
         transfer = substrate.compose_call("Balances", "transfer_keep_alive", {"dest": bob.ss58_address, "value": 10**12})
         substrate.submit_extrinsic(substrate.create_signed_extrinsic(transfer, alice, nonce=nonce), wait_for_inclusion=True)
@@ -144,3 +146,6 @@ def test_storage_subscribers_each_get_their_own_keys_and_id(node, substrate, ali
     assert sorted(k for k, _ in updates["both"]["result"]["changes"]) == sorted([alice_key, bob_key])
     both = dict(updates["both"]["result"]["changes"])
     assert both[alice_key] == dict(updates["only_alice"]["result"]["changes"])[alice_key]
+    everything = [k for k, _ in updates["everything"]["result"]["changes"]]
+    assert everything == sorted(everything) and len(everything) > 2  # every changed key, in order
+    assert {k: v for k, v in updates["everything"]["result"]["changes"] if k in both} == both

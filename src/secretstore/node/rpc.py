@@ -393,20 +393,14 @@ class RpcServer:
         head_json = json.dumps(header_json(block.header))
         block_hash = hex0x(block.hash)
         methods = {"newHead": "chain_newHead", "allHead": "chain_allHead", "finalizedHead": "chain_finalizedHead"}
-        all_changes: str | None = None
+        all_keys = tuple(sorted(block.changes))
         by_keys: dict[tuple, str] = {}  # one encoding per set of changed keys (followers watch the same ones)
         for conn in list(self.connections):
             for sub_id, (kind, keys) in list(conn.subscriptions.items()):
                 if kind in methods:
                     conn.send(notification(sub_id, methods[kind], head_json))
-                elif kind == "storage":
-                    if keys is None:
-                        if all_changes is None:
-                            all_changes = json.dumps(_storage_changes(block_hash, block.changes, block.changes))
-                        if block.changes:
-                            conn.send(notification(sub_id, "state_storage", all_changes))
-                        continue
-                    changed = tuple(sorted(k for k in keys if k in block.changes))
+                elif kind == "storage":  # `keys` None: every key
+                    changed = all_keys if keys is None else tuple(k for k in all_keys if k in keys)
                     if changed:
                         encoded = by_keys.get(changed)
                         if encoded is None:
@@ -639,9 +633,10 @@ async def _gather_list(replies: list) -> list:
     return [await r if isinstance(r, asyncio.Future) else r for r in replies]
 
 
-def _storage_changes(block_hash: str, changes: dict[bytes, bytes | None], keys) -> dict:
+def _storage_changes(block_hash: str, changes: dict[bytes, bytes | None], keys: tuple[bytes, ...]) -> dict:
+    """A state_storage notification's result: `keys` (sorted) with their new values."""
     return {"block": block_hash, "changes": [[hex0x(k), hex0x(changes[k]) if changes[k] is not None else None]
-                                             for k in sorted(keys)]}
+                                             for k in keys]}
 
 
 def _split_len(args: bytes) -> tuple[bytes, int]:
