@@ -1,13 +1,17 @@
 """Instant seal's quiet window, in process, on the event loop the node runs (uvloop where installed)."""
 
 import asyncio
+import secrets
 import time
 
 import pytest
+from substrateinterface import Keypair
 
 from secretstore import aio
+from secretstore.crypto import Secret
 from secretstore.node import rpc
 from secretstore.node.chain import Chain
+from secretstore.node.extrinsic import Era, decode, encode_signed
 from secretstore.runtime import GenesisConfig
 
 
@@ -19,27 +23,71 @@ def server(tmp_path):
 
 
 @pytest.mark.parametrize("last_block_size", [0, 1, 3, 100])
-def test_the_quiet_window_is_slept_not_polled(server, monkeypatch, last_block_size):
-    """uvloop counts timers in whole milliseconds, so a sleep of a fraction of one returns at once: a window measured
-    finely and slept to its last fraction would spin the loop (hundreds of wake-ups, a core busy beside the key
-    servers). It is slept in a few timer waits, and still lasts about as long as it should."""
-    sleeps = []
-    real_sleep = asyncio.sleep
+def test_the_quiet_window_is_waited_not_polled(server, last_block_size):
+    """uvloop counts timers in whole milliseconds, so a wait of a fraction of one returns at once: a window measured
+    finely and waited to its last fraction would spin the loop (hundreds of wake-ups, a core busy beside the key
+    servers). It is waited in a few timer waits, and still lasts about as long as it should."""
+    waits = []
 
-    async def counting_sleep(delay, *args):
-        sleeps.append(delay)
-        return await real_sleep(delay, *args)
+    class CountingEvent(asyncio.Event):
+        async def wait(self):
+            waits.append(time.monotonic())
+            return await super().wait()
 
-    monkeypatch.setattr(asyncio, "sleep", counting_sleep)
     server._last_block_size = last_block_size
     window = min(rpc.SEAL_QUIET_MAX, rpc.SEAL_QUIET + rpc.SEAL_QUIET_PER_TX * last_block_size)
 
     async def gather_once() -> float:
+        server._arrival = CountingEvent()
         server._last_arrival = time.monotonic()
         started = time.monotonic()
         await server._gather()
         return time.monotonic() - started
 
     took = aio.run(gather_once())
-    assert len(sleeps) <= 3, sleeps
+    assert len(waits) <= 3, waits
     assert window - rpc.TIMER_RESOLUTION / 2 <= took < window + 0.02
+
+
+def signed(chain: Chain, suri: str, nonce: int, pallet: str, call: str, **args) -> str:
+    """A signed immortal extrinsic of `pallet.call(args)` from the dev account `suri`, as the RPC takes it."""
+    keypair = Keypair.create_from_uri(suri)
+    encoded_call = chain.runtime.RuntimeCall.encode((pallet, (call, args or None)))
+    template = decode(encode_signed(keypair.public_key, 1, bytes(64), Era(), nonce, 0, encoded_call))
+    payload = template.signing_payload(chain.runtime.spec_version, chain.runtime.transaction_version,
+                                       chain.genesis_hash, chain.genesis_hash)
+    return "0x" + encode_signed(keypair.public_key, 1, keypair.sign(payload), Era(), nonce, 0, encoded_call).hex()
+
+
+def test_a_block_waits_for_the_responses_a_request_awaits_and_no_longer(server):
+    """A generation request awaits all three dev key servers: with two answers in, the quiet window is the longer
+    SEAL_QUIET_AWAITING (the third is on its way); with the third in, the block is sealed at once, all three in it."""
+    chain, key = server.chain, secrets.token_bytes(32)
+    public = bytes(Secret.random().public())
+
+    async def gather_time() -> float:
+        started = time.monotonic()
+        await server._gather()
+        return time.monotonic() - started
+
+    async def scenario() -> None:
+        server.rpc_author_submitExtrinsic(None, signed(chain, "//Alice", 0, "SecretStore", "generate_server_key",
+                                                       id=key, threshold=1))
+        chain.produce_block()
+        assert server._awaited.waiting() and not server._awaited.all_in()
+        responses = [signed(chain, suri, nonce, "SecretStore", "server_key_generated", id=key,
+                            server_key_public=public) for suri, nonce in (("//Alice", 1), ("//Bob", 0), ("//Charlie", 0))]
+        server.rpc_author_submitExtrinsic(None, signed(chain, "//Dave", 0, "System", "remark", remark=b"not one"))
+        for response in responses[:2]:
+            server.rpc_author_submitExtrinsic(None, response)
+        assert not server._awaited.all_in()  # a transaction that is no response does not count
+        assert await gather_time() >= rpc.SEAL_QUIET_AWAITING - rpc.TIMER_RESOLUTION / 2
+        server.rpc_author_submitExtrinsic(None, responses[2])
+        assert server._awaited.all_in()
+        assert await gather_time() < rpc.SEAL_QUIET  # no window at all
+        block = chain.produce_block()
+        assert len(block.included) == 4
+        assert not server._awaited.waiting()  # generated: nothing is awaited any more
+        server._release_acks()
+
+    aio.run(scenario())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import itertools
 import json
@@ -30,6 +31,10 @@ SEAL_QUIET = 0.001
 SEAL_QUIET_PER_TX = 0.00025
 SEAL_QUIET_MAX = 0.003
 SEAL_GATHER = 0.015  # ... or SEAL_GATHER after the first one
+# While pending requests still await key server responses, the quiet window is SEAL_QUIET_AWAITING (the answers of
+# different key servers arrive a few ms apart on a busy machine), and the block is sealed the moment all that could
+# decide them have arrived
+SEAL_QUIET_AWAITING = 0.004
 # uvloop's timers and loop.time() count whole milliseconds: a sleep under half of one returns at once, so the quiet
 # window is measured with time.monotonic() and ends when less than that is left (waiting on would spin the loop)
 TIMER_RESOLUTION = 0.001
@@ -133,6 +138,37 @@ class Connection:
         self.send(notification(subscription, method, json.dumps(result)))
 
 
+class AwaitedResponses:
+    """What instant seal waits for: per pending request (its storage key), the fewest key server responses that could
+    decide it, read after every block that changed it; and how many responses have arrived since the last block.
+    Pending requests are bounded by the chain's queues, so this is too."""
+
+    def __init__(self) -> None:
+        self._by_request: dict[bytes, int] = {}
+        self._arrived = 0
+
+    def sealed(self, chain: Chain, changes: dict[bytes, bytes | None]) -> None:
+        self._arrived = 0
+        pallet = chain.runtime.secretstore
+        for key in changes:
+            awaited = pallet.responses_awaited(chain.state, key)
+            if awaited:
+                self._by_request[key] = awaited
+            elif awaited == 0:
+                self._by_request.pop(key, None)
+
+    def arrived(self, chain: Chain, ext_hash: bytes) -> None:
+        pooled = chain.pool.get(ext_hash)
+        if pooled is not None and chain.runtime.secretstore.is_response(pooled.extrinsic.call):
+            self._arrived += 1
+
+    def waiting(self) -> bool:
+        return bool(self._by_request)
+
+    def all_in(self) -> bool:
+        return bool(self._by_request) and self._arrived >= sum(self._by_request.values())
+
+
 class RpcServer:
     """`block_time` None is instant seal: a block as soon as transactions are ready, holding every ready transaction
     (`seal_per_transaction` restores one block per transaction). With a block time, each block holds every
@@ -147,6 +183,8 @@ class RpcServer:
         self._wake = asyncio.Event()
         self._last_arrival = 0.0  # time.monotonic() of the last accepted transaction (instant seal's quiet window)
         self._last_block_size = 0  # transactions in the last block sealed (instant seal's quiet window)
+        self._awaited = AwaitedResponses()
+        self._arrival = asyncio.Event()  # a transaction was accepted (instant seal's gathering waits on it)
         # replies to submissions that wait until the chain has written the transaction (pool row or block)
         self._acks: list[tuple[asyncio.Future, Any]] = []
         self.watchers: dict[bytes, list[tuple[Connection, str]]] = {}
@@ -363,14 +401,20 @@ class RpcServer:
         SEAL_GATHER at most): the responses of several key servers to one request then share a block instead of
         taking one each. The window is short when traffic is light (1 ms: the answers to one request arrive close
         together) and grows with the last block's size up to SEAL_QUIET_MAX: under load a longer wait gathers more,
-        and every block costs each follower of the chain a wake-up. It ends that long after the last arrival."""
+        and every block costs each follower of the chain a wake-up. While requests await key server responses it is
+        SEAL_QUIET_AWAITING, and the block is sealed at once when all the responses that could decide them are in:
+        a request then takes the fewest blocks its protocol needs, and its last answer waits for no window."""
         deadline = time.monotonic() + SEAL_GATHER
-        quiet = min(SEAL_QUIET_MAX, SEAL_QUIET + SEAL_QUIET_PER_TX * self._last_block_size)
-        while True:
+        while not self._awaited.all_in():
+            quiet = SEAL_QUIET_AWAITING if self._awaited.waiting() else \
+                min(SEAL_QUIET_MAX, SEAL_QUIET + SEAL_QUIET_PER_TX * self._last_block_size)
             wait = min(self._last_arrival + quiet, deadline) - time.monotonic()
-            if wait < TIMER_RESOLUTION / 2:  # a shorter sleep would not wait at all (see TIMER_RESOLUTION)
+            if wait < TIMER_RESOLUTION / 2:  # a shorter wait would not wait at all (see TIMER_RESOLUTION)
                 return
-            await asyncio.sleep(wait)
+            self._arrival.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self._arrival.wait()
 
     def _release_acks(self) -> None:
         """Every transaction accepted so far is written (the chain writes all buffered ones at each block or flush):
@@ -380,9 +424,11 @@ class RpcServer:
             if not future.done():
                 future.set_result(result)
 
-    def _after_write(self, result: Any) -> asyncio.Future:
+    def _after_write(self, ext_hash: bytes, result: Any) -> asyncio.Future:
         loop = asyncio.get_running_loop()
         self._last_arrival = time.monotonic()
+        self._awaited.arrived(self.chain, ext_hash)
+        self._arrival.set()
         future = loop.create_future()
         self._acks.append((future, result))
         self._wake.set()
@@ -390,6 +436,7 @@ class RpcServer:
 
     def _on_block(self, block: BlockInfo) -> None:
         self._last_block_size = len(block.included)
+        self._awaited.sealed(self.chain, block.changes)
         head_json = json.dumps(header_json(block.header))
         block_hash = hex0x(block.hash)
         methods = {"newHead": "chain_newHead", "allHead": "chain_allHead", "finalizedHead": "chain_finalizedHead"}
@@ -599,7 +646,7 @@ class RpcServer:
     # all submissions since the last one): an accepted transaction survives a crash.
     def rpc_author_submitExtrinsic(self, conn, extrinsic):
         ext_hash = self.chain.submit(_bytes_param(extrinsic, "extrinsic"), durable=False)
-        return self._after_write(hex0x(ext_hash))
+        return self._after_write(ext_hash, hex0x(ext_hash))
 
     def rpc_author_submitAndWatchExtrinsic(self, conn, extrinsic):
         if not conn.websocket:
@@ -608,7 +655,7 @@ class RpcServer:
         sub_id = self._subscribe(conn, "extrinsic", ext_hash)
         self.watchers.setdefault(ext_hash, []).append((conn, sub_id))
         conn.notify(sub_id, "author_extrinsicUpdate", "ready")
-        return self._after_write(sub_id)
+        return self._after_write(ext_hash, sub_id)
 
     def rpc_author_unwatchExtrinsic(self, conn, sub_id):
         found = conn.subscriptions.pop(str(sub_id), None)

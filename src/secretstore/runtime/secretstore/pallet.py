@@ -24,6 +24,8 @@ Behaviour in brief (spec runtime.md is the requirement):
 
 from __future__ import annotations
 
+import functools
+
 from itertools import islice
 from typing import Any, Callable
 
@@ -674,6 +676,47 @@ class SecretStore(Pallet):
             self.deposit(ctx.storage, "DocumentKeyShadowRetrievalError", id=id, requester=requester)
         else:
             entry.put(ctx.storage, request, (id, requester))
+
+    # ------------------------------------------------------------- what the node's instant seal may wait for
+    RESPONSE_CALLS = frozenset(CALLS.by_name[name].index for name in (
+        "server_key_generated", "server_key_generation_error", "server_key_retrieved", "server_key_retrieval_error",
+        "document_key_stored", "document_key_store_error", "document_key_common_retrieved",
+        "document_key_personal_retrieved", "document_key_shadow_retrieval_error"))
+
+    def is_response(self, call: bytes) -> bool:
+        """Whether an encoded call is one of the key servers' response calls."""
+        return len(call) >= 2 and call[0] == self.INDEX and call[1] in self.RESPONSE_CALLS
+
+    @functools.cached_property
+    def _request_maps(self) -> dict[bytes, tuple[str, StorageEntry]]:
+        return {self.requests(service).prefix: (service, self.requests(service)) for service in SERVICES}
+
+    def responses_awaited(self, storage, storage_key: bytes) -> int | None:
+        """For the storage key of a pending request: the fewest further key server responses that could decide it
+        (0 once it is gone); None for any other key. A hint for sealing blocks, never for counting: a wrong answer
+        only makes a block come a little earlier or later."""
+        found = self._request_maps.get(storage_key[:32])
+        if found is None:
+            return None
+        service, entry = found
+        raw = storage.get(storage_key)
+        if raw is None:
+            return 0
+        request = entry.value.decode(raw)
+        n = len(self.current_set(storage))
+        majority = n // 2 + 1
+        block = self.current_set_change_block(storage)
+        if service == "server_key_retrieval":
+            state = request["threshold_responses"]
+            return majority - rs.responded_count(state) if state["set_change_block"] == block else majority
+        if service != "document_key_shadow_retrieval":  # generation and store: every key server answers
+            state = request["responses"]
+            return n - rs.responded_count(state) if state["set_change_block"] == block else n
+        if request["threshold"] is None or request["common_responses"]["set_change_block"] != block:
+            state = request["common_responses"]
+            return majority - (rs.max_support(state)[1] if state["set_change_block"] == block else 0)
+        reported = max((_popcount(g["reporters"]) for g in request["personal_responses"]), default=0)
+        return max(1, request["threshold"] + 1 - reported)
 
     # ----------------------------------------------------------------------- read surface (the runtime APIs)
     def requests(self, service: str) -> StorageEntry:
