@@ -31,9 +31,9 @@ SEAL_QUIET = 0.001
 SEAL_QUIET_PER_TX = 0.00025
 SEAL_QUIET_MAX = 0.003
 SEAL_GATHER = 0.015  # ... or SEAL_GATHER after the first one
-# While pending requests still await key server responses, the quiet window is SEAL_QUIET_AWAITING (the answers of
-# different key servers arrive a few ms apart on a busy machine), and the block is sealed the moment all that could
-# decide them have arrived
+# While a few key server responses are still missing (at most one request's worth: as many as there are key servers),
+# the quiet window is SEAL_QUIET_AWAITING (the answers of different key servers arrive a few ms apart on a busy
+# machine); the block is sealed the moment all responses that could decide the pending requests have arrived
 SEAL_QUIET_AWAITING = 0.004
 # uvloop's timers and loop.time() count whole milliseconds: a sleep under half of one returns at once, so the quiet
 # window is measured with time.monotonic() and ends when less than that is left (waiting on would spin the loop)
@@ -146,10 +146,12 @@ class AwaitedResponses:
     def __init__(self) -> None:
         self._by_request: dict[bytes, int] = {}
         self._arrived = 0
+        self._key_servers = 0
 
     def sealed(self, chain: Chain, changes: dict[bytes, bytes | None]) -> None:
         self._arrived = 0
         pallet = chain.runtime.secretstore
+        self._key_servers = len(pallet.current_set(chain.state))
         for key in changes:
             awaited = pallet.responses_awaited(chain.state, key)
             if awaited:
@@ -162,11 +164,16 @@ class AwaitedResponses:
         if pooled is not None and chain.runtime.secretstore.is_response(pooled.extrinsic.call):
             self._arrived += 1
 
-    def waiting(self) -> bool:
-        return bool(self._by_request)
+    def missing(self) -> int:
+        return max(0, sum(self._by_request.values()) - self._arrived)
+
+    def few_missing(self) -> bool:
+        """Only the last answers of about one request are missing: worth waiting a little longer for. Under load
+        (many missing) blocks fill anyway, and the usual window keeps them coming."""
+        return 0 < self.missing() <= self._key_servers
 
     def all_in(self) -> bool:
-        return bool(self._by_request) and self._arrived >= sum(self._by_request.values())
+        return bool(self._by_request) and self.missing() == 0
 
 
 class RpcServer:
@@ -401,12 +408,13 @@ class RpcServer:
         SEAL_GATHER at most): the responses of several key servers to one request then share a block instead of
         taking one each. The window is short when traffic is light (1 ms: the answers to one request arrive close
         together) and grows with the last block's size up to SEAL_QUIET_MAX: under load a longer wait gathers more,
-        and every block costs each follower of the chain a wake-up. While requests await key server responses it is
-        SEAL_QUIET_AWAITING, and the block is sealed at once when all the responses that could decide them are in:
-        a request then takes the fewest blocks its protocol needs, and its last answer waits for no window."""
+        and every block costs each follower of the chain a wake-up. While the last few responses that pending requests
+        await are missing it is SEAL_QUIET_AWAITING, and the block is sealed at once when all responses that could
+        decide them are in: a request then takes the fewest blocks its protocol needs, and its last answer waits for
+        no window."""
         deadline = time.monotonic() + SEAL_GATHER
         while not self._awaited.all_in():
-            quiet = SEAL_QUIET_AWAITING if self._awaited.waiting() else \
+            quiet = SEAL_QUIET_AWAITING if self._awaited.few_missing() else \
                 min(SEAL_QUIET_MAX, SEAL_QUIET + SEAL_QUIET_PER_TX * self._last_block_size)
             wait = min(self._last_arrival + quiet, deadline) - time.monotonic()
             if wait < TIMER_RESOLUTION / 2:  # a shorter wait would not wait at all (see TIMER_RESOLUTION)
