@@ -39,7 +39,7 @@ def test_the_quiet_window_is_waited_not_polled(server, last_block_size):
 
     async def gather_once() -> float:
         server._arrival = CountingEvent()
-        server._last_arrival = time.monotonic()
+        server._last_arrival, server._arrival_gap = time.monotonic(), 0.0  # transactions keep coming
         started = time.monotonic()
         await server._gather()
         return time.monotonic() - started
@@ -88,6 +88,30 @@ def test_a_block_waits_for_the_responses_a_request_awaits_and_no_longer(server):
         block = chain.produce_block()
         assert len(block.included) == 4
         assert server._awaited.missing() == 0 and not server._awaited.all_in()  # generated: nothing is awaited
+        server._release_acks()
+
+    aio.run(scenario())
+
+
+def test_a_lone_transaction_on_a_quiet_chain_is_sealed_at_once(server):
+    """The first transaction after a pause, with no request awaiting answers, has nothing to be gathered with: no
+    window. One that follows another closely still waits for the window (a burst goes into one block)."""
+    chain = server.chain
+
+    async def gather_time() -> float:
+        started = time.monotonic()
+        await server._gather()
+        return time.monotonic() - started
+
+    async def scenario() -> None:
+        lone, burst = (signed(chain, "//Dave", nonce, "System", "remark", remark=b"%d" % nonce) for nonce in (0, 1))
+        server._last_arrival = time.monotonic() - 1.0
+        server.rpc_author_submitExtrinsic(None, lone)
+        assert server._awaited.idle()
+        assert await gather_time() < rpc.SEAL_QUIET
+        server.rpc_author_submitExtrinsic(None, burst)
+        assert await gather_time() >= rpc.SEAL_QUIET - rpc.TIMER_RESOLUTION / 2
+        chain.produce_block()
         server._release_acks()
 
     aio.run(scenario())

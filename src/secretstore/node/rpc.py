@@ -164,6 +164,10 @@ class AwaitedResponses:
         if pooled is not None and chain.runtime.secretstore.is_response(pooled.extrinsic.call):
             self._arrived += 1
 
+    def idle(self) -> bool:
+        """No pending request awaits a response (that a block changed since this node started)."""
+        return not self._by_request
+
     def missing(self) -> int:
         return max(0, sum(self._by_request.values()) - self._arrived)
 
@@ -189,6 +193,7 @@ class RpcServer:
         self._ids = itertools.count(1)
         self._wake = asyncio.Event()
         self._last_arrival = 0.0  # time.monotonic() of the last accepted transaction (instant seal's quiet window)
+        self._arrival_gap = float("inf")  # seconds between the last two accepted transactions
         self._last_block_size = 0  # transactions in the last block sealed (instant seal's quiet window)
         self._awaited = AwaitedResponses()
         self._arrival = asyncio.Event()  # a transaction was accepted (instant seal's gathering waits on it)
@@ -411,11 +416,14 @@ class RpcServer:
         and every block costs each follower of the chain a wake-up. While the last few responses that pending requests
         await are missing it is SEAL_QUIET_AWAITING, and the block is sealed at once when all responses that could
         decide them are in: a request then takes the fewest blocks its protocol needs, and its last answer waits for
-        no window."""
+        no window. A lone transaction (the first after a pause longer than the window) while no request awaits
+        answers is sealed at once too: a single requester's request waits for nothing."""
         deadline = time.monotonic() + SEAL_GATHER
+        usual = min(SEAL_QUIET_MAX, SEAL_QUIET + SEAL_QUIET_PER_TX * self._last_block_size)
+        if self._awaited.idle() and self._arrival_gap >= usual:
+            return  # a lone transaction after a pause, and no request waits for answers: nothing to gather it with
         while not self._awaited.all_in():
-            quiet = SEAL_QUIET_AWAITING if self._awaited.few_missing() else \
-                min(SEAL_QUIET_MAX, SEAL_QUIET + SEAL_QUIET_PER_TX * self._last_block_size)
+            quiet = SEAL_QUIET_AWAITING if self._awaited.few_missing() else usual
             wait = min(self._last_arrival + quiet, deadline) - time.monotonic()
             if wait < TIMER_RESOLUTION / 2:  # a shorter wait would not wait at all (see TIMER_RESOLUTION)
                 return
@@ -434,7 +442,8 @@ class RpcServer:
 
     def _after_write(self, ext_hash: bytes, result: Any) -> asyncio.Future:
         loop = asyncio.get_running_loop()
-        self._last_arrival = time.monotonic()
+        now = time.monotonic()
+        self._arrival_gap, self._last_arrival = now - self._last_arrival, now
         self._awaited.arrived(self.chain, ext_hash)
         self._arrival.set()
         future = loop.create_future()
