@@ -11,12 +11,6 @@ from . import math as m
 from .keys import CryptoError, Public, keccak256
 
 PROOF_LENGTH = 64  # c ‖ z
-_G = m.base_mul(1)
-
-
-def _mul(base: Public, k: int) -> Public:
-    """k·base; libsecp256k1's precomputed tables make k·G much cheaper than a general multiplication."""
-    return m.base_mul(k) if base == _G else m.point_mul(base, k)
 
 
 def _challenge(tag: bytes, *points: Public) -> int:
@@ -27,7 +21,7 @@ def prove_dleq(secret: int, base1: Public, public1: Public, base2: Public, publi
                tag: bytes = b"secretstore/dleq") -> bytes:
     """A proof that public1 = secret·base1 and public2 = secret·base2."""
     r = m.random_scalar()
-    c = _challenge(tag, base1, public1, base2, public2, _mul(base1, r), _mul(base2, r))
+    c = _challenge(tag, base1, public1, base2, public2, m.point_mul(base1, r), m.point_mul(base2, r))
     z = (r + c * secret) % m.N
     return c.to_bytes(32, "big") + z.to_bytes(32, "big")
 
@@ -40,8 +34,8 @@ def verify_dleq(proof: bytes, base1: Public, public1: Public, base2: Public, pub
     if not (0 < c < m.N and 0 < z < m.N):
         return False
     try:
-        a1 = m.point_sub(_mul(base1, z), m.point_mul(public1, c))
-        a2 = m.point_sub(_mul(base2, z), m.point_mul(public2, c))
+        a1 = m.point_sub(m.point_mul(base1, z), m.point_mul(public1, c))
+        a2 = m.point_sub(m.point_mul(base2, z), m.point_mul(public2, c))
     except (CryptoError, ValueError):
         return False
     return c == _challenge(tag, base1, public1, base2, public2, a1, a2)

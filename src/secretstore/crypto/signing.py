@@ -27,7 +27,7 @@ from .keys import N, CryptoError, InvalidSignature, Public
 from . import math as m
 
 HALF_N = N // 2
-GENERATOR = m.base_mul(1)
+GENERATOR = m.GENERATOR
 SCHNORR_LENGTH = 64
 ECDSA_LENGTH = 65
 

@@ -136,7 +136,7 @@ def requester_from(key_id: ServerKeyId, signature: Any) -> Public:
         raise SessionError("the requester signature is not a valid signature of the key id", BAD_REQUEST) from None
 
 
-GENERATOR = m.base_mul(1)
+GENERATOR = m.GENERATOR
 
 
 def shadow_base(common_point: Public, access_key: int, x: int, xs: list[int]) -> Public:
@@ -1871,7 +1871,8 @@ class KeyServerCore:
             try:
                 nonce_at = m.point_add(*(m.commitment_at([parse_point(c, "feldman") for c in r["feldman"][0]], x)
                                          for r in revealed.values()))
-                expected = m.point_mul(m.point_sub(nonce_at, m.point_mul(m.commitment_at(commitments, x), challenge)),
+                holder_public = public_share(tuple(commitments), x)
+                expected = m.point_mul(m.point_sub(nonce_at, m.point_mul(holder_public, challenge)),
                                        m.lagrange_at_zero(x, xs))
                 ok = m.base_mul(partials[p]) == expected
             except (SessionError, CryptoError, KeyError, IndexError, TypeError, ValueError):

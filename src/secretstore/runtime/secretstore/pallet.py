@@ -25,7 +25,6 @@ Behaviour in brief (spec runtime.md is the requirement):
 from __future__ import annotations
 
 import functools
-
 from itertools import islice
 from typing import Any, Callable
 
@@ -704,19 +703,19 @@ class SecretStore(Pallet):
             return 0
         request = entry.value.decode(raw)
         n = len(self.current_set(storage))
-        majority = n // 2 + 1
         block = self.current_set_change_block(storage)
-        if service == "server_key_retrieval":
-            state = request["threshold_responses"]
-            return majority - rs.responded_count(state) if state["set_change_block"] == block else majority
-        if service != "document_key_shadow_retrieval":  # generation and store: every key server answers
-            state = request["responses"]
-            return n - rs.responded_count(state) if state["set_change_block"] == block else n
-        if request["threshold"] is None or request["common_responses"]["set_change_block"] != block:
-            state = request["common_responses"]
-            return majority - (rs.max_support(state)[1] if state["set_change_block"] == block else 0)
-        reported = max((_popcount(g["reporters"]) for g in request["personal_responses"]), default=0)
-        return max(1, request["threshold"] + 1 - reported)
+        if service == "document_key_shadow_retrieval" and request["threshold"] is not None \
+                and request["common_responses"]["set_change_block"] == block:  # the personal part
+            reported = max((_popcount(g["reporters"]) for g in request["personal_responses"]), default=0)
+            return max(1, request["threshold"] + 1 - reported)
+        state = request[{"server_key_retrieval": "threshold_responses",
+                         "document_key_shadow_retrieval": "common_responses"}.get(service, "responses")]
+        rs.refresh(state, block)  # counting starts over after a set change, as the response calls do
+        if service == "document_key_shadow_retrieval":  # a majority agreeing on one common part
+            return n // 2 + 1 - rs.max_support(state)[1]
+        if service == "server_key_retrieval":  # a majority on the threshold
+            return n // 2 + 1 - rs.responded_count(state)
+        return n - rs.responded_count(state)  # generation and store: every key server answers
 
     # ----------------------------------------------------------------------- read surface (the runtime APIs)
     def requests(self, service: str) -> StorageEntry:
