@@ -1,4 +1,5 @@
-"""Instant seal's quiet window, in process, on the event loop the node runs (uvloop where installed)."""
+"""Instant seal's gathering (waves of awaited responses, quiet windows), in process, on the event loop the node
+runs (uvloop where installed)."""
 
 import asyncio
 import secrets
@@ -59,35 +60,64 @@ def signed(chain: Chain, suri: str, nonce: int, pallet: str, call: str, **args) 
     return "0x" + encode_signed(keypair.public_key, 1, keypair.sign(payload), Era(), nonce, 0, encoded_call).hex()
 
 
-def test_a_block_waits_for_the_responses_a_request_awaits_and_no_longer(server):
-    """A generation request awaits all three dev key servers: with two answers in, the quiet window is the longer
-    SEAL_QUIET_AWAITING (the third is on its way); with the third in, the block is sealed at once, all three in it."""
+def test_a_block_waits_for_the_responses_its_wave_awaits_and_no_longer(server):
+    """A generation request awaits all three dev key servers. The block after it waits for them: not sealed on a
+    quiet window while one is missing (patience runs from the last of them), sealed at once when the third is in,
+    all three in it. Submitters are answered while the block gathers."""
     chain, key = server.chain, secrets.token_bytes(32)
     public = bytes(Secret.random().public())
-
-    async def gather_time() -> float:
-        started = time.monotonic()
-        await server._gather()
-        return time.monotonic() - started
 
     async def scenario() -> None:
         server.rpc_author_submitExtrinsic(None, signed(chain, "//Alice", 0, "SecretStore", "generate_server_key",
                                                        id=key, threshold=1))
         chain.produce_block()
-        assert server._awaited.missing() == 3 and server._awaited.few_missing()
+        assert server._awaited.missing() == 3 and server._awaited.wave_missing() == 3
         responses = [signed(chain, suri, nonce, "SecretStore", "server_key_generated", id=key,
                             server_key_public=public) for suri, nonce in (("//Alice", 1), ("//Bob", 0), ("//Charlie", 0))]
-        server.rpc_author_submitExtrinsic(None, signed(chain, "//Dave", 0, "System", "remark", remark=b"not one"))
+        acks = [server.rpc_author_submitExtrinsic(None, signed(chain, "//Dave", 0, "System", "remark",
+                                                               remark=b"not one"))]
         for response in responses[:2]:
-            server.rpc_author_submitExtrinsic(None, response)
-        assert not server._awaited.all_in()  # a transaction that is no response does not count
-        assert await gather_time() >= rpc.SEAL_QUIET_AWAITING - rpc.TIMER_RESOLUTION / 2
-        server.rpc_author_submitExtrinsic(None, responses[2])
-        assert server._awaited.all_in()
-        assert await gather_time() < rpc.SEAL_QUIET  # no window at all
+            acks.append(server.rpc_author_submitExtrinsic(None, response))
+        last_response = time.monotonic()
+        assert server._awaited.wave_missing() == 1  # a transaction that is no response does not count
+        assert not server._awaited.wave_in() and not server._awaited.all_in()
+        await server._gather()
+        assert time.monotonic() >= last_response + rpc.SEAL_WAVE_PATIENCE - rpc.TIMER_RESOLUTION
+        assert all(ack.done() for ack in acks)  # answered while gathering, before any block
+        acks.append(server.rpc_author_submitExtrinsic(None, responses[2]))
+        assert server._awaited.wave_in() and server._awaited.all_in()
+        started = time.monotonic()
+        await server._gather()
+        assert time.monotonic() - started < rpc.SEAL_QUIET  # no window at all
         block = chain.produce_block()
         assert len(block.included) == 4
-        assert server._awaited.missing() == 0 and not server._awaited.all_in()  # generated: nothing is awaited
+        assert server._awaited.missing() == 0 and server._awaited.wave_missing() == 0  # generated: nothing awaited
+        server._release_acks()
+        assert [await ack for ack in acks]
+
+    aio.run(scenario())
+
+
+def test_a_wave_holds_a_block_at_most_its_limit(server, monkeypatch):
+    """Responses that keep coming, each within the patience of the one before, hold a block SEAL_WAVE_MAX after the
+    last one at most: a block is never held indefinitely."""
+    monkeypatch.setattr(rpc, "SEAL_WAVE_PATIENCE", 0.2)
+    monkeypatch.setattr(rpc, "SEAL_WAVE_MAX", 0.05)
+    chain, key = server.chain, secrets.token_bytes(32)
+    public = bytes(Secret.random().public())
+
+    async def scenario() -> None:
+        server.rpc_author_submitExtrinsic(None, signed(chain, "//Alice", 0, "SecretStore", "generate_server_key",
+                                                       id=key, threshold=1))
+        chain.produce_block()
+        sealed = time.monotonic()
+        server.rpc_author_submitExtrinsic(None, signed(chain, "//Bob", 0, "SecretStore", "server_key_generated",
+                                                       id=key, server_key_public=public))
+        assert server._awaited.wave_missing() == 2
+        await server._gather()
+        took = time.monotonic() - sealed
+        assert rpc.SEAL_WAVE_MAX - rpc.TIMER_RESOLUTION <= took < rpc.SEAL_WAVE_PATIENCE
+        chain.produce_block()
         server._release_acks()
 
     aio.run(scenario())

@@ -1,6 +1,8 @@
 """What the node's instant seal may wait for: per pending request, the fewest key server responses that could decide
 it (three dev key servers: generation and store need all three, a shadow retrieval's common part two, its personal
-part threshold + 1), and which calls are responses."""
+part threshold + 1), and which request a response call answers."""
+
+import pytest
 
 from secretstore.runtime.secretstore.pallet import SERVICES
 
@@ -53,10 +55,28 @@ def test_other_storage_keys_and_calls_are_not_requests_or_responses(chain):
         key = (KEY, DAVE_ID) if service == "document_key_shadow_retrieval" else KEY
         assert awaited(chain, service, key) == 0
     encode = chain.runtime.RuntimeCall.encode
-    assert pallet.is_response(encode(("SecretStore", ("server_key_generated", {"id": KEY,
-                                                                               "server_key_public": point()}))))
-    assert pallet.is_response(encode(("SecretStore", ("document_key_shadow_retrieval_error",
-                                                      {"id": KEY, "requester": DAVE_ID}))))
-    assert not pallet.is_response(encode(("SecretStore", ("generate_server_key", {"id": KEY, "threshold": 1}))))
-    assert not pallet.is_response(encode(("System", ("remark", {"remark": b""}))))
-    assert not pallet.is_response(b"\x03")
+    assert pallet.response_request_key(encode(("SecretStore", ("generate_server_key", {"id": KEY, "threshold": 1})))) \
+        is None
+    assert pallet.response_request_key(encode(("System", ("remark", {"remark": b""})))) is None
+    assert pallet.response_request_key(b"\x03") is None
+    assert pallet.response_request_key(encode(("SecretStore", ("document_key_stored", {"id": KEY})))[:20]) is None
+
+
+@pytest.mark.parametrize("service, call, args", [
+    ("server_key_generation", "server_key_generated", {"server_key_public": point()}),
+    ("server_key_generation", "server_key_generation_error", {}),
+    ("server_key_retrieval", "server_key_retrieved", {"server_key_public": point(), "threshold": 1}),
+    ("server_key_retrieval", "server_key_retrieval_error", {}),
+    ("document_key_store", "document_key_stored", {}),
+    ("document_key_store", "document_key_store_error", {}),
+    ("document_key_shadow_retrieval", "document_key_common_retrieved",
+     {"requester": DAVE_ID, "common_point": point(), "threshold": 1}),
+    ("document_key_shadow_retrieval", "document_key_personal_retrieved",
+     {"requester": DAVE_ID, "participants": 3, "decrypted_secret": point(), "shadow": b"s"}),
+    ("document_key_shadow_retrieval", "document_key_shadow_retrieval_error", {"requester": DAVE_ID}),
+])
+def test_a_response_call_names_the_storage_key_of_its_request(chain, service, call, args):
+    pallet = chain.runtime.secretstore
+    encoded = chain.runtime.RuntimeCall.encode(("SecretStore", (call, {"id": KEY, **args})))
+    key = (KEY, DAVE_ID) if service == "document_key_shadow_retrieval" else KEY
+    assert pallet.response_request_key(encoded) == pallet.requests(service).storage_key(key)

@@ -7,6 +7,7 @@ happens with negligible probability, so it signals a protocol fault or hostile i
 
 from __future__ import annotations
 
+import functools
 import secrets
 from typing import Iterable, Mapping, Sequence
 
@@ -166,6 +167,11 @@ def verify_pedersen(share: int, blinding_share: int, x: int, commitments: Sequen
 
 def lagrange_at_zero(x_i: int, xs: Iterable[int]) -> int:
     """The Lagrange coefficient of node x_i at 0 over the set xs: Π_{j≠i} x_j / (x_j − x_i)."""
+    return _lagrange_at_zero(x_i, tuple(xs))
+
+
+@functools.lru_cache(maxsize=4096)  # public values of the key server ids; the same few sets of them come back
+def _lagrange_at_zero(x_i: int, xs: tuple[int, ...]) -> int:
     numerator, denominator = 1, 1
     for x_j in xs:
         if x_j == x_i:

@@ -31,10 +31,14 @@ SEAL_QUIET = 0.001
 SEAL_QUIET_PER_TX = 0.00025
 SEAL_QUIET_MAX = 0.003
 SEAL_GATHER = 0.015  # ... or SEAL_GATHER after the first one
-# While a few key server responses are still missing (at most one request's worth: as many as there are key servers),
-# the quiet window is SEAL_QUIET_AWAITING (the answers of different key servers arrive a few ms apart on a busy
-# machine); the block is sealed the moment all responses that could decide the pending requests have arrived
+# While key server responses are still awaited the quiet window is SEAL_QUIET_AWAITING (the answers of different key
+# servers arrive a few ms apart on a busy machine); the block is sealed the moment all that could decide the pending
+# requests have arrived ...
 SEAL_QUIET_AWAITING = 0.004
+# ... and a block whose wave (the requests the last block changed) awaits responses waits for them: until the last
+# arrives, or SEAL_WAVE_PATIENCE passes without one, SEAL_WAVE_MAX after the last block at most (see `_gather`)
+SEAL_WAVE_PATIENCE = 0.050
+SEAL_WAVE_MAX = 0.200
 # uvloop's timers and loop.time() count whole milliseconds: a sleep under half of one returns at once, so the quiet
 # window is measured with time.monotonic() and ends when less than that is left (waiting on would spin the loop)
 TIMER_RESOLUTION = 0.001
@@ -139,45 +143,67 @@ class Connection:
 
 
 class AwaitedResponses:
-    """What instant seal waits for: per pending request (its storage key), the fewest key server responses that could
-    decide it, read after every block that changed it; and how many responses have arrived since the last block.
-    Pending requests are bounded by the chain's queues, so this is too."""
+    """What instant seal waits for. After every block, per pending request (its storage key) that the block changed:
+    the fewest key server responses that could decide it; then, per request, the responses that have arrived since.
+    The requests the last block changed awaiting answers are its *wave*: what the key servers answer next. Pending
+    requests are bounded by the chain's queues, so all of this is too."""
 
     def __init__(self) -> None:
         self._by_request: dict[bytes, int] = {}
-        self._arrived = 0
-        self._key_servers = 0
+        self._arrived: dict[bytes, int] = {}
+        self._wave: set[bytes] = set()
+        self._missing = 0
+        self._wave_missing = 0
+        self.wave_last_arrival = 0.0  # time.monotonic() of the last response to the wave (0: none yet)
 
     def sealed(self, chain: Chain, changes: dict[bytes, bytes | None]) -> None:
-        self._arrived = 0
         pallet = chain.runtime.secretstore
-        self._key_servers = len(pallet.current_set(chain.state))
+        self._arrived.clear()
+        self._wave = set()
+        self.wave_last_arrival = 0.0
         for key in changes:
             awaited = pallet.responses_awaited(chain.state, key)
             if awaited:
                 self._by_request[key] = awaited
+                self._wave.add(key)
             elif awaited == 0:
                 self._by_request.pop(key, None)
+        self._missing = sum(self._by_request.values())
+        self._wave_missing = sum(self._by_request[key] for key in self._wave)
 
     def arrived(self, chain: Chain, ext_hash: bytes) -> None:
         pooled = chain.pool.get(ext_hash)
-        if pooled is not None and chain.runtime.secretstore.is_response(pooled.extrinsic.call):
-            self._arrived += 1
+        if pooled is None:
+            return
+        key = chain.runtime.secretstore.response_request_key(pooled.extrinsic.call)
+        awaited = self._by_request.get(key) if key is not None else None
+        if awaited is None:
+            return  # no response, or one to a request nothing waits for
+        count = self._arrived.get(key, 0)
+        self._arrived[key] = count + 1
+        if count < awaited:  # a response beyond those that could decide it changes nothing here
+            self._missing -= 1
+            if key in self._wave:
+                self._wave_missing -= 1
+                self.wave_last_arrival = time.monotonic()
 
     def idle(self) -> bool:
         """No pending request awaits a response (that a block changed since this node started)."""
         return not self._by_request
 
     def missing(self) -> int:
-        return max(0, sum(self._by_request.values()) - self._arrived)
-
-    def few_missing(self) -> bool:
-        """Only the last answers of about one request are missing: worth waiting a little longer for. Under load
-        (many missing) blocks fill anyway, and the usual window keeps them coming."""
-        return 0 < self.missing() <= self._key_servers
+        return self._missing
 
     def all_in(self) -> bool:
-        return bool(self._by_request) and self.missing() == 0
+        return bool(self._by_request) and self._missing == 0
+
+    def wave_missing(self) -> int:
+        """Responses still awaited by the requests the last block changed."""
+        return self._wave_missing
+
+    def wave_in(self) -> bool:
+        """Every response the requests of the last block's wave awaited has arrived."""
+        return bool(self._wave) and self._wave_missing == 0
 
 
 class RpcServer:
@@ -196,6 +222,7 @@ class RpcServer:
         self._arrival_gap = float("inf")  # seconds between the last two accepted transactions
         self._last_block_size = 0  # transactions in the last block sealed (instant seal's quiet window)
         self._awaited = AwaitedResponses()
+        self._last_sealed = 0.0  # time.monotonic() of the last block
         self._arrival = asyncio.Event()  # a transaction was accepted (instant seal's gathering waits on it)
         # replies to submissions that wait until the chain has written the transaction (pool row or block)
         self._acks: list[tuple[asyncio.Future, Any]] = []
@@ -409,24 +436,38 @@ class RpcServer:
             self._release_acks()
 
     async def _gather(self) -> None:
-        """Instant seal waits while transactions keep arriving (until a quiet window has passed since the last one,
-        SEAL_GATHER at most): the responses of several key servers to one request then share a block instead of
-        taking one each. The window is short when traffic is light (1 ms: the answers to one request arrive close
-        together) and grows with the last block's size up to SEAL_QUIET_MAX: under load a longer wait gathers more,
-        and every block costs each follower of the chain a wake-up. While the last few responses that pending requests
-        await are missing it is SEAL_QUIET_AWAITING, and the block is sealed at once when all responses that could
-        decide them are in: a request then takes the fewest blocks its protocol needs, and its last answer waits for
-        no window. A lone transaction (the first after a pause longer than the window) while no request awaits
-        answers is sealed at once too: a single requester's request waits for nothing."""
-        deadline = time.monotonic() + SEAL_GATHER
+        """Instant seal gathers what belongs together into one block; every block costs each follower of the chain
+        a wake-up, and a request as many hops as blocks it takes.
+
+        - A lone transaction (the first after a pause, while no request awaits answers) waits for nothing.
+        - While the requests the last block changed (its wave) await key server responses, the block waits for
+          them and is sealed the moment the last one arrives, or once SEAL_WAVE_PATIENCE has passed without one
+          of them (since the block or the last of its responses, at most SEAL_WAVE_MAX in all): a response that
+          is not coming (a stopped key server) holds a block only that long. Under load the block interval then
+          follows how fast the key servers answer, and each request takes the fewest blocks its protocol needs.
+        - Otherwise it waits while transactions keep arriving (a quiet window since the last one, SEAL_GATHER at
+          most): 1 ms when traffic is light, growing with the last block's size up to SEAL_QUIET_MAX, and
+          SEAL_QUIET_AWAITING while older requests still await responses; sealed at once if they are all in.
+
+        Submitters are answered while the block gathers, not when it is sealed: a key server sends its next
+        responses once the last ones are accepted, and they belong in this block too."""
+        awaited = self._awaited
         usual = min(SEAL_QUIET_MAX, SEAL_QUIET + SEAL_QUIET_PER_TX * self._last_block_size)
-        if self._awaited.idle() and self._arrival_gap >= usual:
+        if awaited.idle() and self._arrival_gap >= usual:
             return  # a lone transaction after a pause, and no request waits for answers: nothing to gather it with
-        while not self._awaited.all_in():
-            quiet = SEAL_QUIET_AWAITING if self._awaited.few_missing() else usual
-            wait = min(self._last_arrival + quiet, deadline) - time.monotonic()
+        waves = awaited.wave_missing() > 0
+        deadline = time.monotonic() + SEAL_GATHER
+        while not (awaited.wave_in() if waves else awaited.all_in()):
+            if waves:
+                wait = min(max(self._last_sealed, awaited.wave_last_arrival) + SEAL_WAVE_PATIENCE,
+                           self._last_sealed + SEAL_WAVE_MAX) - time.monotonic()
+            else:
+                quiet = SEAL_QUIET_AWAITING if awaited.missing() else usual
+                wait = min(self._last_arrival + quiet, deadline) - time.monotonic()
             if wait < TIMER_RESOLUTION / 2:  # a shorter wait would not wait at all (see TIMER_RESOLUTION)
                 return
+            self.chain.flush_pool()
+            self._release_acks()
             self._arrival.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):
@@ -453,6 +494,7 @@ class RpcServer:
 
     def _on_block(self, block: BlockInfo) -> None:
         self._last_block_size = len(block.included)
+        self._last_sealed = time.monotonic()
         self._awaited.sealed(self.chain, block.changes)
         head_json = json.dumps(header_json(block.header))
         block_hash = hex0x(block.hash)

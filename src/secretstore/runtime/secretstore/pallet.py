@@ -677,14 +677,26 @@ class SecretStore(Pallet):
             entry.put(ctx.storage, request, (id, requester))
 
     # ------------------------------------------------------------- what the node's instant seal may wait for
-    RESPONSE_CALLS = frozenset(CALLS.by_name[name].index for name in (
-        "server_key_generated", "server_key_generation_error", "server_key_retrieved", "server_key_retrieval_error",
-        "document_key_stored", "document_key_store_error", "document_key_common_retrieved",
-        "document_key_personal_retrieved", "document_key_shadow_retrieval_error"))
+    # each response call names its request by its leading arguments: the key id (H256), then, for shadow
+    # retrievals, the requester (H160); fixed-size types, so they are plain byte ranges of the encoded call
+    RESPONSE_CALLS = {CALLS.by_name[name].index: service for service, names in (
+        ("server_key_generation", ("server_key_generated", "server_key_generation_error")),
+        ("server_key_retrieval", ("server_key_retrieved", "server_key_retrieval_error")),
+        ("document_key_store", ("document_key_stored", "document_key_store_error")),
+        ("document_key_shadow_retrieval", ("document_key_common_retrieved", "document_key_personal_retrieved",
+                                           "document_key_shadow_retrieval_error"))) for name in names}
 
-    def is_response(self, call: bytes) -> bool:
-        """Whether an encoded call is one of the key servers' response calls."""
-        return len(call) >= 2 and call[0] == self.INDEX and call[1] in self.RESPONSE_CALLS
+    def response_request_key(self, call: bytes) -> bytes | None:
+        """For an encoded response call of a key server: the storage key of the request it answers (whether or not
+        that request exists); None for any other call, or one too short to name a request."""
+        if len(call) < 2 or call[0] != self.INDEX:
+            return None
+        service = self.RESPONSE_CALLS.get(call[1])
+        if service is None:
+            return None
+        if service == "document_key_shadow_retrieval":
+            return self.requests(service).storage_key((call[2:34], call[34:54])) if len(call) >= 54 else None
+        return self.requests(service).storage_key(call[2:34]) if len(call) >= 34 else None
 
     @functools.cached_property
     def _request_maps(self) -> dict[bytes, tuple[str, StorageEntry]]:
