@@ -39,6 +39,9 @@ SEAL_QUIET_AWAITING = 0.004
 # arrives, or SEAL_WAVE_PATIENCE passes without one, SEAL_WAVE_MAX after the last block at most (see `_gather`)
 SEAL_WAVE_PATIENCE = 0.050
 SEAL_WAVE_MAX = 0.200
+# submitters are answered while a block gathers, SEAL_ACK_DELAY after the first of them arrived (one write of the pool
+# for a group of arrivals, not one each)
+SEAL_ACK_DELAY = 0.002
 # uvloop's timers and loop.time() count whole milliseconds: a sleep under half of one returns at once, so the quiet
 # window is measured with time.monotonic() and ends when less than that is left (waiting on would spin the loop)
 TIMER_RESOLUTION = 0.001
@@ -223,6 +226,7 @@ class RpcServer:
         self._last_block_size = 0  # transactions in the last block sealed (instant seal's quiet window)
         self._awaited = AwaitedResponses()
         self._last_sealed = 0.0  # time.monotonic() of the last block
+        self._first_unanswered = 0.0  # time.monotonic() of the oldest submission not yet answered
         self._arrival = asyncio.Event()  # a transaction was accepted (instant seal's gathering waits on it)
         # replies to submissions that wait until the chain has written the transaction (pool row or block)
         self._acks: list[tuple[asyncio.Future, Any]] = []
@@ -449,8 +453,9 @@ class RpcServer:
           most): 1 ms when traffic is light, growing with the last block's size up to SEAL_QUIET_MAX, and
           SEAL_QUIET_AWAITING while older requests still await responses; sealed at once if they are all in.
 
-        Submitters are answered while the block gathers, not when it is sealed: a key server sends its next
-        responses once the last ones are accepted, and they belong in this block too."""
+        Submitters are answered while the block gathers (SEAL_ACK_DELAY after the first of them), not when it is
+        sealed: a key server sends its next responses once the last ones are accepted, and they
+        belong in this block too."""
         awaited = self._awaited
         usual = min(SEAL_QUIET_MAX, SEAL_QUIET + SEAL_QUIET_PER_TX * self._last_block_size)
         if awaited.idle() and self._arrival_gap >= usual:
@@ -466,8 +471,13 @@ class RpcServer:
                 wait = min(self._last_arrival + quiet, deadline) - time.monotonic()
             if wait < TIMER_RESOLUTION / 2:  # a shorter wait would not wait at all (see TIMER_RESOLUTION)
                 return
-            self.chain.flush_pool()
-            self._release_acks()
+            if self._acks:
+                ack_at = self._first_unanswered + SEAL_ACK_DELAY
+                if ack_at - time.monotonic() < TIMER_RESOLUTION / 2:
+                    self.chain.flush_pool()
+                    self._release_acks()
+                else:  # the answers to one request come close together: wake to acknowledge them all at once
+                    wait = min(wait, ack_at - time.monotonic())
             self._arrival.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):
@@ -488,6 +498,8 @@ class RpcServer:
         self._awaited.arrived(self.chain, ext_hash)
         self._arrival.set()
         future = loop.create_future()
+        if not self._acks:
+            self._first_unanswered = now
         self._acks.append((future, result))
         self._wake.set()
         return future
