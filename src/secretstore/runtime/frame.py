@@ -19,6 +19,21 @@ if TYPE_CHECKING:
 Hasher = Literal["Blake2_128", "Blake2_256", "Blake2_128Concat", "Twox128", "Twox256", "Twox64Concat", "Identity"]
 
 
+_MISSING = object()
+
+
+def _copy(value: object) -> object:
+    """A decoded value's own copy: new lists and dicts all the way down (the other decoded types are immutable)."""
+    cls = value.__class__
+    if cls is dict:
+        return {k: _copy(v) for k, v in value.items()}  # type: ignore[attr-defined]
+    if cls is list:
+        return [_copy(v) for v in value]  # type: ignore[attr-defined]
+    if cls is tuple:
+        return tuple(_copy(v) for v in value)  # type: ignore[attr-defined]
+    return value
+
+
 @dataclass(frozen=True)
 class StorageEntry:
     """One storage item. `hashers` is empty for a plain value, one hasher for a map, several for an n-map
@@ -84,12 +99,26 @@ class StorageEntry:
         return values[0] if len(values) == 1 else tuple(values)
 
 
+    @cached_property
+    def _decoded(self) -> dict[bytes, object]:
+        return {}
+
     # ---- typed access (the runtime's only way to touch storage)
     def get(self, storage: "Storage", key: object = None) -> object:
         raw = storage.get(self.storage_key(key))
         if raw is None:
-            return self.value.decode(self.default) if self.modifier == "Default" else None
-        return self.value.decode(raw)
+            if self.modifier != "Default":
+                return None
+            raw = self.default
+        # the same encoded values are read many times per block (accounts, the key server set, fee parameters):
+        # each is decoded once and handed out as a copy, since callers may change what they get before writing it
+        decoded = self._decoded.get(raw, _MISSING)
+        if decoded is _MISSING:
+            decoded = self.value.decode(raw)
+            if len(self._decoded) >= 1024:
+                self._decoded.clear()
+            self._decoded[raw] = decoded
+        return _copy(decoded)
 
     def put(self, storage: "Storage", value: object, key: object = None) -> None:
         storage.set(self.storage_key(key), self.value.encode(value))
