@@ -9,7 +9,7 @@ Per n:
   each kind (first connections and caches), the mean next to it, with that requester's the only client connected;
   and the mean for signing over HTTP;
 - throughput (instant seal): 16 concurrent requesters (4 accounts, 4 requests in flight each) generating server keys,
-  then retrieving document key shadows;
+  then retrieving document key shadows, ROUNDS requests each;
 - blocks from request to result at a block time of 1 s (the request's own block counts as the first): one request
   alone, and a full queue of 64 requests of one service submitted together (the largest over the 64).
 
@@ -174,7 +174,7 @@ async def latency_and_throughput(network: LocalNetwork, n: int, t: int, rounds: 
         clients += await make_requesters(url, ACCOUNTS - 1, first=1)
 
         # throughput: 16 requesters at once, each with its own requests
-        per_requester = max(2, rounds // 2)
+        per_requester = max(2, rounds)  # 16 x ROUNDS requests of each kind: a few seconds, long enough to be steady
         fresh = [[ServerKeyId(secrets.token_bytes(32)) for _ in range(per_requester)]
                  for _ in range(ACCOUNTS * IN_FLIGHT)]
 
