@@ -22,14 +22,17 @@ Hasher = Literal["Blake2_128", "Blake2_256", "Blake2_128Concat", "Twox128", "Two
 _MISSING = object()
 
 
+_SCALARS = frozenset({int, bool, bytes, str, type(None)})
+
+
 def _copy(value: object) -> object:
     """A decoded value's own copy: new lists and dicts all the way down (the other decoded types are immutable)."""
     cls = value.__class__
     if cls is dict:
-        return {k: _copy(v) for k, v in value.items()}  # type: ignore[attr-defined]
+        return {k: v if v.__class__ in _SCALARS else _copy(v) for k, v in value.items()}  # type: ignore[attr-defined]
     if cls is list:
-        return [_copy(v) for v in value]  # type: ignore[attr-defined]
-    if cls is tuple:
+        return [v if v.__class__ in _SCALARS else _copy(v) for v in value]  # type: ignore[attr-defined]
+    if cls is tuple and not all(v.__class__ in _SCALARS for v in value):  # type: ignore[attr-defined]
         return tuple(_copy(v) for v in value)  # type: ignore[attr-defined]
     return value
 
@@ -118,7 +121,7 @@ class StorageEntry:
             if len(self._decoded) >= 1024:
                 self._decoded.clear()
             self._decoded[raw] = decoded
-        return _copy(decoded)
+        return decoded if decoded.__class__ in _SCALARS else _copy(decoded)
 
     def put(self, storage: "Storage", value: object, key: object = None) -> None:
         storage.set(self.storage_key(key), self.value.encode(value))
