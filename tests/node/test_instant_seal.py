@@ -60,20 +60,27 @@ def signed(chain: Chain, suri: str, nonce: int, pallet: str, call: str, **args) 
     return "0x" + encode_signed(keypair.public_key, 1, keypair.sign(payload), Era(), nonce, 0, encoded_call).hex()
 
 
+def generation_requested(server) -> list[str]:
+    """A generation request (//Alice) sealed in a block; the three dev key servers' responses to it, signed, unsent.
+    Runs on the event loop (a submission's answer is a future)."""
+    chain, key = server.chain, secrets.token_bytes(32)
+    public = bytes(Secret.random().public())
+    server.rpc_author_submitExtrinsic(None, signed(chain, "//Alice", 0, "SecretStore", "generate_server_key", id=key,
+                                                   threshold=1))
+    chain.produce_block()
+    return [signed(chain, suri, nonce, "SecretStore", "server_key_generated", id=key, server_key_public=public)
+            for suri, nonce in (("//Alice", 1), ("//Bob", 0), ("//Charlie", 0))]
+
+
 def test_a_block_waits_for_the_responses_its_wave_awaits_and_no_longer(server):
     """A generation request awaits all three dev key servers. The block after it waits for them: not sealed on a
     quiet window while one is missing (patience runs from the last of them), sealed at once when the third is in,
     all three in it. Submitters are answered while the block gathers."""
-    chain, key = server.chain, secrets.token_bytes(32)
-    public = bytes(Secret.random().public())
+    chain = server.chain
 
     async def scenario() -> None:
-        server.rpc_author_submitExtrinsic(None, signed(chain, "//Alice", 0, "SecretStore", "generate_server_key",
-                                                       id=key, threshold=1))
-        chain.produce_block()
+        responses = generation_requested(server)
         assert server._awaited.missing() == 3 and server._awaited.wave_missing() == 3
-        responses = [signed(chain, suri, nonce, "SecretStore", "server_key_generated", id=key,
-                            server_key_public=public) for suri, nonce in (("//Alice", 1), ("//Bob", 0), ("//Charlie", 0))]
         acks = [server.rpc_author_submitExtrinsic(None, signed(chain, "//Dave", 0, "System", "remark",
                                                                remark=b"not one"))]
         for response in responses[:2]:
@@ -99,25 +106,18 @@ def test_a_block_waits_for_the_responses_its_wave_awaits_and_no_longer(server):
 
 
 def test_a_wave_holds_a_block_at_most_its_limit(server, monkeypatch):
-    """Responses that keep coming, each within the patience of the one before, hold a block SEAL_WAVE_MAX after the
-    last one at most: a block is never held indefinitely."""
+    """However patient the wait for a wave's responses, a block waits SEAL_WAVE_MAX after the last block at most."""
     monkeypatch.setattr(rpc, "SEAL_WAVE_PATIENCE", 0.2)
     monkeypatch.setattr(rpc, "SEAL_WAVE_MAX", 0.05)
-    chain, key = server.chain, secrets.token_bytes(32)
-    public = bytes(Secret.random().public())
 
     async def scenario() -> None:
-        server.rpc_author_submitExtrinsic(None, signed(chain, "//Alice", 0, "SecretStore", "generate_server_key",
-                                                       id=key, threshold=1))
-        chain.produce_block()
-        sealed = time.monotonic()
-        server.rpc_author_submitExtrinsic(None, signed(chain, "//Bob", 0, "SecretStore", "server_key_generated",
-                                                       id=key, server_key_public=public))
+        responses = generation_requested(server)
+        server.rpc_author_submitExtrinsic(None, responses[1])
         assert server._awaited.wave_missing() == 2
         await server._gather()
-        took = time.monotonic() - sealed
+        took = time.monotonic() - server._last_sealed  # since the block of the request
         assert rpc.SEAL_WAVE_MAX - rpc.TIMER_RESOLUTION <= took < rpc.SEAL_WAVE_PATIENCE
-        chain.produce_block()
+        server.chain.produce_block()
         server._release_acks()
 
     aio.run(scenario())
