@@ -454,8 +454,8 @@ class RpcServer:
           SEAL_QUIET_AWAITING while older requests still await responses; sealed at once if they are all in.
 
         Submitters are answered while the block gathers (SEAL_ACK_DELAY after the first of them), not when it is
-        sealed: a key server sends its next responses once the last ones are accepted, and they
-        belong in this block too."""
+        sealed: a key server sends its next responses once the last ones are accepted, and they belong in this
+        block too."""
         awaited = self._awaited
         usual = min(SEAL_QUIET_MAX, SEAL_QUIET + SEAL_QUIET_PER_TX * self._last_block_size)
         if awaited.idle() and self._arrival_gap >= usual:
