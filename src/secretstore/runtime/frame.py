@@ -20,8 +20,6 @@ Hasher = Literal["Blake2_128", "Blake2_256", "Blake2_128Concat", "Twox128", "Two
 
 
 _MISSING = object()
-
-
 _SCALARS = frozenset({int, bool, bytes, str, type(None)})
 
 
@@ -57,6 +55,10 @@ class StorageEntry:
 
     @cached_property
     def _key_cache(self) -> dict[bytes, bytes]:
+        return {}
+
+    @cached_property
+    def _decoded(self) -> dict[bytes, object]:  # encoded value -> its decoding (see `get`)
         return {}
 
     def key_parts(self, key: object) -> list[tuple[ScaleType, object]]:
@@ -100,11 +102,6 @@ class StorageEntry:
             values.append(ktype.decode_from(r))
         r.finish()
         return values[0] if len(values) == 1 else tuple(values)
-
-
-    @cached_property
-    def _decoded(self) -> dict[bytes, object]:
-        return {}
 
     # ---- typed access (the runtime's only way to touch storage)
     def get(self, storage: "Storage", key: object = None) -> object:

@@ -691,12 +691,17 @@ class SecretStore(Pallet):
         that request exists); None for any other call, or one too short to name a request."""
         if len(call) < 2 or call[0] != self.INDEX:
             return None
-        service = self.RESPONSE_CALLS.get(call[1])
-        if service is None:
+        entry = self._response_entries.get(call[1])
+        if entry is None:
             return None
-        if service == "document_key_shadow_retrieval":
-            return self.requests(service).storage_key((call[2:34], call[34:54])) if len(call) >= 54 else None
-        return self.requests(service).storage_key(call[2:34]) if len(call) >= 34 else None
+        if entry is self.DocumentKeyShadowRetrievalRequests:
+            return entry.storage_key((call[2:34], call[34:54])) if len(call) >= 54 else None
+        return entry.storage_key(call[2:34]) if len(call) >= 34 else None
+
+    @functools.cached_property
+    def _response_entries(self) -> dict[int, StorageEntry]:
+        """Response call index -> the storage map of the requests it answers (asked for every arriving call)."""
+        return {index: self.requests(service) for index, service in self.RESPONSE_CALLS.items()}
 
     @functools.cached_property
     def _request_maps(self) -> dict[bytes, tuple[str, StorageEntry]]:
