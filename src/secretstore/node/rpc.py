@@ -218,6 +218,7 @@ class RpcServer:
         self.chain = chain
         self.block_time = block_time
         self.seal_per_transaction = seal_per_transaction
+        self._gathers = block_time is None and not seal_per_transaction  # instant seal's `_gather` runs
         self.connections: set[Connection] = set()
         self._ids = itertools.count(1)
         self._wake = asyncio.Event()
@@ -430,7 +431,7 @@ class RpcServer:
                     self._release_acks()
                     next_block = max(next_block + self.block_time, loop.time())
             else:
-                if not self.seal_per_transaction:
+                if self._gathers:
                     await self._gather()
                 while self.chain.has_ready():
                     self.chain.produce_block(1 if self.seal_per_transaction else None)
@@ -495,7 +496,8 @@ class RpcServer:
         loop = asyncio.get_running_loop()
         now = time.monotonic()
         self._arrival_gap, self._last_arrival = now - self._last_arrival, now
-        self._awaited.arrived(self.chain, ext_hash)
+        if self._gathers:  # what it waits for is kept only where blocks are gathered
+            self._awaited.arrived(self.chain, ext_hash)
         self._arrival.set()
         future = loop.create_future()
         if not self._acks:
@@ -507,7 +509,8 @@ class RpcServer:
     def _on_block(self, block: BlockInfo) -> None:
         self._last_block_size = len(block.included)
         self._last_sealed = time.monotonic()
-        self._awaited.sealed(self.chain, block.changes)
+        if self._gathers:
+            self._awaited.sealed(self.chain, block.changes)
         head_json = json.dumps(header_json(block.header))
         block_hash = hex0x(block.hash)
         methods = {"newHead": "chain_newHead", "allHead": "chain_allHead", "finalizedHead": "chain_finalizedHead"}
