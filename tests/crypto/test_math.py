@@ -55,6 +55,21 @@ def test_commitments_catch_a_wrong_share():
     assert m.derived_point(b"session-1") == h != m.derived_point(b"session-2")
 
 
+@pytest.mark.parametrize("t", [0, 1, 2, 4])
+def test_public_shares_are_checked_against_feldman_commitments_all_at_once(t):
+    poly = m.random_polynomial(t)
+    commitments = m.feldman_commitments(poly)
+    xs = [m.id_number(Secret.random().public().address()) for _ in range(2 * t + 1)]
+    public_shares = {x: m.base_mul(m.poly_eval(poly, x)) for x in xs}
+    assert m.feldman_consistent(commitments, public_shares)
+    for wrong in xs:  # any one share off the polynomial is caught, wherever it is
+        assert not m.feldman_consistent(commitments, {**public_shares, wrong: m.point_add(public_shares[wrong],
+                                                                                           m.base_mul(1))})
+    other = m.feldman_commitments(m.random_polynomial(t))
+    assert not m.feldman_consistent(other, public_shares)
+    assert not m.feldman_consistent([m.point_add(commitments[0], m.base_mul(1)), *commitments[1:]], public_shares)
+
+
 @pytest.mark.parametrize("t", [0, 1, 2, 3])
 def test_plain_and_shadow_decryption_math(t):
     """Simulated retrieval: t+1 nodes' shadows recover M, in plain and shadow mode, for odd and even t."""

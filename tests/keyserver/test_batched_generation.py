@@ -105,6 +105,21 @@ async def test_keys_of_a_corrupt_dealer_go_one_by_one_and_leave_it_out(tmp_path,
     assert len(named) == 3 and all(net.ids[3].hex() in r.faulty for r in named)
 
 
+async def test_keys_of_a_dealer_whose_feldman_commitments_lie_go_one_by_one_and_leave_it_out(tmp_path, caplog):
+    """Its shares pass the Pedersen checks; the master finds the receivers' public shares off the Feldman sums and
+    stores nothing of the batch: the one-key protocol's Feldman checks name the dealer."""
+    net = Net(4, tmp_path)
+    net.cores[2].faults = FaultPlan.parse("corrupt=dkg-feldman", environ={"SECRETSTORE_FAULTS": "1"})
+    caplog.set_level(logging.INFO)
+    async with net.running():
+        counts = count_requests(net)
+        await generate_and_check(net, 2, 1)
+        assert counts["dkgb_init"] == 4 and counts["dkgb_verify"] == 4  # one commit, of no key: the batch ends
+    assert left_the_batch(caplog, 2)
+    named = [r for r in caplog.records if r.getMessage() == "server key generated without faulty dealers"]
+    assert len(named) == 2 and all(net.ids[2].hex() in r.faulty for r in named)
+
+
 async def test_a_refused_key_gets_the_one_key_error_and_the_others_are_generated(tmp_path):
     net = Net(3, tmp_path)
     async with net.running():
@@ -146,27 +161,29 @@ async def test_malformed_batch_messages_are_refused_and_change_nothing(tmp_path)
             {"type": "dkgb_init", "session": "zz" * 16, "participants": ids, "items": [{"key_id": key}]},
             {"type": "dkgb_share", "session": "cd" * 16, "items": ["not", "an", "object"]},
             {"type": "dkgb_verify", "session": "ef" * 16, "phase": "check", "items": {}},
-            {"type": "dkgb_verify", "session": "ef" * 16, "phase": "commit", "keys": [key]},
+            {"type": "dkgb_verify", "session": "ef" * 16, "phase": "commit", "items": {key: []}},
         ]
         for body in bad:
             with pytest.raises(RemoteError):
                 await master.request(other.self_id, body, timeout=5)
         assert not other.batches and other.storage.key_ids() == []
-        # only the master drives a batch; a bad check request is refused and the batch can still be aborted
+        # only the master drives a batch; a malformed commit is refused and the batch can still be aborted
         session = "12" * 16
         await master.request(other.self_id, {"type": "dkgb_init", "session": session, "participants": ids,
                                              "items": [{"key_id": key, "author": ids[0], "threshold": 1}]})
+        sums = [m.base_mul(3).hex(), m.base_mul(5).hex()]  # well formed, but not the sums of what was dealt
         with pytest.raises(RemoteError, match="only the session's master"):
-            await net.clusters[2].request(other.self_id, {"type": "dkgb_verify", "session": session, "phase": "check",
-                                                          "items": {}})
-        with pytest.raises(RemoteError, match="malformed commitment sums"):
-            await master.request(other.self_id, {"type": "dkgb_verify", "session": session, "phase": "check",
-                                                 "items": {key: ["0x00"]}})
+            await net.clusters[2].request(other.self_id, {"type": "dkgb_verify", "session": session,
+                                                          "phase": "commit", "items": {key: sums}})
+        for malformed in ({key: ["0x00", sums[1]]}, {key: sums[:1]}, {"0x" + "33" * 32: sums}, [sums]):
+            with pytest.raises(RemoteError, match="malformed commitment sums|expected an object|commitment"):
+                await master.request(other.self_id, {"type": "dkgb_verify", "session": session, "phase": "commit",
+                                                     "items": malformed})
         await master.request(other.self_id, {"type": "dkgb_abort", "session": "34" * 16})  # unknown: nothing
         assert list(other.batches) == [session]
-        with pytest.raises(RemoteError, match="did not check"):  # and the batch ends
+        with pytest.raises(RemoteError, match="did not check"):  # sums its share is not on: nothing stored, the end
             await master.request(other.self_id, {"type": "dkgb_verify", "session": session, "phase": "commit",
-                                                 "keys": [key]})
+                                                 "items": {key: sums}})
         assert not other.batches and other.storage.key_ids() == []
         # and a batch still works afterwards
         requests = new_requests(2, 1)
@@ -179,4 +196,4 @@ async def test_malformed_batch_messages_are_refused_and_change_nothing(tmp_path)
 def test_batches_stay_well_inside_the_frame_limit():
     for t in (0, 1, 2, 5, 20, 100):
         size = generation_batch_size(t)
-        assert size >= 1 and size * (268 * (t + 1) + 250) <= 400_000 or size == 1
+        assert size >= 1 and size * (268 * (t + 1) + 384) <= 400_000 or size == 1

@@ -46,9 +46,10 @@ MAX_PERSONAL_PARTS = 10_000  # chain retrievals prepared at once on one server
 
 
 def generation_batch_size(threshold: int) -> int:
-    """Keys per batched generation: as many as keep its largest message (a participant's finish answer: its Pedersen
-    and Feldman commitments, 2 (t + 1) points of 134 bytes of JSON per key) well below the cluster's frame limit."""
-    return max(1, min(MAX_BATCH // 4, 400_000 // (268 * (threshold + 1) + 250)))
+    """Keys per batched generation: as many as keep its largest message (a participant's answer to the init: its
+    Pedersen and Feldman commitments and its public share, 2 (t + 1) + 1 points of 134 bytes of JSON per key) well
+    below the cluster's frame limit."""
+    return max(1, min(MAX_BATCH // 4, 400_000 // (268 * (threshold + 1) + 384)))
 
 
 def key_rotation(key_id: ServerKeyId, ring: list[Address]) -> list[Address]:
@@ -230,9 +231,10 @@ class DkgState:
     share: int | None = None
     report: bool = True  # chain requests are answered on chain; HTTP requests only to the master
     pedersen: list[Public] = field(default_factory=list)
+    feldman: list[Public] = field(default_factory=list)  # made with the Pedersen ones, revealed in dkg_finish
 
     def __post_init__(self) -> None:
-        self.pedersen = m.pedersen_commitments(self.poly, self.blinding, self.h)
+        self.pedersen, self.feldman = m.pedersen_and_feldman(self.poly, self.blinding, self.h)
 
     def __repr__(self) -> str:
         return f"DkgState({self.key_id.hex()}, t={self.threshold})"
@@ -250,9 +252,9 @@ class BatchItem:
     pedersen: list[Public]
     received: dict[Address, tuple[int, int, list[Public]]] = field(default_factory=dict)
     unreadable: bool = False  # a dealer's entry for this key could not be read: the key leaves the batch
-    feldman: list[Public] = field(default_factory=list)
+    feldman: list[Public] = field(default_factory=list)  # made with the Pedersen ones, revealed after every dealing
     share: int | None = None  # the sum of the dealt shares, once the check passed
-    commitments: list[Public] | None = None  # the key polynomial's Feldman commitments, once the check passed
+    share_public: Public | None = None  # share·G, shown to the master with the commitments
 
     def __repr__(self) -> str:
         return f"BatchItem({self.key_id.hex()}, t={self.threshold})"
@@ -382,28 +384,29 @@ class KeyServerCore:
         return self.keypair.address
 
     # --------------------------------------------------------------------------------------- participant side
+    HANDLERS = {
+        "dkg_init": "_dkg_init", "dkg_share": "_dkg_share", "dkg_finish": "_dkg_finish", "dkg_verify": "_dkg_verify",
+        "dkg_abort": "_dkg_abort", "dkg_reveal": "_dkg_reveal",
+        "dkgb_init": "_dkgb_init", "dkgb_share": "_dkgb_share", "dkgb_verify": "_dkgb_verify",
+        "dkgb_abort": "_dkgb_abort",
+        "shadow_part": "_shadow_part", "shadow_report": "_shadow_report",
+        "list_keys": "_list_keys", "reshare_deal": "_reshare_deal", "reshare_share": "_reshare_share",
+        "reshare_finish": "_reshare_finish", "migration_done": "_migration_done",
+        "key_facts": "_key_facts", "doc_store": "_doc_store",
+        "sign_init": "_sign_init", "sign_deal": "_sign_deal", "sign_share": "_sign_share",
+        "sign_reveal": "_sign_reveal", "sign_verify": "_sign_verify",
+        "sign_ecdsa_partial": "_sign_ecdsa_partial", "sign_abort": "_sign_abort",
+    }
+
     async def handle(self, peer: Address, body: dict) -> dict:
         kind = body.get("type")
-        handler = {
-            "dkg_init": self._dkg_init, "dkg_share": self._dkg_share,
-            "dkg_finish": self._dkg_finish, "dkg_verify": self._dkg_verify, "dkg_abort": self._dkg_abort,
-            "dkg_reveal": self._dkg_reveal,
-            "dkgb_init": self._dkgb_init, "dkgb_share": self._dkgb_share,
-            "dkgb_verify": self._dkgb_verify, "dkgb_abort": self._dkgb_abort,
-            "shadow_part": self._shadow_part, "shadow_report": self._shadow_report,
-            "list_keys": self._list_keys, "reshare_deal": self._reshare_deal, "reshare_share": self._reshare_share,
-            "reshare_finish": self._reshare_finish, "migration_done": self._migration_done,
-            "key_facts": self._key_facts, "doc_store": self._doc_store,
-            "sign_init": self._sign_init, "sign_deal": self._sign_deal, "sign_share": self._sign_share,
-            "sign_reveal": self._sign_reveal, "sign_verify": self._sign_verify,
-            "sign_ecdsa_partial": self._sign_ecdsa_partial, "sign_abort": self._sign_abort,
-        }.get(kind)  # type: ignore[arg-type]
-        if handler is None:
+        name = self.HANDLERS.get(kind) if isinstance(kind, str) else None
+        if name is None:
             raise SessionError(f"unknown request type {kind!r}")
         self._expire()
         if self.faults is not None:
             await self.faults.before(kind)  # type: ignore[arg-type]
-        return await handler(peer, body)
+        return await getattr(self, name)(peer, body)
 
     def _expire(self) -> None:
         """Forget sessions whose master went quiet, and shares that waited too long for their session."""
@@ -541,7 +544,7 @@ class KeyServerCore:
         """This dealer's Pedersen and Feldman commitments, a digest of the commitments each dealer sent here (so the
         master sees a dealer that showed different commitments to different receivers) and this node's complaints."""
         state = self._session(body)
-        feldman = m.feldman_commitments(state.poly)
+        feldman = list(state.feldman)
         if self.faults is not None and self.faults.corrupts("dkg-feldman"):
             feldman[-1] = m.point_add(feldman[-1], m.base_mul(1))  # fault injection: commitments that do not match
         complaints = dict(state.complaints)
@@ -688,8 +691,8 @@ class KeyServerCore:
             else:
                 poly, blinding = m.random_polynomial(threshold), m.random_polynomial(threshold)
                 h = pedersen_point(key_id, participants)
-                items[key_id] = BatchItem(key_id, author, threshold, poly, blinding, h,
-                                          m.pedersen_commitments(poly, blinding, h))
+                pedersen, feldman = m.pedersen_and_feldman(poly, blinding, h)
+                items[key_id] = BatchItem(key_id, author, threshold, poly, blinding, h, pedersen, feldman=feldman)
         batch = self.batches[session] = DkgBatch(peer, participants, items)
         for dealer, dealt in self.early_batches.pop(session, (0.0, []))[1]:
             self._keep_batch_shares(batch, dealer, dealt)
@@ -772,7 +775,6 @@ class KeyServerCore:
         x = m.id_number(self.self_id)
         answers = {}
         for key_id, item in batch.items.items():
-            item.feldman = m.feldman_commitments(item.poly)
             if self.faults is not None and self.faults.corrupts("dkg-feldman"):
                 item.feldman[-1] = m.point_add(item.feldman[-1], m.base_mul(1))  # fault injection
             answer: dict[str, Any] = {"pedersen": [p.hex() for p in item.pedersen],
@@ -782,47 +784,41 @@ class KeyServerCore:
                 answer["view"] = _digest([c for _, _, commitments in dealt for c in commitments])
                 share, blinding = sum(s for s, _, _ in dealt) % m.N, sum(b for _, b, _ in dealt) % m.N
                 columns = [m.point_add(*column) for column in zip(*(c for _, _, c in dealt))]
-                answer["ok"] = m.verify_pedersen(share, blinding, x, columns, item.h)
+                share_public = m.base_mul(share)
+                answer["ok"] = m.verify_pedersen(share, blinding, x, columns, item.h, share_public)
                 if answer["ok"]:
-                    item.share = share
+                    item.share, item.share_public = share, share_public
+                    answer["share_public"] = share_public.hex()
             answers[key_id.hex()] = answer
         return answers
 
     async def _dkgb_verify(self, peer: Address, body: dict) -> dict:
-        """"check": per key, the sums of the dealers' Feldman commitments; the key share must match them. "commit":
-        the keys every participant checked are stored durably (one disk sync for all) and then reported; the
-        batch ends here, the keys not named are dropped."""
+        """"commit": per key to keep, the sums of the dealers' Feldman commitments (the master checked every
+        participant's public share against them); this server's share must lie on them too. The keys are then
+        stored durably (one disk sync for all) and reported; the batch ends here, the keys not named are dropped."""
         batch = self._batch(peer, body)
-        x = m.id_number(self.self_id)
-        if body.get("phase") == "check":
-            sums = body.get("items")
-            if not isinstance(sums, dict):
-                raise SessionError("items: expected an object")
-            checked = {}
-            for key_hex, raw in sums.items():
-                item = batch.items.get(ServerKeyId.from_hex(key_hex, "key_id"))
-                if item is None or not isinstance(raw, list) or len(raw) != item.threshold + 1:
-                    raise SessionError(f"malformed commitment sums of key {key_hex}")
-                commitments = [parse_point(c, "feldman commitment") for c in raw]
-                ok = item.share is not None and m.verify_feldman(item.share, x, commitments)
-                item.commitments = commitments if ok else None
-                checked[key_hex] = ok
-            return {"items": checked}
         if body.get("phase") != "commit":
             raise SessionError("unknown verification phase")
-        keys = body.get("keys")
-        if not isinstance(keys, list):
-            raise SessionError("keys: expected a list")
+        sums = body.get("items")
+        if not isinstance(sums, dict):
+            raise SessionError("items: expected an object")
+        chosen: list[tuple[BatchItem, list[Public]]] = []
+        for key_hex, raw in sums.items():
+            item = batch.items.get(ServerKeyId.from_hex(key_hex, "key_id"))
+            if item is None or not isinstance(raw, list) or len(raw) != item.threshold + 1:
+                raise SessionError(f"malformed commitment sums of key {key_hex}")
+            chosen.append((item, [parse_point(c, "feldman commitment") for c in raw]))
         self.batches.pop(body["session"], None)
-        chosen = [batch.items.get(ServerKeyId.from_hex(k, "key_id")) for k in keys]
-        if any(item is None or item.commitments is None for item in chosen):
-            raise SessionError("a key to commit did not check here")
-        shares = [KeyShare(item.key_id, item.author, item.threshold, item.commitments[0],  # type: ignore[index]
+        x = m.id_number(self.self_id)
+        for item, commitments in chosen:
+            if item.share_public is None or m.commitment_at(commitments, x) != item.share_public:
+                raise SessionError(f"key {item.key_id.hex()} did not check here")
+        shares = [KeyShare(item.key_id, item.author, item.threshold, commitments[0],
                            keccak256(bytes.fromhex(body["session"]) + bytes(item.key_id))[:16],
                            tuple(batch.participants), item.share)  # type: ignore[arg-type]
-                  for item in chosen if item is not None]
-        stored = await asyncio.gather(*(self.storage.insert_durably(share, item.commitments)  # type: ignore[union-attr]
-                                        for share, item in zip(shares, chosen)), return_exceptions=True)
+                  for item, commitments in chosen]
+        stored = await asyncio.gather(*(self.storage.insert_durably(share, commitments)
+                                        for share, (_, commitments) in zip(shares, chosen)), return_exceptions=True)
         answers = {}
         for share, outcome in zip(shares, stored):
             if isinstance(outcome, BaseException):
@@ -1440,12 +1436,8 @@ class KeyServerCore:
                         left.add(key_id)
                     else:
                         sums[key_id.hex()] = column_sums
-                checked = await each({"type": "dkgb_verify", "phase": "check", "items": sums}) if sums else {}
-                for reply in checked.values():
-                    answers = reply.get("items") if isinstance(reply.get("items"), dict) else {}
-                    left.update(ServerKeyId.from_hex(k) for k in sums if answers.get(k) is not True)
-                keys = [k for k in sums if ServerKeyId.from_hex(k) not in left]
-                committed = await each({"type": "dkgb_verify", "phase": "commit", "keys": keys})
+                keys = list(sums)
+                committed = await each({"type": "dkgb_verify", "phase": "commit", "items": sums})
         except (ClusterError, TimeoutError, SessionError, ValueError, KeyError, TypeError) as exc:
             log.info("batched generation abandoned, its keys go one by one", extra={
                 "keys": len(requests), "error": _reason(exc)})
@@ -1471,14 +1463,18 @@ class KeyServerCore:
     def _published_sums(key_id: ServerKeyId, threshold: int, participants: list[Address],
                         finished: dict[Address, dict]) -> list[str] | None:
         """The sums of every dealer's Feldman commitments to a key, if every participant's answer about it is in
-        order: well-formed commitments, its own share check passed, and the commitments it received equal to
-        the ones each dealer published (a dealer that showed different ones to different receivers is caught)."""
-        answers = [(reply.get("items") or {}).get(key_id.hex()) for reply in finished.values()]
+        order: well-formed commitments, its own share check passed, the commitments it received equal to the
+        ones each dealer published (a dealer that showed different ones to different receivers is caught), and
+        its public share on the polynomial those sums fix (a dealer whose Feldman commitments do not match what
+        it dealt is caught; this is what a round of Feldman checks at the receivers would find)."""
+        answers = [(finished[p].get("items") or {}).get(key_id.hex()) for p in participants]
         if not all(isinstance(a, dict) and a.get("ok") is True for a in answers):
             return None
         try:
             pedersen = [[parse_point(c, "commitment") for c in a["pedersen"]] for a in answers]
             feldman = [[parse_point(c, "commitment") for c in a["feldman"]] for a in answers]
+            public_shares = {m.id_number(p): parse_point(a["share_public"], "public share")
+                             for p, a in zip(participants, answers)}
         except (SessionError, KeyError, TypeError):
             return None
         if any(len(c) != threshold + 1 for c in pedersen + feldman):
@@ -1486,7 +1482,11 @@ class KeyServerCore:
         published = _digest([c for commitments in pedersen for c in commitments])
         if any(a.get("view") != published for a in answers):
             return None
-        return [m.point_add(*column).hex() for column in zip(*feldman)]
+        try:
+            sums = [m.point_add(*column) for column in zip(*feldman)]
+        except CryptoError:
+            return None
+        return [c.hex() for c in sums] if m.feldman_consistent(sums, public_shares) else None
 
     @staticmethod
     def _published(finished: dict[Address, dict], threshold: int,
