@@ -55,10 +55,11 @@ def point_mul_seconds() -> float:
 
 
 def dkg_multiplications(n: int, t: int) -> int:
-    # the batched generation chain requests take, per node: Pedersen (2 (t + 1)) and Feldman (t + 1) commitments,
-    # one Pedersen check of the summed shares (2 + t: the constant term needs no multiplication) and one Feldman
-    # check of them (1 + t)
-    return n * (3 * (t + 1) + (2 + t) + (1 + t))
+    # the batched generation chain requests take, per node: Feldman commitments (t + 1) and the Pedersen ones on top
+    # of them (t + 1 more), one Pedersen check of the summed shares (2 + t: s·G, which is also the public share, s'·H
+    # and the sum at x, whose constant term needs no multiplication) and the check of its public share against the
+    # Feldman sums the commit brings (t); the master checks all public shares at once (n + t + 1)
+    return n * (2 * (t + 1) + (2 + t) + t) + n + t + 1
 
 
 def sharing_multiplications(signers: int, degree: int) -> int:
