@@ -63,9 +63,9 @@ def dkg_multiplications(n: int, t: int) -> int:
 
 
 def sharing_multiplications(signers: int, degree: int) -> int:
-    # one joint random sharing among `signers`, per signer: Pedersen commitments (2 each), a Pedersen check of every
-    # dealer's share (2 + degree + 1), Feldman commitments, a Feldman check of every dealer's share (1 + degree + 1)
-    return signers * (3 * (degree + 1) + signers * (2 * degree + 5))
+    # one joint random sharing among `signers`, per signer: Feldman commitments and the Pedersen ones on top of them
+    # (2 (degree + 1)), a Pedersen check of every dealer's share (2 + degree + 1) and a Feldman check (1 + degree + 1)
+    return signers * (2 * (degree + 1) + signers * (2 * degree + 5))
 
 
 def signing_multiplications(kind: str, t: int) -> int:

@@ -46,8 +46,9 @@ def test_commitments_catch_a_wrong_share():
     h = m.derived_point(b"session-1")
     x = 12345
     share, blind_share = m.poly_eval(poly, x), m.poly_eval(blind, x)
-    feldman = m.feldman_commitments(poly)
-    pedersen = m.pedersen_commitments(poly, blind, h)
+    pedersen, feldman = m.pedersen_and_feldman(poly, blind, h)
+    assert feldman == m.feldman_commitments(poly)
+    assert pedersen == [m.point_add(m.base_mul(a), m.point_mul(h, b)) for a, b in zip(poly, blind)]  # a·G + b·H
     assert m.verify_feldman(share, x, feldman)
     assert m.verify_pedersen(share, blind_share, x, pedersen, h)
     assert not m.verify_feldman(share + 1, x, feldman)

@@ -163,11 +163,6 @@ def feldman_consistent(commitments: Sequence[Public], public_shares: Mapping[int
         return False
 
 
-def pedersen_commitments(a: Sequence[int], b: Sequence[int], h: Public) -> list[Public]:
-    """C_k = a_k·G + b_k·H."""
-    return pedersen_and_feldman(a, b, h)[0]
-
-
 def pedersen_and_feldman(a: Sequence[int], b: Sequence[int], h: Public) -> tuple[list[Public], list[Public]]:
     """Both commitments to a polynomial a (blinded by b): C_k = A_k + b_k·H over A_k = a_k·G, so the Feldman
     commitments cost no multiplication of their own. A dealer still reveals the A_k only after every Pedersen
@@ -180,7 +175,7 @@ def verify_pedersen(share: int, blinding_share: int, x: int, commitments: Sequen
                     share_point: Public | None = None) -> bool:
     """s·G + s'·H == Σ C_k·x^k (`share_point`: s·G, when the caller has it already)."""
     try:
-        return point_add(share_point or base_mul(share), point_mul(h, blinding_share)) == commitment_at(commitments, x)
+        return point_add(base_mul(share) if share_point is None else share_point, point_mul(h, blinding_share)) == commitment_at(commitments, x)
     except CryptoError:
         return False
 

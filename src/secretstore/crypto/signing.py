@@ -18,6 +18,7 @@ polynomial that factors into w(X)·(m + r·x(X)), and two signatures would revea
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
@@ -53,16 +54,21 @@ class Dealing:
     def share_for(self, x: int) -> tuple[int, int]:
         return m.poly_eval(self.poly, x), m.poly_eval(self.blinding, x)
 
+    @functools.cached_property
+    def _coefficient_points(self) -> list[Public | None]:
+        """a_k·G (None for a zero-sharing's constant term): the Feldman commitments, and the Pedersen ones are made
+        of them, so each is multiplied once."""
+        return [None if a == 0 and k == 0 else m.base_mul(a) for k, a in enumerate(self.poly)]
+
     def pedersen(self, h: Public) -> list[Public]:
         """C_k = a_k·G + b_k·H (for a zero-sharing C_0 = b_0·H)."""
-        out = []
-        for k, (a, b) in enumerate(zip(self.poly, self.blinding, strict=True)):
-            out.append(m.point_mul(h, b) if a == 0 and k == 0 else m.point_add(m.base_mul(a), m.point_mul(h, b)))
-        return out
+        return [m.point_mul(h, b) if a is None else m.point_add(a, m.point_mul(h, b))
+                for a, b in zip(self._coefficient_points, self.blinding, strict=True)]
 
     def feldman(self) -> list[Public]:
         """A_k = a_k·G, from k = 1 for a zero-sharing."""
-        return m.feldman_commitments(self.poly[1:] if self.zero else self.poly)
+        points = self._coefficient_points[1:] if self.zero else self._coefficient_points
+        return list(points)  # type: ignore[arg-type]
 
 
 def verify_dealt_share(share: int, blinding: int, x: int, pedersen: Sequence[Public], h: Public, degree: int) -> bool:

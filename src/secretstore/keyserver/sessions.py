@@ -784,8 +784,9 @@ class KeyServerCore:
                 answer["view"] = _digest([c for _, _, commitments in dealt for c in commitments])
                 share, blinding = sum(s for s, _, _ in dealt) % m.N, sum(b for _, b, _ in dealt) % m.N
                 columns = [m.point_add(*column) for column in zip(*(c for _, _, c in dealt))]
-                share_public = m.base_mul(share)
-                answer["ok"] = m.verify_pedersen(share, blinding, x, columns, item.h, share_public)
+                share_public = m.base_mul(share) if share else None  # a zero sum: no dealing of honest dealers
+                answer["ok"] = share_public is not None and m.verify_pedersen(share, blinding, x, columns, item.h,
+                                                                              share_public)
                 if answer["ok"]:
                     item.share, item.share_public = share, share_public
                     answer["share_public"] = share_public.hex()
