@@ -175,7 +175,8 @@ def verify_pedersen(share: int, blinding_share: int, x: int, commitments: Sequen
                     share_point: Public | None = None) -> bool:
     """s·G + s'·H == Σ C_k·x^k (`share_point`: s·G, when the caller has it already)."""
     try:
-        return point_add(base_mul(share) if share_point is None else share_point, point_mul(h, blinding_share)) == commitment_at(commitments, x)
+        opened = point_add(base_mul(share) if share_point is None else share_point, point_mul(h, blinding_share))
+        return opened == commitment_at(commitments, x)
     except CryptoError:
         return False
 

@@ -1437,7 +1437,6 @@ class KeyServerCore:
                         left.add(key_id)
                     else:
                         sums[key_id.hex()] = column_sums
-                keys = list(sums)
                 committed = await each({"type": "dkgb_verify", "phase": "commit", "items": sums})
         except (ClusterError, TimeoutError, SessionError, ValueError, KeyError, TypeError) as exc:
             log.info("batched generation abandoned, its keys go one by one", extra={
@@ -1448,7 +1447,7 @@ class KeyServerCore:
                         await cluster.request(p, {"type": "dkgb_abort", "session": session}, timeout=2)
             return {}, list(requests)
         generated: dict[ServerKeyId, Public] = {}
-        for key_hex in keys:
+        for key_hex in sums:
             answers = [(reply.get("items") or {}).get(key_hex) for reply in committed.values()]
             publics = {a.get("public") for a in answers if isinstance(a, dict)}
             key_id = ServerKeyId.from_hex(key_hex)
