@@ -44,7 +44,7 @@ from secretstore.crypto import Public, Secret, ServerKeyId
 from secretstore.crypto import math as m
 from secretstore.crypto.document import decrypt_document, encrypt_document, generate_document_key
 from secretstore.keyserver.storage import KeyStorage
-from secretstore.keyserver.testing import LocalNetwork
+from secretstore.devnet import LocalNetwork
 
 N, T = 5, 2
 BYZANTINE = 4

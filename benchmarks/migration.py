@@ -21,7 +21,7 @@ from pathlib import Path
 from secretstore import aio
 from secretstore.client import AsyncSecretStoreClient
 from secretstore.crypto import ServerKeyId
-from secretstore.keyserver.testing import LocalNetwork
+from secretstore.devnet import LocalNetwork
 
 IN_FLIGHT = 48  # generation requests kept pending at once (the chain queues at most 64 per service)
 

@@ -37,7 +37,7 @@ from secretstore.client import AsyncSecretStoreClient, SecretStoreHttpClient
 from secretstore.client.http import verify_ecdsa, verify_schnorr
 from secretstore.client.sdk import shadow_retrieval_result
 from secretstore.crypto import Public, Secret, ServerKeyId
-from secretstore.keyserver.testing import LocalNetwork
+from secretstore.devnet import LocalNetwork
 
 ALICE = Secret(b"\x01" * 32)  # //Alice's claimed id is this key's address on the dev chains
 ACCOUNTS, IN_FLIGHT = 4, 4  # 16 concurrent requesters

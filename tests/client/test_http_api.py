@@ -20,7 +20,7 @@ from secretstore.client.http import (
 from secretstore.crypto import Public, Secret, ServerKeyId
 from secretstore.crypto.document import decrypt_document, encrypt_document, generate_document_key
 from secretstore.crypto.keys import N
-from secretstore.keyserver.testing import LocalNetwork
+from secretstore.devnet import LocalNetwork
 
 ALICE = Secret(b"\x01" * 32)  # //Alice's entity
 BOB = Secret(b"\x02" * 32)  # //Bob's

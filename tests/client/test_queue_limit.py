@@ -23,7 +23,7 @@ from secretstore.chain.client import ChainEvent, DispatchFailed
 from secretstore.client import AsyncSecretStoreClient
 from secretstore.codec.hashing import blake2_256
 from secretstore.crypto import Public, ServerKeyId
-from secretstore.keyserver.testing import LocalNetwork
+from secretstore.devnet import LocalNetwork
 
 BASE_FEE, BYTE_FEE, GENERATION_FEE = 1_000, 10, 1_000_000
 EXTRA = 12  # requests beyond the limit

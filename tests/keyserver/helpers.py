@@ -6,7 +6,7 @@ import secrets
 
 from secretstore.crypto import ServerKeyId
 from secretstore.keyserver.storage import KeyShare, KeyStorage
-from secretstore.keyserver.testing import LocalNetwork
+from secretstore.devnet import LocalNetwork
 
 
 def new_key_id() -> ServerKeyId:

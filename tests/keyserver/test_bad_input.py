@@ -26,7 +26,8 @@ from secretstore.client import SecretStoreClient
 from secretstore.client.http import SecretStoreHttpClient, request_signature
 from secretstore.crypto import KeyPair, Secret
 from secretstore.keyserver import net
-from secretstore.keyserver.testing import LocalNetwork, key_server_secret
+from secretstore.devnet import LocalNetwork
+from secretstore.keyserver.testing import key_server_secret
 
 from .helpers import new_key_id
 

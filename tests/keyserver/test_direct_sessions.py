@@ -16,7 +16,7 @@ from secretstore.keyserver import sessions as ss
 from secretstore.keyserver.net import Cluster, KeyServerDirectory
 from secretstore.keyserver.sessions import KeyServerCore, SessionError
 from secretstore.keyserver.storage import KeyStorage
-from secretstore.node.testing import free_port
+from secretstore.process import free_port
 
 ALICE = Secret(b"\x01" * 32)
 BOB = Secret(b"\x02" * 32)

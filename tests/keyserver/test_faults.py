@@ -15,7 +15,7 @@ from secretstore.client import RequestFailed, SecretStoreClient
 from secretstore.crypto import Secret
 from secretstore.crypto import math as m
 from secretstore.keyserver.faults import FaultPlan, FaultsRefused
-from secretstore.keyserver.testing import LocalNetwork
+from secretstore.devnet import LocalNetwork
 
 from .helpers import new_key_id, shares_of
 

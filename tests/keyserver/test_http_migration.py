@@ -12,7 +12,7 @@ from secretstore.client.http import HttpApiError, SecretStoreHttpClient, verify_
 from secretstore.crypto import Secret, ServerKeyId
 from secretstore.crypto.document import encrypt_document, decrypt_document
 from secretstore.keyserver.storage import KeyStorage
-from secretstore.keyserver.testing import LocalNetwork
+from secretstore.devnet import LocalNetwork
 
 ALICE = Secret(b"\x01" * 32)
 

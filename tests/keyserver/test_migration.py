@@ -7,7 +7,7 @@ from secretstore.client import SecretStoreClient
 from secretstore.crypto import Secret, ServerKeyId
 from secretstore.crypto import math as m
 from secretstore.keyserver.storage import KeyStorage
-from secretstore.keyserver.testing import LocalNetwork
+from secretstore.devnet import LocalNetwork
 
 ALICE = Secret(b"\x01" * 32)
 

@@ -9,7 +9,7 @@ import pytest
 from secretstore.crypto import KeyPair, Secret
 from secretstore.keyserver import net
 from secretstore.keyserver.net import Cluster, KeyServerDirectory, PeerUnavailable, RemoteError
-from secretstore.node.testing import free_port
+from secretstore.process import free_port
 
 
 async def echo(peer, body):

@@ -14,7 +14,7 @@ from secretstore.crypto import Address, Public, Secret
 from secretstore.crypto import math as m
 from secretstore.keyserver.sessions import PERSONAL_PART_TTL, PersonalParts
 from secretstore.keyserver.service import COMMON_STANDBY
-from secretstore.keyserver.testing import LocalNetwork
+from secretstore.devnet import LocalNetwork
 
 from .helpers import new_key_id
 

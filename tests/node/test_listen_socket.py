@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from secretstore.node.service import listen_socket
+from secretstore.process import listen_socket
 
 
 def test_a_taken_port_is_refused():

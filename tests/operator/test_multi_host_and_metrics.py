@@ -12,7 +12,8 @@ import pytest
 from secretstore.client import SecretStoreClient
 from secretstore.client.http import SecretStoreHttpClient
 from secretstore.crypto import Secret, ServerKeyId
-from secretstore.keyserver.testing import LocalNetwork, key_server_secret
+from secretstore.devnet import LocalNetwork
+from secretstore.keyserver.testing import key_server_secret
 
 from .helpers import SCRIPT, can_bind, scrape, status, value
 

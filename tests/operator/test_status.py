@@ -12,7 +12,7 @@ from secretstore.cli.commands.demo import ProgressLine
 from secretstore.cli.commands.status import render
 from secretstore.client import SecretStoreClient
 from secretstore.crypto import ServerKeyId
-from secretstore.keyserver.testing import LocalNetwork
+from secretstore.devnet import LocalNetwork
 from secretstore.node.testing import NodeProcess, free_port
 
 from .helpers import SCRIPT, StatusWatch, status

@@ -16,7 +16,7 @@ from typing import Any, Awaitable, Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from ..node.metrics import MetricsServer
+from ..process import MetricsServer
 
 # KeyServerCore method -> session kind (the sessions this key server leads as master)
 SESSION_KINDS = {

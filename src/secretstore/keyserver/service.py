@@ -32,7 +32,7 @@ from ..chain.secretstore_api import (
 )
 from ..crypto import Address, KeyPair, Public, Secret, ServerKeyId
 from ..crypto.math import common_shadow_point
-from ..node.service import listen_socket
+from ..process import listen_socket
 from .metrics import key_server_metrics_server
 from .net import Cluster, ClusterError, KeyServerDirectory, parse_network_address
 from .sessions import KeyServerCore, SessionError, key_rotation

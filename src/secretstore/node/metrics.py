@@ -1,5 +1,4 @@
-"""Prometheus metrics of the node (`secretstore node --prometheus-port 9615`), and the /metrics HTTP endpoint that the
-key servers' metrics use too.
+"""Prometheus metrics of the node (`secretstore node --prometheus-port 9615`), served by `process.MetricsServer`.
 
 Each process keeps its own CollectorRegistry (nothing global, so tests can run several in one process). The node's
 metrics are fed without touching block production or the RPC code paths: block counts from the chain's block
@@ -10,16 +9,13 @@ listeners, pool size and open subscriptions read when scraped, and RPC calls by 
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Any
 
-from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from ..process import MetricsServer
 from .chain import BlockInfo, Chain
 from .rpc import RpcServer
-
-log = logging.getLogger(__name__)
 
 
 
@@ -75,29 +71,6 @@ class NodeMetrics:
         self.dropped.inc(len(block.dropped))
         for status in ("best", "finalized"):
             self.block_height.labels(status).set(block.number)
-
-
-class MetricsServer:
-    """/metrics (Prometheus text format) over HTTP on its own port; 127.0.0.1 unless told otherwise."""
-
-    def __init__(self, registry: CollectorRegistry, host: str, port: int) -> None:
-        self.registry, self.host, self.port = registry, host, port
-        self._runner: web.AppRunner | None = None
-
-    async def _metrics(self, request: web.Request) -> web.Response:
-        return web.Response(body=generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_get("/metrics", self._metrics)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, self.host, self.port).start()
-        log.info("prometheus metrics served", extra={"address": f"http://{self.host}:{self.port}/metrics"})
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
 
 def node_metrics_server(chain: Chain, server: RpcServer, address: tuple[str, int] | None) -> MetricsServer | None:

@@ -5,34 +5,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import socket
 from pathlib import Path
 
 from aiohttp import web
 
+from ..process import listen_socket
 from .chain import Chain, load_chain_spec
 from .metrics import node_metrics_server
 from .rpc import RpcServer
 
 log = logging.getLogger(__name__)
-
-
-def listen_socket(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on host:port (IPv4 or IPv6, as the host resolves), bound before anything is written,
-    so that a taken port is refused with no database made."""
-    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
-                                                         flags=socket.AI_PASSIVE)[0]
-    # proto must say TCP: asyncio turns Nagle off (TCP_NODELAY) only on sockets that do, and with Nagle on, small
-    # replies wait for delayed ACKs (about 40 ms more per request/response exchange)
-    sock = socket.socket(family, kind, proto or socket.IPPROTO_TCP)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.listen(socket.SOMAXCONN)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
 
 
 async def run_node(base_path: Path, host: str, port: int, block_time: float | None, chain_spec: Path | None,

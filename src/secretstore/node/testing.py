@@ -2,56 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..process import free_port, free_ports, rpc_call, stop_process_group
 
-def free_port(host: str = "127.0.0.1") -> int:
-    return free_ports(1, host)[0]
-
-
-def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
-    """`count` distinct free ports: all are held open at once while they are picked, so none repeats. With host
-    "0.0.0.0" they are free on every local address (for processes on several loopback addresses)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind((host, 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
-def rpc_call(url: str, method: str, params: list | None = None, timeout: float = 5.0) -> dict:
-    """One JSON-RPC call over HTTP POST (for readiness checks and tests that need raw access)."""
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}).encode()
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        return json.loads(response.read())
-
-
-def stop_process_group(process: subprocess.Popen | None, kill: bool = False) -> None:
-    """Stop a process started with start_new_session=True and everything it started: SIGTERM (or SIGKILL), then
-    SIGKILL if it has not exited within 10 seconds."""
-    if process is None or process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGKILL if kill else signal.SIGTERM)
-        process.wait(timeout=10)
-    except ProcessLookupError:
-        pass
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
+__all__ = ["NodeProcess", "free_port", "free_ports", "rpc_call", "stop_process_group"]
 
 
 @dataclass

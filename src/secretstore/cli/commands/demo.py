@@ -24,7 +24,7 @@ from typing import Iterator, TextIO
 from ...client import RequestFailed, SecretStoreClient, SecretStoreHttpClient
 from ...client.http import HttpApiError, verify_ecdsa, verify_schnorr
 from ...crypto import Secret, ServerKeyId
-from ...keyserver.testing import LocalNetwork
+from ...devnet import LocalNetwork
 
 MESSAGE = b"Hello, world!"
 ALICE = Secret(b"\x01" * 32)  # //Alice's entity id is this key's address (dev chain)

@@ -8,7 +8,8 @@ import tempfile
 import threading
 from pathlib import Path
 
-from ...keyserver.testing import LocalNetwork, signer_suri
+from ...devnet import LocalNetwork
+from ...keyserver.testing import signer_suri
 
 
 def register(sub: argparse._SubParsersAction) -> None:
