@@ -84,7 +84,8 @@ def test_metadata_structures_decode_with_scalecodec():
 def test_fixed_size_structs_decode_as_the_field_by_field_path(raw):
     """AccountInfo decodes through one compiled expression; it must agree with decoding each field in turn."""
     from secretstore.codec.primitives import AccountId32, H160
-    from secretstore.codec.scale import I32, Array, Composite, Field, _decode_fields, newtype
+    from secretstore.codec.scale import I32, Array, Composite, Field, newtype
+    from secretstore.codec.scale.composite import _decode_fields
 
     mixed = Composite(("t", "Mixed"), [Field("a", U8), Field("b", I32), Field("c", newtype(("t", "N"), Array(U8, 3))),
                                        Field("d", Composite(("t", "Pair"), [Field(None, U32), Field(None, U128)]))])
