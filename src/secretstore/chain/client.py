@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..runtime.secretstore.pallet import EVENTS as SECRETSTORE_EVENTS
-from ..runtime.secretstore.pallet import NAME as SECRETSTORE_EVENTS_PALLET
+from ..interface import EVENTS as SECRETSTORE_EVENTS
+from ..interface import PALLET as SECRETSTORE_PALLET
 from .errors import ChainError
 
 # The SecretStore pallet's named types, for chains whose metadata predates V14 (such metadata names types rather than
@@ -64,9 +64,9 @@ def _normalise_attributes(value: Any) -> Any:
 
 
 def _named(pallet: str, name: str, attributes: Any) -> Any:
-    """Metadata before V14 gives event fields without names: name the SecretStore pallet's from its declaration
+    """Metadata before V14 gives event fields without names: name the SecretStore pallet's from its interface
     (Parity's field order), so that readers see the same dict on every chain."""
-    if pallet != SECRETSTORE_EVENTS_PALLET or not isinstance(attributes, tuple):
+    if pallet != SECRETSTORE_PALLET or not isinstance(attributes, tuple):
         return attributes
     variant = SECRETSTORE_EVENTS.by_name.get(name)
     if variant is None or len(variant.fields) != len(attributes) or not all(f.name for f in variant.fields):

@@ -3,32 +3,25 @@
 
 These three traits, standard RPC and events are all that key servers and the SDK read from a chain, so the same
 processes serve our node and a MathChain node (MathChain's pallet does not even publish its storage in metadata).
-Arguments and results use the SCALE descriptors the runtime declares for the traits; nothing calls into a runtime.
+Arguments and results are encoded as the pallet's interface (`secretstore.interface`) declares the traits.
 """
 
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Literal, Union
+from typing import Any, Awaitable, Callable, Union
 
+from .. import interface
 from ..crypto import Address, ServerKeyId, keccak256
-from ..runtime.secretstore.api import ACL_API, KEY_SERVER_SET_API, SERVICE_API
-from ..runtime.secretstore.api import method as api_method
+from ..interface import ACL_API, KEY_SERVER_SET_API, ApiMethod, Service, response_required_method, tasks_method
 
-Service = Literal["server_key_generation", "server_key_retrieval", "document_key_store",
-                  "document_key_shadow_retrieval"]
-SERVICES: tuple[Service, ...] = ("server_key_generation", "server_key_retrieval", "document_key_store",
-                                 "document_key_shadow_retrieval")
+SERVICES = interface.SERVICES  # key servers and the CLI take the service names from here
+
 TASK_PAGE = 64  # tasks read per state_call; a short page ends the list
-
-
-def encode_call(name: str, *args: Any) -> bytes:
-    return api_method(name).args.encode(args)
-
-
-def decode_result(name: str, raw: bytes) -> Any:
-    return api_method(name).result.decode(raw)
+_CHECK = ACL_API.by_name["check"]
+_SNAPSHOT = KEY_SERVER_SET_API.by_name["snapshot"]
+_CURRENT_SET_WITH_INDICES = KEY_SERVER_SET_API.by_name["current_set_with_indices"]
 
 
 # ------------------------------------------------------------------------------------------------ key server set
@@ -256,26 +249,26 @@ class SecretStoreRuntimeApi:
     def __init__(self, state_call: StateCall) -> None:
         self._state_call = state_call
 
-    async def _call(self, name: str, *args: Any, at: str | None = None) -> Any:
-        return decode_result(name, await self._state_call(name, encode_call(name, *args), at))
+    async def _call(self, method: ApiMethod, *args: Any, at: str | None = None) -> Any:
+        return method.result.decode(await self._state_call(method.full_name, method.args.encode(args), at))
 
     async def check(self, requester: Address, key_id: ServerKeyId, at: str | None = None) -> bool:
         """The ACL: may `requester` use the key?"""
-        return await self._call(f"{ACL_API}_check", bytes(requester), bytes(key_id), at=at)
+        return await self._call(_CHECK, bytes(requester), bytes(key_id), at=at)
 
     async def snapshot(self, key_server: Address, at: str | None = None) -> KeyServerSetSnapshot:
-        return snapshot_from(await self._call(f"{KEY_SERVER_SET_API}_snapshot", bytes(key_server), at=at))
+        return snapshot_from(await self._call(_SNAPSHOT, bytes(key_server), at=at))
 
     async def current_set_with_indices(self, at: str | None = None) -> dict[Address, int]:
         """The current set with the indices that response masks (e.g. shadow retrieval participants) use."""
-        return {Address(ks_id): index for ks_id, index in
-                await self._call(f"{KEY_SERVER_SET_API}_current_set_with_indices", at=at)}
+        return {Address(ks_id): index for ks_id, index in await self._call(_CURRENT_SET_WITH_INDICES, at=at)}
 
     async def tasks(self, service: Service, page: int = TASK_PAGE, at: str | None = None) -> list[ServiceTask]:
         """Every pending request of `service`, read page by page."""
+        method = tasks_method(service)
         found: list[ServiceTask] = []
         while True:
-            batch = await self._call(f"{SERVICE_API}_{service}_tasks", len(found), len(found) + page, at=at)
+            batch = await self._call(method, len(found), len(found) + page, at=at)
             found.extend(task_from(value) for value in batch)
             if len(batch) < page:
                 return found
@@ -283,4 +276,4 @@ class SecretStoreRuntimeApi:
     async def is_response_required(self, service: Service, key_server: Address, key_id: ServerKeyId,
                                    requester: Address | None = None, at: str | None = None) -> bool:
         args = (bytes(key_server), bytes(key_id)) + ((bytes(requester),) if requester is not None else ())
-        return await self._call(f"{SERVICE_API}_is_{service}_response_required", *args, at=at)
+        return await self._call(response_required_method(service), *args, at=at)

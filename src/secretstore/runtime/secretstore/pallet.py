@@ -31,7 +31,8 @@ from typing import Any, Callable
 from ...codec.primitives import AccountId32, H160, H256, H512
 from ...codec.scale import U8, U32, U128, Bool, Bytes, Sequence, Tuple
 from ...crypto import InvalidPublic, Public
-from ..dispatch import Context, Pallet, call_enum, error_enum, event_enum
+from ...interface import EVENTS, PALLET, SERVICES
+from ..dispatch import Context, Pallet, call_enum, error_enum
 from ..frame import Constant, StorageEntry
 from . import responses as rs
 from .responses import Outcome
@@ -40,12 +41,10 @@ from .types import (
     KeyServersMask, Migration, ServerKeyGenerationRequest, ServerKeyRetrievalRequest,
 )
 
-NAME = "SecretStore"
+NAME = PALLET
 DEFAULT_MAX_PENDING_REQUESTS = 64
 MAX_NETWORK_ADDRESS_LEN = 256
 MAX_SHADOW_LEN = 1024
-
-SERVICES = ("server_key_generation", "server_key_retrieval", "document_key_store", "document_key_shadow_retrieval")
 
 _A = [("id", H256, "ServerKeyId")]
 CALLS = call_enum(MODULE, [
@@ -116,43 +115,6 @@ ERRORS = error_enum(MODULE, [
     ("CommonPartNotRetrieved", "The common part of the retrieval is not confirmed yet."),
     ("ShadowTooLong", "The encrypted decrypt shadow is too long."),
     ("LastKeyServer", "The last key server cannot be removed: the set would never be able to migrate again."),
-])
-
-EVENTS = event_enum(MODULE, [
-    ("OwnerChanged", [("new_owner", AccountId32, "T::AccountId")], "The owner of the key server set changed."),
-    ("IdClaimed", [("account", AccountId32, "T::AccountId"), ("id", H160, "EntityId")], "An account claimed an id."),
-    ("KeyServerAdded", [("key_server", H160, "KeyServerId")], "A key server was added."),
-    ("KeyServerRemoved", [("key_server", H160, "KeyServerId")], "A key server was removed."),
-    ("KeyServerUpdated", [("key_server", H160, "KeyServerId")], "A key server's network address changed."),
-    ("MigrationStarted", [("migration_id", H256, "MigrationId"), ("master", H160, "KeyServerId")],
-     "Key servers started moving keys to the new set."),
-    ("MigrationCompleted", [("migration_id", H256, "MigrationId")], "The new key server set became current."),
-    ("KeyClaimed", [("id", H256, "ServerKeyId"), ("owner", H160, "EntityId")], "A key id was claimed."),
-    ("KeyTransferred", [("id", H256, "ServerKeyId"), ("new_owner", H160, "EntityId")], "A key changed owner."),
-    ("ServerKeyGenerationRequested", [("id", H256, "ServerKeyId"), ("author", H160, "EntityId"), ("threshold", U8, "u8")],
-     "Key servers: generate this server key."),
-    ("ServerKeyGenerated", [("id", H256, "ServerKeyId"), ("public", H512, "H512")], "The server key was generated."),
-    ("ServerKeyGenerationError", [("id", H256, "ServerKeyId")], "The server key could not be generated."),
-    ("ServerKeyRetrievalRequested", [("id", H256, "ServerKeyId")], "Key servers: report this server key."),
-    ("ServerKeyRetrieved", [("id", H256, "ServerKeyId"), ("public", H512, "H512")], "The server key public."),
-    ("ServerKeyRetrievalError", [("id", H256, "ServerKeyId")], "The server key could not be retrieved."),
-    ("DocumentKeyStoreRequested", [("id", H256, "ServerKeyId"), ("author", H160, "EntityId"),
-                                   ("common_point", H512, "H512"), ("encrypted_point", H512, "H512")],
-     "Key servers: store this document key."),
-    ("DocumentKeyStored", [("id", H256, "ServerKeyId")], "The document key was stored."),
-    ("DocumentKeyStoreError", [("id", H256, "ServerKeyId")], "The document key could not be stored."),
-    ("DocumentKeyShadowRetrievalRequested", [("id", H256, "ServerKeyId"), ("requester", H160, "EntityId")],
-     "Key servers: agree on the common part of this document key shadow retrieval."),
-    ("DocumentKeyCommonRetrieved", [("id", H256, "ServerKeyId"), ("requester", H160, "EntityId"),
-                                    ("common_point", H512, "H512"), ("threshold", U8, "u8")],
-     "The common part of a document key shadow retrieval."),
-    ("DocumentKeyPersonalRetrievalRequested", [("id", H256, "ServerKeyId"), ("requester_public", H512, "H512")],
-     "Key servers: compute the personal parts for this requester."),
-    ("DocumentKeyPersonalRetrieved", [("id", H256, "ServerKeyId"), ("requester", H160, "EntityId"),
-                                      ("decrypted_secret", H512, "H512"), ("shadow", Bytes, "Vec<u8>")],
-     "One key server's personal part of a document key shadow retrieval."),
-    ("DocumentKeyShadowRetrievalError", [("id", H256, "ServerKeyId"), ("requester", H160, "EntityId")],
-     "The document key shadow could not be retrieved."),
 ])
 
 
