@@ -69,7 +69,7 @@ async def run_key_server(self_secret: Secret, db_path: Path, net_host: str, net_
         if metrics_server is not None:
             await metrics_server.start()
         if http is not None:  # Parity's HTTP API; it gets the session core, the ACL check and the current set
-            from .http import Cors, HttpApi, start_http_api
+            from ..http import Cors, HttpApi, start_http_api
             api = HttpApi(core, service.check_access, lambda: list(service.order), Cors.parse(http.cors),
                           migrating=lambda: service.snapshot is not None and service.snapshot.migration is not None)
             http_runner = await start_http_api(api, http.host, http.port)
