@@ -4,18 +4,23 @@ Type paths follow Substrate's so that clients (scalecodec / substrate-interface,
 handling: `sp_runtime::generic::unchecked_extrinsic::UncheckedExtrinsic` with params Address / Call / Signature / Extra,
 `sp_runtime::multiaddress::MultiAddress`, `sp_runtime::generic::era::Era`, `*::RuntimeCall`, `*::RuntimeEvent`,
 `frame_system::EventRecord`.
+
+V15 also describes the runtime APIs `state_call` serves (`RUNTIME_API_TRAITS`): exactly the methods the node answers,
+with the types it encodes, so that typed clients (polkadot-api, dedot) call them by name.
 """
 
 from __future__ import annotations
 
 from ..codec.metadata import encode_prefixed
-from ..codec.primitives import H256
+from ..codec.primitives import H256, AccountId32, DispatchClass, Weight
 from ..codec.scale import (
-    U8, U32, U128, Array, Bytes, Compact, Composite, Field, Option, ScaleType, Tuple, TypeRegistry, Variant, VariantDef,
-    newtype,
+    U8, U32, U64, U128, Array, Bool, Bytes, Compact, Composite, Field, Option, Result, ScaleType, Sequence, Tuple,
+    TypeRegistry, Variant, VariantDef, newtype,
 )
+from ..interface import API_TRAITS, ApiMethod, ApiParam, ApiTrait
 from .balances import MultiAddress
 from .frame import PalletDecl
+from .version import RuntimeVersion
 
 EXTRINSIC_VERSION = 4
 
@@ -57,6 +62,79 @@ def extrinsic_type(call: Variant) -> Composite:
 
 RuntimeType = Composite(("secretstore_runtime", "Runtime"), [])
 
+# ---------------------------------------------------------------------------------------- runtime APIs (V15)
+# The types of the standard runtime APIs' arguments and results, with Substrate's paths.
+OpaqueMetadata = newtype(("sp_core", "OpaqueMetadata"), Bytes, "Vec<u8>")
+_VALIDITY = ("sp_runtime", "transaction_validity")
+TransactionSource = Variant((*_VALIDITY, "TransactionSource"),
+                            [VariantDef(name, i) for i, name in enumerate(("InBlock", "Local", "External"))])
+ValidTransaction = Composite((*_VALIDITY, "ValidTransaction"), [
+    Field("priority", U64, "TransactionPriority"), Field("requires", Sequence(Bytes), "Vec<TransactionTag>"),
+    Field("provides", Sequence(Bytes), "Vec<TransactionTag>"), Field("longevity", U64, "TransactionLongevity"),
+    Field("propagate", Bool, "bool")])
+InvalidTransaction = Variant((*_VALIDITY, "InvalidTransaction"), [
+    VariantDef(name, i, (Field(None, U8, "u8"),) if name == "Custom" else ())
+    for i, name in enumerate(("Call", "Payment", "Future", "Stale", "BadProof", "AncientBirthBlock", "ExhaustsResources",
+                              "Custom", "BadMandatory", "MandatoryValidation", "BadSigner"))])
+UnknownTransaction = Variant((*_VALIDITY, "UnknownTransaction"), [
+    VariantDef("CannotLookup", 0), VariantDef("NoUnsignedValidator", 1), VariantDef("Custom", 2, (Field(None, U8, "u8"),))])
+TransactionValidityError = Variant((*_VALIDITY, "TransactionValidityError"), [
+    VariantDef("Invalid", 0, (Field(None, InvalidTransaction, "InvalidTransaction"),)),
+    VariantDef("Unknown", 1, (Field(None, UnknownTransaction, "UnknownTransaction"),))])
+TransactionValidity = Result(ValidTransaction, TransactionValidityError)
+RuntimeDispatchInfo = Composite(("pallet_transaction_payment", "types", "RuntimeDispatchInfo"), [
+    Field("weight", Weight, "Weight"), Field("class", DispatchClass, "DispatchClass"),
+    Field("partial_fee", U128, "Balance")], params=(("Balance", U128), ("Weight", Weight)))
+InclusionFee = Composite(("pallet_transaction_payment", "types", "InclusionFee"), [
+    Field("base_fee", U128, "Balance"), Field("len_fee", U128, "Balance"),
+    Field("adjusted_weight_fee", U128, "Balance")], params=(("Balance", U128),))
+FeeDetails = Composite(("pallet_transaction_payment", "types", "FeeDetails"), [
+    Field("inclusion_fee", Option(InclusionFee), "Option<InclusionFee<Balance>>"), Field("tip", U128, "Balance")],
+    params=(("Balance", U128),))
+
+
+def _api(trait: str, docs: str, version: int,
+         methods: list[tuple[str, list[tuple[str, ScaleType]], ScaleType, str]]) -> ApiTrait:
+    return ApiTrait(trait, tuple(ApiMethod(trait, name, tuple(ApiParam(p, t) for p, t in params), result, (doc,))
+                                 for name, params, result, doc in methods), (docs,), version)
+
+
+def standard_api_traits(extrinsic: ScaleType) -> tuple[ApiTrait, ...]:
+    """The standard runtime APIs with the methods `state_call` answers (the runtime's `api_call` and the node's own
+    Metadata, TaggedTransactionQueue and TransactionPaymentApi answers); `extrinsic` is the UncheckedExtrinsic type.
+    Methods the node does not serve (Core_execute_block, the BlockBuilder API) are left out: a client that found
+    them described would call them and fail."""
+    uxt = [("uxt", extrinsic), ("len", U32)]
+    return (
+        _api("Core", "The runtime's version.", 4, [
+            ("version", [], RuntimeVersion, "The version of the runtime."),
+        ]),
+        _api("Metadata", "The runtime's metadata.", 2, [
+            ("metadata", [], OpaqueMetadata, "The metadata (V14)."),
+            ("metadata_at_version", [("version", U32)], Option(OpaqueMetadata),
+             "The metadata at `version`, if the runtime supports it."),
+            ("metadata_versions", [], Sequence(U32), "The metadata versions the runtime supports."),
+        ]),
+        _api("TaggedTransactionQueue", "Transaction validity for the pool.", 3, [
+            ("validate_transaction", [("source", TransactionSource), ("tx", extrinsic), ("block_hash", H256)],
+             TransactionValidity, "Whether the transaction is valid at `block_hash`, with what it requires and provides."),
+        ]),
+        _api("AccountNonceApi", "Account nonces.", 1, [
+            ("account_nonce", [("account", AccountId32)], U32, "The next nonce of the account."),
+        ]),
+        _api("TransactionPaymentApi", "Transaction fees.", 4, [
+            ("query_info", uxt, RuntimeDispatchInfo, "The weight, class and fee (without the tip) of a transaction."),
+            ("query_fee_details", uxt, FeeDetails, "The parts of a transaction's fee."),
+        ]),
+    )
+
+
+def _runtime_apis(registry: TypeRegistry, traits: tuple[ApiTrait, ...]) -> list[dict]:
+    return [{"name": trait.name, "docs": list(trait.docs), "methods": [
+        {"name": method.name, "inputs": [{"name": p.name, "ty": registry.register(p.type)} for p in method.params],
+         "output": registry.register(method.result), "docs": list(method.docs)} for method in trait.methods]}
+        for trait in traits]
+
 
 def _storage(registry: TypeRegistry, pallet) -> dict | None:
     if not pallet.storage:
@@ -79,7 +157,8 @@ def build_metadata(pallets: list[PalletDecl], call: Variant, event: Variant, err
     if version not in (14, 15):
         raise ValueError(f"metadata version {version} is not supported (14 and 15 are)")
     registry = TypeRegistry()
-    ext_ty = registry.register(extrinsic_type(call))
+    extrinsic = extrinsic_type(call)
+    ext_ty = registry.register(extrinsic)
     pallet_entries = []
     for pallet in pallets:
         entry = {
@@ -110,7 +189,7 @@ def build_metadata(pallets: list[PalletDecl], call: Variant, event: Variant, err
                           "call_ty": registry.register(call),
                           "signature_ty": registry.register(MultiSignature),
                           "extra_ty": registry.register(SignedExtra), "signed_extensions": signed_extensions},
-            "ty": runtime_ty, "apis": [],
+            "ty": runtime_ty, "apis": _runtime_apis(registry, standard_api_traits(extrinsic) + API_TRAITS),
             "outer_enums": {"call_enum_ty": registry.register(call),
                             "event_enum_ty": registry.register(event),
                             "error_enum_ty": registry.register(error)},
