@@ -10,7 +10,7 @@ from substrateinterface import Keypair
 
 from secretstore import aio
 from secretstore.crypto import Secret
-from secretstore.node import rpc
+from secretstore.node import rpc, sealing
 from secretstore.node.chain import Chain
 from secretstore.node.extrinsic import Era, decode, encode_signed
 from secretstore.runtime import GenesisConfig
@@ -28,26 +28,31 @@ def test_the_quiet_window_is_waited_not_polled(server, last_block_size):
     """uvloop counts timers in whole milliseconds, so a wait of a fraction of one returns at once: a window measured
     finely and waited to its last fraction would spin the loop (hundreds of wake-ups, a core busy beside the key
     servers). It is waited in a few timer waits, and still lasts about as long as it should."""
-    waits = []
+    waits, production = [], server.production
 
     class CountingEvent(asyncio.Event):
         async def wait(self):
             waits.append(time.monotonic())
             return await super().wait()
 
-    server._last_block_size = last_block_size
-    window = min(rpc.SEAL_QUIET_MAX, rpc.SEAL_QUIET + rpc.SEAL_QUIET_PER_TX * last_block_size)
+    production._last_block_size = last_block_size
+    window = min(sealing.SEAL_QUIET_MAX, sealing.SEAL_QUIET + sealing.SEAL_QUIET_PER_TX * last_block_size)
 
     async def gather_once() -> float:
-        server._arrival = CountingEvent()
-        server._last_arrival, server._arrival_gap = time.monotonic(), 0.0  # transactions keep coming
+        production._arrival = CountingEvent()
+        production._last_arrival, production._arrival_gap = time.monotonic(), 0.0  # transactions keep coming
         started = time.monotonic()
-        await server._gather()
+        await production._gather()
         return time.monotonic() - started
 
     took = aio.run(gather_once())
     assert len(waits) <= 3, waits
-    assert window - rpc.TIMER_RESOLUTION / 2 <= took < window + 0.02
+    assert window - sealing.TIMER_RESOLUTION / 2 <= took < window + 0.02
+
+
+def submit(server, extrinsic: str):
+    """author_submitExtrinsic as the server calls it: the future of its answer."""
+    return server.methods["author_submitExtrinsic"](None, extrinsic)
 
 
 def signed(chain: Chain, suri: str, nonce: int, pallet: str, call: str, **args) -> str:
@@ -65,8 +70,7 @@ def generation_requested(server) -> list[str]:
     Runs on the event loop (a submission's answer is a future)."""
     chain, key = server.chain, secrets.token_bytes(32)
     public = bytes(Secret.random().public())
-    server.rpc_author_submitExtrinsic(None, signed(chain, "//Alice", 0, "SecretStore", "generate_server_key", id=key,
-                                                   threshold=1))
+    submit(server, signed(chain, "//Alice", 0, "SecretStore", "generate_server_key", id=key, threshold=1))
     chain.produce_block()
     return [signed(chain, suri, nonce, "SecretStore", "server_key_generated", id=key, server_key_public=public)
             for suri, nonce in (("//Alice", 1), ("//Bob", 0), ("//Charlie", 0))]
@@ -76,30 +80,30 @@ def test_a_block_waits_for_the_responses_its_wave_awaits_and_no_longer(server):
     """A generation request awaits all three dev key servers. The block after it waits for them: not sealed on a
     quiet window while one is missing (patience runs from the last of them), sealed at once when the third is in,
     all three in it. Submitters are answered while the block gathers."""
-    chain = server.chain
+    chain, production = server.chain, server.production
 
     async def scenario() -> None:
         responses = generation_requested(server)
-        assert server._awaited.missing() == 3 and server._awaited.wave_missing() == 3
-        acks = [server.rpc_author_submitExtrinsic(None, signed(chain, "//Dave", 0, "System", "remark",
-                                                               remark=b"not one"))]
+        assert production._awaited.missing() == 3 and production._awaited.wave_missing() == 3
+        acks = [submit(server, signed(chain, "//Dave", 0, "System", "remark", remark=b"not one"))]
         for response in responses[:2]:
-            acks.append(server.rpc_author_submitExtrinsic(None, response))
+            acks.append(submit(server, response))
         last_response = time.monotonic()
-        assert server._awaited.wave_missing() == 1  # a transaction that is no response does not count
-        assert not server._awaited.wave_in() and not server._awaited.all_in()
-        await server._gather()
-        assert time.monotonic() >= last_response + rpc.SEAL_WAVE_PATIENCE - rpc.TIMER_RESOLUTION
+        assert production._awaited.wave_missing() == 1  # a transaction that is no response does not count
+        assert not production._awaited.wave_in() and not production._awaited.all_in()
+        await production._gather()
+        assert time.monotonic() >= last_response + sealing.SEAL_WAVE_PATIENCE - sealing.TIMER_RESOLUTION
         assert all(ack.done() for ack in acks)  # answered while gathering, before any block
-        acks.append(server.rpc_author_submitExtrinsic(None, responses[2]))
-        assert server._awaited.wave_in() and server._awaited.all_in()
+        acks.append(submit(server, responses[2]))
+        assert production._awaited.wave_in() and production._awaited.all_in()
         started = time.monotonic()
-        await server._gather()
-        assert time.monotonic() - started < rpc.SEAL_QUIET  # no window at all
+        await production._gather()
+        assert time.monotonic() - started < sealing.SEAL_QUIET  # no window at all
         block = chain.produce_block()
         assert len(block.included) == 4
-        assert server._awaited.missing() == 0 and server._awaited.wave_missing() == 0  # generated: nothing awaited
-        server._release_acks()
+        awaited = production._awaited
+        assert awaited.missing() == 0 and awaited.wave_missing() == 0  # generated: nothing awaited
+        production._release_acks()
         assert [await ack for ack in acks]
 
     aio.run(scenario())
@@ -107,18 +111,19 @@ def test_a_block_waits_for_the_responses_its_wave_awaits_and_no_longer(server):
 
 def test_a_wave_holds_a_block_at_most_its_limit(server, monkeypatch):
     """However patient the wait for a wave's responses, a block waits SEAL_WAVE_MAX after the last block at most."""
-    monkeypatch.setattr(rpc, "SEAL_WAVE_PATIENCE", 0.2)
-    monkeypatch.setattr(rpc, "SEAL_WAVE_MAX", 0.05)
+    monkeypatch.setattr(sealing, "SEAL_WAVE_PATIENCE", 0.2)
+    monkeypatch.setattr(sealing, "SEAL_WAVE_MAX", 0.05)
+    production = server.production
 
     async def scenario() -> None:
         responses = generation_requested(server)
-        server.rpc_author_submitExtrinsic(None, responses[1])
-        assert server._awaited.wave_missing() == 2
-        await server._gather()
-        took = time.monotonic() - server._last_sealed  # since the block of the request
-        assert rpc.SEAL_WAVE_MAX - rpc.TIMER_RESOLUTION <= took < rpc.SEAL_WAVE_PATIENCE
+        submit(server, responses[1])
+        assert production._awaited.wave_missing() == 2
+        await production._gather()
+        took = time.monotonic() - production._last_sealed  # since the block of the request
+        assert sealing.SEAL_WAVE_MAX - sealing.TIMER_RESOLUTION <= took < sealing.SEAL_WAVE_PATIENCE
         server.chain.produce_block()
-        server._release_acks()
+        production._release_acks()
 
     aio.run(scenario())
 
@@ -126,22 +131,22 @@ def test_a_wave_holds_a_block_at_most_its_limit(server, monkeypatch):
 def test_a_lone_transaction_on_a_quiet_chain_is_sealed_at_once(server):
     """The first transaction after a pause, with no request awaiting answers, has nothing to be gathered with: no
     window. One that follows another closely still waits for the window (a burst goes into one block)."""
-    chain = server.chain
+    chain, production = server.chain, server.production
 
     async def gather_time() -> float:
         started = time.monotonic()
-        await server._gather()
+        await production._gather()
         return time.monotonic() - started
 
     async def scenario() -> None:
         lone, burst = (signed(chain, "//Dave", nonce, "System", "remark", remark=b"%d" % nonce) for nonce in (0, 1))
-        server._last_arrival = time.monotonic() - 1.0
-        server.rpc_author_submitExtrinsic(None, lone)
-        assert server._awaited.idle()
-        assert await gather_time() < rpc.SEAL_QUIET
-        server.rpc_author_submitExtrinsic(None, burst)
-        assert await gather_time() >= rpc.SEAL_QUIET - rpc.TIMER_RESOLUTION / 2
+        production._last_arrival = time.monotonic() - 1.0
+        submit(server, lone)
+        assert production._awaited.idle()
+        assert await gather_time() < sealing.SEAL_QUIET
+        submit(server, burst)
+        assert await gather_time() >= sealing.SEAL_QUIET - sealing.TIMER_RESOLUTION / 2
         chain.produce_block()
-        server._release_acks()
+        production._release_acks()
 
     aio.run(scenario())

@@ -1,0 +1,13 @@
+"""Substrate JSON-RPC over WebSocket (at / and /ws) and HTTP POST, with subscriptions, served by aiohttp: the server
+and its transport in `server`, one module per method group (`system`, `chain`, `state`, `author`, `payment`),
+listed in `groups`."""
+
+from .connection import Connection, notification, text_frame
+from .group import MethodGroup, Notifier
+from .groups import GROUPS
+from .params import RpcError
+from .server import MAX_REQUEST_SIZE, WRITE_BUFFER_LIMIT, RpcServer
+from .system import VERSION
+
+__all__ = ["GROUPS", "MAX_REQUEST_SIZE", "VERSION", "WRITE_BUFFER_LIMIT", "Connection", "MethodGroup", "Notifier",
+           "RpcError", "RpcServer", "notification", "text_frame"]
