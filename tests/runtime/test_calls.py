@@ -62,3 +62,13 @@ def test_every_secretstore_call_has_a_handler():
 
     assert all(callable(getattr(SecretStore, f"call_{v.name}", None)) for v in CALLS.variants)
     assert [v.index for v in CALLS.variants] == list(range(len(CALLS.variants)))
+
+
+def test_every_storage_item_of_the_pallets_parts_is_published_once():
+    from secretstore.runtime.frame import StorageEntry
+    from secretstore.runtime.secretstore.pallet import SecretStore
+
+    declared = {name: value for part in SecretStore.__mro__ for name, value in vars(part).items()
+                if isinstance(value, StorageEntry)}
+    assert sorted(e.name for e in SecretStore.STORAGE) == sorted(declared)
+    assert all(declared[e.name] is e for e in SecretStore.STORAGE)
