@@ -111,7 +111,8 @@ async def test_followed_blocks_come_with_their_events_pushed_and_older_ones_are_
 async def test_a_block_feed_reads_bodies_only_while_a_submission_waits_for_its_block(chain):
     import asyncio
 
-    from secretstore.chain.connection import BlockFeed, ChainConnection, TransactionSubmitter
+    from secretstore.chain.connection import ChainConnection, TransactionSubmitter
+    from secretstore.chain.feed import BlockFeed
 
     async with ChainConnection(chain.url) as connection:
         asked = record_requests(connection)

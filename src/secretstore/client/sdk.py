@@ -26,7 +26,8 @@ from substrateinterface import Keypair
 
 from .. import aio
 from ..chain.client import ChainError, ChainEvent, DispatchFailed, Receipt
-from ..chain.connection import BlockFeed, ChainConnection, TransactionRejected, TransactionSubmitter
+from ..chain.connection import ChainConnection, TransactionRejected, TransactionSubmitter
+from ..chain.feed import BlockFeed
 from ..chain.secretstore_api import KeyServerSetSnapshot, SecretStoreRuntimeApi
 from ..crypto import Address, Public, Secret, ServerKeyId
 from ..crypto.document import (
