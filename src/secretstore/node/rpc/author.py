@@ -79,7 +79,7 @@ def transaction_validity(chain: Chain, args: bytes) -> bytes:
         valid = chain.runtime.validate_transaction(ext.signer, ext.nonce, ext.tip, ext.call, len(uxt))
     except (ExtrinsicError, InvalidTransaction):
         # Err(Invalid(Custom(0))): the precise reason travels in the RPC error of author_submitExtrinsic
-        return b"\x01\x00\x08\x00"
+        return b"\x01\x00\x07\x00"
     provides = [AccountId32.encode(ext.signer) + U32.encode(ext.nonce)]
     requires = [] if valid.requires is None else [AccountId32.encode(ext.signer) + U32.encode(ext.nonce - 1)]
     return (b"\x00" + U64.encode(valid.priority) + Sequence(Bytes).encode(requires) + Sequence(Bytes).encode(provides)
