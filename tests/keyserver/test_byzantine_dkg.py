@@ -30,7 +30,7 @@ def assert_consistent(net, key_id, public, t):
 async def test_a_false_pedersen_complaint_is_refuted_by_the_reveal(tmp_path, caplog):
     net = Net(4, tmp_path)
     liar, accused = net.cores[1], net.cores[2]
-    original = liar._dkg_finish
+    original = liar.generation._dkg_finish
 
     async def lying_finish(peer, body):
         reply = await original(peer, body)
@@ -40,7 +40,7 @@ async def test_a_false_pedersen_complaint_is_refuted_by_the_reveal(tmp_path, cap
             body["session"], accused.self_id, reply["views"][who], "pedersen"))).hex()
         return reply
 
-    liar._dkg_finish = lying_finish
+    liar.generation._dkg_finish = lying_finish
     caplog.set_level(logging.WARNING)
     async with net.running():
         key_id, public = await new_key(net, 1)
@@ -53,18 +53,18 @@ async def test_a_false_pedersen_complaint_is_refuted_by_the_reveal(tmp_path, cap
 async def test_a_false_feldman_complaint_names_the_accuser(tmp_path, caplog):
     net = Net(4, tmp_path)
     liar, accused = net.cores[3], net.cores[0]
-    original = liar._dkg_verify
+    original = liar.generation._dkg_verify
 
     async def lying_verify(peer, body):
         reply = await original(peer, body)
         if body.get("phase") == "check":
-            state = liar.dkg[body["session"]]
+            state = liar.generation.sessions[body["session"]]
             share = state.received[accused.self_id][0]
             reply["complaints"][accused.self_id.hex()] = {"check": "feldman", "share": "0x" + share.to_bytes(32, "big").hex(),
                                                           "blinding": "0x" + state.received[accused.self_id][1].to_bytes(32, "big").hex()}
         return reply
 
-    liar._dkg_verify = lying_verify
+    liar.generation._dkg_verify = lying_verify
     caplog.set_level(logging.WARNING)
     async with net.running():
         key_id, public = await new_key(net, 1)
@@ -83,7 +83,7 @@ async def test_more_than_t_faulty_dealers_is_an_error_naming_them(tmp_path):
             await new_key(net, 1)
         assert "2 faulty key servers, at most 1" in str(info.value)
         assert all(core.self_id.hex() in str(info.value) for core in net.cores[2:])
-        assert all(not core.dkg for core in net.cores)  # aborted everywhere, nothing stored
+        assert all(not core.generation.sessions for core in net.cores)  # aborted everywhere, nothing stored
         # with t = 2 two faulty are tolerated in number, but only 2 dealers qualify, fewer than t + 1 = 3
         with pytest.raises(SessionError, match="faulty key servers"):
             await new_key(net, 2)
@@ -123,7 +123,7 @@ async def test_a_dealer_reveals_only_on_its_receivers_signed_word(tmp_path):
             dispute_statement(session, dealer.self_id, view, "pedersen"))).hex())
         with pytest.raises(RemoteError, match="only the session's master"):
             await receiver.cluster.request(dealer.self_id, signed)  # not the master
-        published = "0x" + keccak256(b"".join(bytes(p) for p in dealer.dkg[session].pedersen)).hex()
+        published = "0x" + keccak256(b"".join(bytes(p) for p in dealer.generation.sessions[session].pedersen)).hex()
         no_word = dict(unsigned, complaint="", view=published)  # the receiver saw the published commitments
         no_word["signature"] = "0x" + bytes(receiver.keypair.sign(
             dispute_statement(session, dealer.self_id, no_word["view"], ""))).hex()
@@ -131,7 +131,7 @@ async def test_a_dealer_reveals_only_on_its_receivers_signed_word(tmp_path):
             await master.cluster.request(dealer.self_id, no_word)
         reply = await master.cluster.request(dealer.self_id, signed)
         x = m.id_number(receiver.self_id)
-        assert int(reply["share"], 16) == m.poly_eval(dealer.dkg[session].poly, x)
+        assert int(reply["share"], 16) == m.poly_eval(dealer.generation.sessions[session].poly, x)
 
 
 async def test_malformed_session_messages_are_refused_and_change_nothing(tmp_path):
@@ -156,6 +156,6 @@ async def test_malformed_session_messages_are_refused_and_change_nothing(tmp_pat
         for body in bad:
             with pytest.raises(RemoteError):
                 await a.request(b.self_id, body, timeout=5)
-        assert not b.dkg and not b.signing and b.storage.key_ids() == []
+        assert not b.generation.sessions and not b.joint_random.sessions and b.storage.key_ids() == []
         key_id, public = await new_key(net, 1)
         assert_consistent(net, key_id, public, 1)

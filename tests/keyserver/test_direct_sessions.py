@@ -107,7 +107,7 @@ async def test_schnorr_and_ecdsa_signing(tmp_path, n, t):
             ecdsa = await net.cores[master].sign("ecdsa", key_id, sig, message_hash, net.ids)
             assert len(ecdsa) == 65 and ecdsa[64] <= 3 and ecdsa_ok(public, message_hash, ecdsa)
             assert not ecdsa_ok(public, secrets.token_bytes(32), ecdsa)
-        assert all(not core.signing for core in net.cores)  # no session state is left behind
+        assert all(not core.joint_random.sessions for core in net.cores)  # no session state is left behind
 
 
 async def test_ecdsa_needs_2t_plus_1_connected_holders(tmp_path):

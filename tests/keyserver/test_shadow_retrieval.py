@@ -134,7 +134,7 @@ def test_an_ended_request_drops_only_the_parts_made_for_it():
 def test_prepared_parts_are_bounded_in_age(monkeypatch):
     parts = PersonalParts()
     now = [1000.0]
-    monkeypatch.setattr("secretstore.keyserver.sessions.time.monotonic", lambda: now[0])
+    monkeypatch.setattr("secretstore.keyserver.sessions.retrieval.time.monotonic", lambda: now[0])
     parts.computed(KEY, REQUESTER, 1)
     parts.reported(KEY, REQUESTER, 0b111, SECRET_POINT, block=1)
     now[0] += PERSONAL_PART_TTL + 1
