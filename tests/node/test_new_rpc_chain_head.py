@@ -359,3 +359,11 @@ def test_too_many_pinned_blocks_stop_the_subscription(client, signer):
     assert client("chainHead_v1_unpin", hoarder, current) is None
     assert client("chainHead_v1_header", tidy, current)
     follow(client)  # the stopped subscription no longer counts towards the connection's limit
+
+
+def test_following_needs_a_websocket_and_http_calls_find_no_subscription(node):
+    assert rpc_call(node.http_url, "chainHead_v1_follow", [True])["error"]["code"] == -32601
+    head = rpc_call(node.http_url, "chain_getFinalizedHead")["result"]
+    assert rpc_call(node.http_url, "chainHead_v1_header", ["0000000000000001", head])["result"] is None
+    assert rpc_call(node.http_url, "chainHead_v1_body", ["0000000000000001", head])["result"] == {
+        "result": "limitReached"}
