@@ -15,7 +15,7 @@ from .connection import Connection
 from .group import MethodGroup
 from .new_api import child_trie_param, hash_param, hex_param, runtime_call, str_param
 from .params import RpcError
-from .storage_items import StorageCursor, parse_items
+from .storage_items import StorageCursor, block_state, parse_items
 
 STORAGE_EVENT = "archive_v1_storageEvent"
 DIFF_EVENT = "archive_v1_storageDiffEvent"
@@ -66,7 +66,7 @@ class ArchiveMethods(MethodGroup):
             conn.notify(sub, STORAGE_EVENT, {"event": "storageError", "error": f"unknown block {hex0x(block_hash)}"})
             return sub
         # nothing is ever found in a child trie: this chain has none
-        found, _ = StorageCursor(queries if child_trie is None else []).page(self.chain.storage_at(block_hash))
+        found, _ = StorageCursor(queries if child_trie is None else []).page(block_state(self.chain, block_hash))
         for item in found:
             conn.notify(sub, STORAGE_EVENT, {"event": "storage", **item})
         conn.notify(sub, STORAGE_EVENT, {"event": "storageDone"})

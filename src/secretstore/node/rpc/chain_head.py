@@ -18,7 +18,7 @@ from .group import MethodGroup, Notifier
 from .new_api import (bool_param, child_trie_param, hash_param, hex_param, operation_id, runtime_call, runtime_spec,
                       str_param)
 from .params import RpcError
-from .storage_items import StorageCursor, parse_items
+from .storage_items import StorageCursor, block_state, parse_items
 
 FOLLOWS_PER_CONNECTION = 2   # the spec's guaranteed minimum; one more is refused with -32800
 OPERATIONS_PER_FOLLOW = 16   # ditto: a storage item counts as one operation, a body or call as one
@@ -212,7 +212,7 @@ class ChainHeadMethods(MethodGroup):
         return follow if follow.busy() < OPERATIONS_PER_FOLLOW else None
 
     def _next_page(self, conn: Connection, sub: str, follow: Follow, op: str, operation: StorageOperation) -> None:
-        items, done = operation.cursor.page(self.chain.storage_at(operation.block_hash), STORAGE_PAGE)
+        items, done = operation.cursor.page(block_state(self.chain, operation.block_hash), STORAGE_PAGE)
         if items:
             conn.notify(sub, EVENT, {"event": "operationStorageItems", "operationId": op, "items": items})
         if done:

@@ -4,16 +4,19 @@ for, and the items of the answer, read from the state of one block."""
 from __future__ import annotations
 
 import hashlib
+import heapq
 from dataclasses import dataclass
 from typing import Any, Iterator
 
 from ...codec.hashing import blake2_256
 from ...codec.scale import encode_compact
-from ..chain import hex0x
+from ...runtime.version import RuntimeVersion
+from ..chain import Chain, hex0x
 from .new_api import hex_param
 from .params import RpcError
 
 SINGLE = ("value", "hash", "closestDescendantMerkleValue")
+CODE = b":code"
 DESCENDANTS = ("descendantsValues", "descendantsHashes")
 
 
@@ -38,6 +41,30 @@ class StorageQuery:
             if value is not None:
                 answer = value if self.type == "value" else blake2_256(value)
                 yield self.key, {"key": hex0x(self.key), self.type: hex0x(answer)}
+
+
+class WithCode:
+    """A block's state with the `:code` entry every Substrate chain has: polkadot-api keys the runtimes it knows by
+    its hash and cannot follow a chain without it. The runtime here is Python, not Wasm, so the entry identifies the
+    running one instead (its version record and the hash of its metadata): it changes exactly when what clients
+    learn from the runtime does."""
+
+    def __init__(self, storage: Any, code: bytes) -> None:
+        self.storage, self.code = storage, code
+
+    def get(self, key: bytes) -> bytes | None:
+        return self.code if key == CODE else self.storage.get(key)
+
+    def iter_prefix(self, prefix: bytes, start_after: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        code = [(CODE, self.code)] if CODE.startswith(prefix) and (start_after is None or CODE > start_after) else []
+        rest = ((k, v) for k, v in self.storage.iter_prefix(prefix, start_after) if k != CODE)
+        return heapq.merge(rest, code, key=lambda item: item[0])
+
+
+def block_state(chain: Chain, block_hash: bytes) -> WithCode:
+    """The state of a block as the new interface reads it."""
+    code = RuntimeVersion.encode(chain.runtime.version()) + blake2_256(chain.metadata(15))
+    return WithCode(chain.storage_at(block_hash), code)
 
 
 def subtree_commitment(storage: Any, prefix: bytes) -> bytes | None:
