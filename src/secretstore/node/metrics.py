@@ -2,7 +2,8 @@
 
 Each process keeps its own CollectorRegistry (nothing global, so tests can run several in one process). The node's
 metrics are fed without touching block production or the RPC code paths: block counts from the chain's block
-listeners, pool size and open subscriptions read when scraped, and RPC calls by wrapping `RpcServer.handle_request`.
+listeners, pool size, open subscriptions and what the RPC limits refused read when scraped, and RPC calls by wrapping
+`RpcServer.handle_request`.
 /metrics is served on the event loop, so a scrape reads the pool and connections from the thread that changes them.
 """
 
@@ -12,6 +13,7 @@ import asyncio
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import CounterMetricFamily
 
 from ..process import MetricsServer
 from .chain import BlockInfo, Chain
@@ -41,6 +43,7 @@ class NodeMetrics:
         subscriptions.set_function(lambda: sum(len(c.subscriptions) for c in list(server.connections)))
         connections = Gauge("secretstore_node_rpc_connections", "Open WebSocket connections", registry=r)
         connections.set_function(lambda: len(server.connections))
+        r.register(_RefusedCollector(server))
         # the node seals final blocks (single authority, instant finality): best and finalized are the same block
         for status in ("best", "finalized"):
             self.block_height.labels(status).set(chain.head_number)
@@ -71,6 +74,21 @@ class NodeMetrics:
         self.dropped.inc(len(block.dropped))
         for status in ("best", "finalized"):
             self.block_height.labels(status).set(block.number)
+
+
+class _RefusedCollector:
+    """secretstore_node_rpc_refused_total{reason}: what the RPC limits turned away (connections, origin,
+    request_size, response_size, subscriptions, rate_limit, unsafe), read from the server's own counts."""
+
+    def __init__(self, server: RpcServer) -> None:
+        self.server = server
+
+    def collect(self):
+        family = CounterMetricFamily("secretstore_node_rpc_refused", "JSON-RPC connections and calls refused by "
+                                     "the RPC limits, by reason", labels=["reason"])
+        for reason, count in sorted(self.server.refused.items()):
+            family.add_metric([reason], count)
+        yield family
 
 
 def node_metrics_server(chain: Chain, server: RpcServer, address: tuple[str, int] | None) -> MetricsServer | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 from pathlib import Path
 
 from aiohttp import web
@@ -12,14 +13,15 @@ from aiohttp import web
 from ..process import listen_socket
 from .chain import Chain, load_chain_spec
 from .metrics import node_metrics_server
-from .rpc import RpcServer
+from .rpc import RpcLimits, RpcServer
+from .rpc.limits import is_loopback
 
 log = logging.getLogger(__name__)
 
 
 async def run_node(base_path: Path, host: str, port: int, block_time: float | None, chain_spec: Path | None,
                    ready: asyncio.Event | None = None, seal_per_transaction: bool = False,
-                   prometheus: tuple[str, int] | None = None) -> None:
+                   prometheus: tuple[str, int] | None = None, limits: RpcLimits = RpcLimits()) -> None:
     genesis, name = load_chain_spec(chain_spec)
     listener = listen_socket(host, port)
     try:
@@ -27,7 +29,14 @@ async def run_node(base_path: Path, host: str, port: int, block_time: float | No
     except BaseException:
         listener.close()
         raise
-    server = RpcServer(chain, block_time=block_time, seal_per_transaction=seal_per_transaction)
+    # decided on the address actually bound, as Substrate does (a host name counts as what it resolved to)
+    address = listener.getsockname()[0]
+    deny_unsafe = limits.denies_unsafe(address)
+    if limits.methods == "unsafe" and not is_loopback(address):
+        print("It isn't safe to expose RPC publicly without a proxy server that filters available set of RPC "
+              "methods.", file=sys.stderr, flush=True)  # Substrate's warning
+    server = RpcServer(chain, block_time=block_time, seal_per_transaction=seal_per_transaction, limits=limits,
+                       deny_unsafe=deny_unsafe)
     metrics = node_metrics_server(chain, server, prometheus)  # None unless --prometheus / --prometheus-port
     runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
     await runner.setup()
@@ -41,7 +50,7 @@ async def run_node(base_path: Path, host: str, port: int, block_time: float | No
         if metrics is not None:
             await metrics.start()
         print(f"SecretStore node: chain '{name}', head #{chain.head_number}, JSON-RPC at ws://{host}:{port} "
-              f"(also /ws and HTTP POST)", flush=True)
+              f"(also /ws and HTTP POST{'; unsafe methods refused' if deny_unsafe else ''})", flush=True)
         if ready is not None:
             ready.set()
         async with asyncio.TaskGroup() as tasks:

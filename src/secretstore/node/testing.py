@@ -24,6 +24,7 @@ class NodeProcess:
     seal_per_transaction: bool = False
     host: str = "127.0.0.1"
     prometheus_port: int | None = None
+    rpc_args: tuple[str, ...] = ()  # more flags, e.g. the RPC limits; with --rpc-external, `host` is only dialled
 
     @property
     def ws_url(self) -> str:
@@ -35,7 +36,9 @@ class NodeProcess:
 
     def start(self, timeout: float = 30.0) -> "NodeProcess":
         args = [sys.executable, "-m", "secretstore.cli.main", "node", "--dev", "--base-path", str(self.base_path),
-                "--rpc-host", self.host, "--rpc-port", str(self.port)]
+                "--rpc-port", str(self.port), *self.rpc_args]
+        if "--rpc-external" not in self.rpc_args:
+            args += ["--rpc-host", self.host]
         if self.prometheus_port:
             args += ["--prometheus-port", str(self.prometheus_port)]
         if self.block_time:

@@ -5,9 +5,10 @@ listed in `groups`."""
 from .connection import Connection, notification, text_frame
 from .group import MethodGroup, Notifier
 from .groups import GROUPS
+from .limits import CorsPolicy, RpcLimits
 from .params import RpcError
-from .server import MAX_REQUEST_SIZE, WRITE_BUFFER_LIMIT, RpcServer
+from .server import WRITE_BUFFER_LIMIT, RpcServer
 from .system import VERSION
 
-__all__ = ["GROUPS", "MAX_REQUEST_SIZE", "VERSION", "WRITE_BUFFER_LIMIT", "Connection", "MethodGroup", "Notifier",
-           "RpcError", "RpcServer", "notification", "text_frame"]
+__all__ = ["GROUPS", "VERSION", "WRITE_BUFFER_LIMIT", "Connection", "CorsPolicy", "MethodGroup", "Notifier",
+           "RpcError", "RpcLimits", "RpcServer", "notification", "text_frame"]

@@ -12,7 +12,7 @@ from ..chain import BlockInfo, Chain, hex0x
 from ..extrinsic import ExtrinsicError
 from .connection import Connection, notification
 from .group import MethodGroup
-from .params import RpcError, bytes_param
+from .params import bytes_param
 
 
 class AuthorMethods(MethodGroup):
@@ -28,8 +28,7 @@ class AuthorMethods(MethodGroup):
         return self.production.after_write(ext_hash, hex0x(ext_hash))
 
     def rpc_author_submitAndWatchExtrinsic(self, conn, extrinsic):
-        if not conn.websocket:  # before submitting: a transaction nobody can watch is refused whole
-            raise RpcError(-32601, "Subscriptions are only available over WebSocket")
+        self.server.check_can_subscribe(conn)  # before submitting: a transaction nobody can watch is refused whole
         ext_hash = self.chain.submit(bytes_param(extrinsic, "extrinsic"), durable=False)
         sub_id = self.server.subscribe(conn, "extrinsic", ext_hash)
         self.watchers.setdefault(ext_hash, []).append((conn, sub_id))

@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .limits import RateLimiter
 
 
 @dataclass(eq=False)
@@ -13,11 +16,13 @@ class Connection:
     """One client. Outgoing messages go through a queue so that replies and notifications keep their order. An item
     is a message (dict or list), an already encoded message (str), or a Future of a message: the slot of a reply that
     is not ready yet (a submission waiting to be on disk), which holds back everything queued after it.
-    `subscriptions` maps a subscription id to (kind, data): the kind names what notifies it (see `MethodGroup`)."""
+    `subscriptions` maps a subscription id to (kind, data): the kind names what notifies it (see `MethodGroup`).
+    `limiter` is its rate limit, None when the node has none."""
 
     outbox: asyncio.Queue = field(default_factory=asyncio.Queue)
     subscriptions: dict[str, tuple[str, Any]] = field(default_factory=dict)
     websocket: bool = True
+    limiter: RateLimiter | None = None
 
     def send(self, message: Any) -> None:
         self.outbox.put_nowait(message)

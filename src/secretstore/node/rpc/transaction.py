@@ -32,8 +32,7 @@ class TransactionMethods(MethodGroup):
 
     # ------------------------------------------------------------------------------------------------ watch
     def rpc_transactionWatch_v1_submitAndWatch(self, conn, transaction):
-        if not conn.websocket:  # before submitting: a transaction nobody can watch is refused whole
-            raise RpcError(-32601, "Subscriptions are only available over WebSocket")
+        self.server.check_can_subscribe(conn)  # before submitting: a transaction nobody can watch is refused whole
         raw = hex_param(transaction, "transaction")
         already = blake2_256(raw)
         if already in self.chain.pool:  # accepted (and answered) before: watch it where it is
