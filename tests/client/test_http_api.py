@@ -126,15 +126,31 @@ def test_error_statuses(network, alice, apis):
         apis[1].retrieve_document_key(key_id, ALICE)
     with pytest.raises(NotFound, match="document key"):
         apis[1].retrieve_document_key_shadow(key_id, ALICE)
-    # a requester without access: 403 for every endpoint
+    # a requester without access: 403 wherever the key is there to check it against
     for call in (lambda: apis[2].retrieve_server_key(key_id, BOB), lambda: apis[2].sign_schnorr(key_id, BOB, bytes(32)),
-                 lambda: apis[2].sign_ecdsa(key_id, BOB, bytes(32)), lambda: apis[2].retrieve_document_key(key_id, BOB),
-                 lambda: apis[2].retrieve_document_key_shadow(key_id, BOB)):
+                 lambda: apis[2].sign_ecdsa(key_id, BOB, bytes(32))):
         with pytest.raises(AccessDenied):
             call()
+    # ... but with no document key stored, a retrieval is 404 before the requester is checked (Parity's decryption
+    # session refuses to start without one)
+    for call in (lambda: apis[2].retrieve_document_key(key_id, BOB),
+                 lambda: apis[2].retrieve_document_key_shadow(key_id, BOB)):
+        with pytest.raises(NotFound, match="document key"):
+            call()
     generated = generate_document_key(public, BOB.public())
-    with pytest.raises(AccessDenied):
+    with pytest.raises(AccessDenied, match="author"):
         apis[2].store_document_key(key_id, BOB, generated.common_point, generated.encrypted_point)
+    # a key that does not exist is 404 whoever asks, as Parity's (its key server negotiates the key version before it
+    # checks the requester); here nobody even claimed it
+    unknown = ServerKeyId(secrets.token_bytes(32))
+    for call in (lambda: apis[1].retrieve_server_key(unknown, BOB), lambda: apis[1].sign_schnorr(unknown, BOB, bytes(32)),
+                 lambda: apis[1].sign_ecdsa(unknown, BOB, bytes(32)), lambda: apis[1].retrieve_document_key(unknown, BOB),
+                 lambda: apis[1].retrieve_document_key_shadow(unknown, BOB),
+                 lambda: apis[1].store_document_key(unknown, BOB, generated.common_point, generated.encrypted_point)):
+        with pytest.raises(NotFound, match="not known"):
+            call()
+    status, body, _ = raw("GET", f"{network.servers[0].http_url}/server/{unknown.hex()}/{sig_hex(BOB, unknown)}")
+    assert status == 404 and json.loads(body) == f"server key {unknown.hex()} is not known"
     bobs_key = ServerKeyId(secrets.token_bytes(32))  # nobody claimed it: Bob may not generate it
     with pytest.raises(AccessDenied):
         apis[0].generate_server_key(bobs_key, BOB, 1)
@@ -224,6 +240,33 @@ async def test_async_client(network, alice):
             await api.generate_document_key(ServerKeyId(secrets.token_bytes(32)), ALICE, 1)
         with pytest.raises(BadRequest, match="add_key_server"):
             await api.servers_set_change(b"\x00" * 65, b"\x00" * 65, [public])
+
+
+async def test_a_flooding_requester_gets_429_while_another_is_served(network, alice):
+    """Past the bound per requester (4 at once by default) the answer is 429 with a JSON string, at once; another
+    requester's request meanwhile is served, and the flooding one is served again once its requests are done."""
+    import aiohttp
+
+    key_id, bobs_key = await asyncio.gather(*(asyncio.to_thread(claimed_key, alice) for _ in range(2)))
+    url = network.servers[0].http_url
+    async with AsyncSecretStoreHttpClient(url, timeout=40) as api:
+        await asyncio.gather(api.generate_server_key(key_id, ALICE, 1), api.generate_server_key(bobs_key, ALICE, 1))
+    await asyncio.to_thread(alice.transfer_key, bobs_key, BOB.public().address())
+    flood = f"{url}/schnorr/{key_id.hex()}/{sig_hex(ALICE, key_id)}/{'ab' * 32}"
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+        async def get(target):
+            async with http.get(target) as response:
+                return response.status, json.loads(await response.text()), response.headers
+
+        answers = await asyncio.gather(*(get(flood) for _ in range(24)),
+                                       get(f"{url}/server/{bobs_key.hex()}/{sig_hex(BOB, bobs_key)}"))
+        statuses = [status for status, _, _ in answers[:-1]]
+        assert answers[-1][0] == 200  # the other requester
+        assert set(statuses) == {200, 429} and statuses.count(200) >= 4, statuses
+        for status, body, headers in answers[:-1]:
+            if status == 429:
+                assert "too many requests" in body and headers["Retry-After"] == "1"
+        assert (await get(flood))[0] == 200
 
 
 def test_ecdsa_with_too_few_holders_is_a_clear_error(network, alice, apis):

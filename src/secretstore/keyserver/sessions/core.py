@@ -16,6 +16,7 @@ from ...crypto import Address, CryptoError, KeyPair, Public, ServerKeyId, keccak
 from ...crypto import math as m
 from ...crypto import signing as sg
 from ..faults import FaultPlan
+from ..limits import PeerSessions
 from ..net import Cluster
 from ..storage import KeyShare, KeyStorage
 
@@ -166,6 +167,7 @@ class Router:
         self._routes: dict[str, tuple[ThresholdProtocol, str]] = {}
         self._sessions: list[dict] = []  # session -> state with a `started` time
         self._early: list[dict] = []  # session -> (when the first came, what waits)
+        self.peer_sessions = PeerSessions(self._is_live)  # the bound on sessions one peer opens here
 
     def register(self, protocol: ThresholdProtocol) -> None:
         for kind, name in protocol.HANDLERS.items():
@@ -193,7 +195,18 @@ class Router:
         if faults is not None:
             await faults.before(kind)  # type: ignore[arg-type]
         protocol, name = route
-        return await getattr(protocol, name)(peer, body)
+        session = body.get("session")
+        if peer == self._context.self_id or (isinstance(session, str) and self._is_live(session)):
+            return await getattr(protocol, name)(peer, body)  # this server's own sessions, and steps of live ones
+        if not self.peer_sessions.open(peer):
+            raise SessionError(f"busy: {self.peer_sessions.limit} sessions of key server {peer.hex()} are open here")
+        try:
+            return await getattr(protocol, name)(peer, body)
+        finally:
+            self.peer_sessions.close(peer, session if isinstance(session, str) and self._is_live(session) else None)
+
+    def _is_live(self, session: str) -> bool:
+        return any(session in sessions for sessions in self._sessions)
 
     def _expire(self) -> None:
         now = time.monotonic()
