@@ -287,3 +287,19 @@ def test_peer_sessions_bookkeeping():
     assert not bound.open(peer)
     live.discard("s1")  # its session ended: looked up again only at the bound
     assert bound.open(peer) and bound.open_count(peer) == 2
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--http-max-sessions", "8"], "need --http-port"),
+    (["--http-port", "18082", "--http-max-sessions", "0"], "at least 1"),
+    (["--http-port", "18082", "--http-max-sessions-per-requester", "0"], "at least 1"),
+    (["--http-port", "18082", "--http-request-timeout", "0"], "--http-request-timeout"),
+])
+def test_bad_limit_flags_are_one_line_errors(tmp_path, capsys, flags, message):
+    from secretstore.cli.main import main
+
+    db = tmp_path / "db"
+    assert main(["key-server", "--self-secret", "01" * 32, "--db-path", str(db), *flags]) == 1
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not db.exists()  # refused before anything was made

@@ -28,8 +28,36 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--http-port", type=int, default=None, help="serve Parity's key server HTTP API on this port")
     p.add_argument("--http-cors", default=None, metavar="ORIGINS",
                    help="origins allowed to call the HTTP API from a browser: comma-separated, '*' or 'none' (default)")
+    add_http_limit_arguments(p)
+    p.add_argument("--audit-log", type=Path, default=None, metavar="PATH",
+                   help="append one JSON line per request served here (default: audit.log in --db-path)")
     p.add_argument("--faults", default=None, help=argparse.SUPPRESS)  # test-only: keyserver.faults
     p.set_defaults(handler=run)
+
+
+def add_http_limit_arguments(p: argparse.ArgumentParser) -> None:
+    from ...keyserver import limits
+
+    p.add_argument("--http-max-sessions", type=int, default=None, metavar="N",
+                   help=f"HTTP requests in progress at once; more are answered 429 ({limits.DEFAULT_MAX_SESSIONS})")
+    p.add_argument("--http-max-sessions-per-requester", type=int, default=None, metavar="N",
+                   help="HTTP requests in progress at once of one requester address; more are answered 429 "
+                        f"({limits.DEFAULT_PER_REQUESTER})")
+    p.add_argument("--http-request-timeout", type=float, default=None, metavar="SECONDS",
+                   help=f"answer an HTTP request with a deadline error after this long ({limits.DEFAULT_TIMEOUT:g})")
+
+
+def http_limits(args: argparse.Namespace):
+    """The HttpLimits the flags give (defaults for those not given); a bad value is a ValueError."""
+    from ...keyserver.limits import HttpLimits
+
+    given = {field: value for field, value in (("max_sessions", args.http_max_sessions),
+                                                ("per_requester", args.http_max_sessions_per_requester),
+                                                ("timeout", args.http_request_timeout)) if value is not None}
+    if given and args.http_port is None:
+        raise ValueError("--http-max-sessions, --http-max-sessions-per-requester and --http-request-timeout need "
+                         "--http-port")
+    return HttpLimits(**given)
 
 
 def add_signer_arguments(p: argparse.ArgumentParser) -> None:
@@ -63,6 +91,7 @@ def signer_keypair(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from ...crypto import Secret
+    from ...keyserver.audit import default_path
     from ...keyserver.http import Cors
     from ...keyserver.service import HttpSettings, run_key_server
 
@@ -86,9 +115,11 @@ def run(args: argparse.Namespace) -> int:
         if not 0 < args.http_port < 65536:
             raise ValueError("--http-port must be between 1 and 65535")
         Cors.parse(args.http_cors)  # a bad value is an error before anything starts
-        http = HttpSettings(args.http_host, args.http_port, args.http_cors)
+        http = HttpSettings(args.http_host, args.http_port, args.http_cors, http_limits(args))
     elif args.http_cors is not None:
         raise ValueError("--http-cors needs --http-port")
+    else:
+        http_limits(args)  # flags given without --http-port are an error
     metrics = metrics_address(args, "--metrics", None)
     for flag, host in (("--net-host", args.net_host), ("--http-host", http and args.http_host),
                        ("--metrics-host", metrics and metrics[0])):
@@ -96,5 +127,5 @@ def run(args: argparse.Namespace) -> int:
             check_listen_host(flag, host)
     aio.run(run_key_server(secret, args.db_path, args.net_host, args.net_port,
                            f"ws://{args.sub_host}:{args.sub_port}", signer, http=http, metrics=metrics,
-                           faults=faults))
+                           faults=faults, audit_log=args.audit_log or default_path(args.db_path)))
     return 0

@@ -13,6 +13,8 @@ from ...chain.connection import ChainConnection, TransactionSubmitter
 from ...chain.secretstore_api import SecretStoreRuntimeApi
 from ...crypto import KeyPair, Secret
 from ...process import listen_socket
+from ..audit import AuditLog
+from ..limits import HttpLimits
 from ..metrics import key_server_metrics_server
 from ..net import Cluster, KeyServerDirectory
 from ..sessions import KeyServerCore
@@ -35,16 +37,23 @@ class HttpSettings:
     host: str
     port: int
     cors: str | None = None  # --http-cors: None/"none", "*", or comma-separated origins
+    limits: HttpLimits = HttpLimits()  # sessions at once, per requester and in all; each request's deadline
 
 
 async def run_key_server(self_secret: Secret, db_path: Path, net_host: str, net_port: int, sub_url: str,
                          signer: Keypair, stop: asyncio.Event | None = None, http: HttpSettings | None = None,
-                         metrics: tuple[str, int] | None = None, faults=None) -> None:
+                         metrics: tuple[str, int] | None = None, faults=None, audit_log: Path | None = None) -> None:
     keypair = KeyPair(self_secret)
     listener = listen_socket(net_host, net_port)  # a taken port fails here, before the database is made
     try:
         storage = KeyStorage(Path(db_path) / "keys.sqlite")
     except BaseException:
+        listener.close()
+        raise
+    try:
+        audit = AuditLog(audit_log) if audit_log is not None else None  # --audit-log (a default under --db-path)
+    except BaseException:
+        storage.close()
         listener.close()
         raise
     chain = ChainConnection(sub_url)
@@ -54,6 +63,8 @@ async def run_key_server(self_secret: Secret, db_path: Path, net_host: str, net_
     service = ChainService(chain, core, directory, SecretStoreRuntimeApi(chain.state_call),
                            TransactionSubmitter(chain, signer))
     core.personal_part_ready = service.personal_part_ready
+    if audit is not None:
+        audit.instrument(service)
     cluster = Cluster(keypair, net_host, net_port, directory, core.handle, listener)
     core.cluster = cluster
     metrics_server = key_server_metrics_server(core, cluster, service, storage, metrics)  # None unless --metrics-port
@@ -71,7 +82,8 @@ async def run_key_server(self_secret: Secret, db_path: Path, net_host: str, net_
         if http is not None:  # Parity's HTTP API; it gets the session core, the ACL check and the current set
             from ..http import Cors, HttpApi, start_http_api
             api = HttpApi(core, service.check_access, lambda: list(service.order), Cors.parse(http.cors),
-                          migrating=lambda: service.snapshot is not None and service.snapshot.migration is not None)
+                          migrating=lambda: service.snapshot is not None and service.snapshot.migration is not None,
+                          limits=http.limits, audit=audit)
             http_runner = await start_http_api(api, http.host, http.port)
         print(f"SecretStore key server {keypair.address.hex()}: cluster on {net_host}:{net_port}, chain {sub_url}"
               + (f", HTTP on http://{http.host}:{http.port}" if http is not None else ""), flush=True)
@@ -87,3 +99,5 @@ async def run_key_server(self_secret: Secret, db_path: Path, net_host: str, net_
             await http_runner.cleanup()
         await chain.close()
         storage.close()
+        if audit is not None:
+            audit.close()
