@@ -271,7 +271,7 @@ def check_keys(network: LocalNetwork, keys: list[Key], tally: Tally) -> int:
             continue
         shares = []
         for ks in network.servers:
-            storage = KeyStorage(ks.db_path / "keys.sqlite")
+            storage = KeyStorage(ks.db_path / "keys.sqlite", ks.secret)
             try:
                 shares.append((m.id_number(ks.id), storage.get(key.key_id)))
             finally:

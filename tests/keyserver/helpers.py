@@ -17,7 +17,7 @@ def shares_of(network: LocalNetwork, key_id: ServerKeyId) -> list[KeyShare | Non
     """Each key server's share of the key, read from its database file (None where it holds none)."""
     found = []
     for ks in network.servers:
-        storage = KeyStorage(ks.db_path / "keys.sqlite")
+        storage = KeyStorage(ks.db_path / "keys.sqlite", ks.secret)
         try:
             found.append(storage.get(key_id))
         finally:

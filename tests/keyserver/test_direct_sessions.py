@@ -55,7 +55,7 @@ class Net:
             return requester in self.acl.get(key_id, set())
 
         for i, (pair, port) in enumerate(zip(self.pairs, ports)):
-            storage = KeyStorage(tmp_path / f"ks{i}" / "keys.sqlite")
+            storage = KeyStorage(tmp_path / f"ks{i}" / "keys.sqlite", pair.secret)
             core = KeyServerCore(pair, storage, check, lambda c, p: self.results.append((c, p)))
             directory = KeyServerDirectory()
             directory.update({a: hp for a, hp in book.items() if a != pair.address})
@@ -118,7 +118,7 @@ async def test_ecdsa_needs_2t_plus_1_connected_holders(tmp_path):
     net2 = Net.__new__(Net)
     net2.__dict__.update(net.__dict__)
     for i, core in enumerate(net.cores):
-        core.storage = KeyStorage(tmp_path / f"ks{i}" / "keys.sqlite")
+        core.storage = KeyStorage(tmp_path / f"ks{i}" / "keys.sqlite", core.keypair.secret)
     async with net2.running(stopped={2}):
         sig = request_signature(ALICE, key_id)
         with pytest.raises(SessionError, match="consensus unreachable") as info:

@@ -18,7 +18,7 @@ ALICE = Secret(b"\x01" * 32)
 
 
 def holders(ks, key_id):
-    storage = KeyStorage(ks.db_path / "keys.sqlite")
+    storage = KeyStorage(ks.db_path / "keys.sqlite", ks.secret)
     try:
         share = storage.get(key_id)
         return None if share is None else len(share.holders)

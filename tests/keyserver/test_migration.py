@@ -20,7 +20,7 @@ def eventually(condition, timeout=20.0):
 
 
 def share_of(ks, key_id):
-    storage = KeyStorage(ks.db_path / "keys.sqlite")
+    storage = KeyStorage(ks.db_path / "keys.sqlite", ks.secret)
     try:
         return storage.get(key_id)
     finally:
@@ -28,7 +28,7 @@ def share_of(ks, key_id):
 
 
 def key_count(ks):
-    storage = KeyStorage(ks.db_path / "keys.sqlite")
+    storage = KeyStorage(ks.db_path / "keys.sqlite", ks.secret)
     try:
         return len(storage.key_ids())
     finally:

@@ -3,6 +3,8 @@ import pytest
 from secretstore.crypto import Address, Secret, ServerKeyId
 from secretstore.keyserver.storage import DocumentKeyAlreadyStored, KeyAlreadyExists, KeyShare, KeyStorage
 
+SELF = Secret(b"\x05" * 32)  # the key server secret the storage is sealed with
+
 
 def share(key_id):
     return KeyShare(key_id, Address(b"\x01" * 20), 1, Secret.random().public(), b"v" * 16,
@@ -11,7 +13,7 @@ def share(key_id):
 
 def test_shares_survive_reopening_and_document_keys_are_write_once(tmp_path):
     key_id = ServerKeyId(b"\x42" * 32)
-    storage = KeyStorage(tmp_path / "keys.sqlite")
+    storage = KeyStorage(tmp_path / "keys.sqlite", SELF)
     storage.insert(share(key_id))
     with pytest.raises(KeyAlreadyExists):
         storage.insert(share(key_id))
@@ -20,7 +22,7 @@ def test_shares_survive_reopening_and_document_keys_are_write_once(tmp_path):
     with pytest.raises(DocumentKeyAlreadyStored):
         storage.store_document_key(key_id, e, c)
     storage.close()
-    reopened = KeyStorage(tmp_path / "keys.sqlite")
+    reopened = KeyStorage(tmp_path / "keys.sqlite", SELF)
     got = reopened.get(key_id)
     assert got.secret_share == 12345 and got.common_point == c and got.encrypted_point == e
     assert "12345" not in repr(got)
@@ -31,7 +33,7 @@ def test_concurrent_durable_inserts_are_grouped_and_a_duplicate_fails_alone(tmp_
     import asyncio
     import secrets
 
-    storage = KeyStorage(tmp_path / "keys.sqlite")
+    storage = KeyStorage(tmp_path / "keys.sqlite", SELF)
     existing = ServerKeyId(b"\x07" * 32)
     storage.insert(share(existing))
     keys = [ServerKeyId(secrets.token_bytes(32)) for _ in range(40)]
@@ -44,7 +46,7 @@ def test_concurrent_durable_inserts_are_grouped_and_a_duplicate_fails_alone(tmp_
     assert results[:-1] == [None] * len(keys)
     assert isinstance(results[-1], KeyAlreadyExists)
     storage.close()
-    reopened = KeyStorage(tmp_path / "keys.sqlite")  # on disk, not only in a connection's cache
+    reopened = KeyStorage(tmp_path / "keys.sqlite", SELF)  # on disk, not only in a connection's cache
     assert sorted(reopened.key_ids()) == sorted(keys + [existing])
     assert reopened.get(existing).secret_share == 12345
 
@@ -54,7 +56,7 @@ def test_reads_are_kept_only_until_a_write_changes_them(tmp_path):
     import asyncio
     import dataclasses
 
-    storage = KeyStorage(tmp_path / "keys.sqlite")
+    storage = KeyStorage(tmp_path / "keys.sqlite", SELF)
     key_id, other = ServerKeyId(b"\x01" * 32), ServerKeyId(b"\x02" * 32)
     assert storage.get(key_id) is None and storage.get(key_id) is None  # a miss is kept too ...
     storage.insert(share(key_id))

@@ -1,19 +1,35 @@
-"""A key server's durable store of key shares (SQLite, WAL, synchronous=FULL).
+"""A key server's durable store of key shares (SQLite, WAL, synchronous=FULL), its secrets sealed at rest.
 
 A share is committed before any success is reported for it, so a crash never loses a key that the chain was told
 about. Secret shares never leave this module except to the session code that uses them.
+
+Every secret column is an AEAD box under a key derived from the key server's own secret (`share_rows.RowSealer`): a
+copied file reveals no share. A row that does not open (altered, damaged, another server's) makes its key unknown
+here — as if the share were lost, which the protocols already survive — with an error in the log naming the key; the
+other keys are served as before. Deleted content is overwritten (secure_delete), so an erased share leaves no bytes
+behind in the file, and a file from before sealing is sealed on first start, in one transaction.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sqlite3
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
-from ..crypto import Address, Public, ServerKeyId
+from ..crypto import Public, Secret, ServerKeyId
+from ..crypto.sealing import SealError
+from .share_rows import (
+    SECRET_COLUMNS, DocumentKeyAlreadyStored, KeyAlreadyExists, KeyShare, KeyStorageError, RowSealer,
+    ShareIntegrityError, WrongStorageSecret,
+)
+
+__all__ = ["DocumentKeyAlreadyStored", "KeyAlreadyExists", "KeyShare", "KeyStorage", "KeyStorageError",
+           "ShareIntegrityError", "WrongStorageSecret"]
+
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS key_shares (
@@ -54,46 +70,34 @@ CREATE TABLE IF NOT EXISTS share_commitments (
 CREATE TABLE IF NOT EXISTS reported_keys (
     key_id BLOB PRIMARY KEY
 );
+-- facts about the file itself: whether its secrets are sealed, and a sealed check value that tells a wrong secret
+CREATE TABLE IF NOT EXISTS storage_meta (
+    name TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+);
 """
-
-
-class KeyStorageError(Exception):
-    pass
-
-
-class KeyAlreadyExists(KeyStorageError):
-    pass
-
-
-class DocumentKeyAlreadyStored(KeyStorageError):
-    pass
-
-
-@dataclass(frozen=True)
-class KeyShare:
-    key_id: ServerKeyId
-    author: Address
-    threshold: int
-    public: Public
-    version: bytes  # identifies the sharing (the generation session), for version negotiation
-    holders: tuple[Address, ...]
-    secret_share: int
-    common_point: Public | None = None
-    encrypted_point: Public | None = None
-
-    def __repr__(self) -> str:  # the share itself stays out of logs
-        return f"KeyShare({self.key_id.hex()}, t={self.threshold}, holders={len(self.holders)})"
+SEAL_CHECK = b"secretstore key share database"
+ROW_COLUMNS = "key_id, author, threshold, public, version, holders, secret_share, common_point, encrypted_point"
 
 
 MAX_CACHED_SHARES = 100_000
 
 
 class KeyStorage:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, secret: Secret) -> None:
+        """`secret`: the key server's own secret, from which the sealing key is derived (once, here)."""
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._rows = RowSealer(secret)
+        self._damaged: dict[bytes, str] = {}  # key id -> why its row did not open (logged once)
         self._lock = threading.Lock()
         self.conn = self._connect(path)
-        self.conn.executescript(SCHEMA)
+        try:
+            self.conn.executescript(SCHEMA)
+            self._open_or_seal()
+        except BaseException:
+            self.conn.close()
+            raise
         # new shares of concurrent generations are written by a second connection, in groups and off the event loop
         self._writer = self._connect(path)
         self._writer_lock = threading.Lock()
@@ -105,14 +109,43 @@ class KeyStorage:
         self._cache_lock = threading.Lock()
         self._writes = 0
 
+    def _open_or_seal(self) -> None:
+        """Check that the file was sealed with this secret; a file from before sealing is sealed now, every row in
+        one transaction, so a crash midway leaves it as it was (and the next start seals it again)."""
+        with self._lock, self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            check = self.conn.execute("SELECT value FROM storage_meta WHERE name = 'seal_check'").fetchone()
+            if check is not None:
+                try:
+                    self._rows.sealer.open(check[0], b"seal_check")
+                except SealError:
+                    raise WrongStorageSecret(
+                        f"{self.path} was sealed under another key server secret: start the key server with the "
+                        "secret it was created with") from None
+                return
+            converted = sum(self._seal_rows(table) for table in ("key_shares", "pending_shares"))
+            self.conn.execute("INSERT INTO storage_meta VALUES ('seal_check', ?)",
+                              (self._rows.sealer.seal(SEAL_CHECK, b"seal_check"),))
+        if converted:  # the log held the plain pages until now
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def _seal_rows(self, table: str) -> int:
+        rows = self.conn.execute(f"SELECT rowid, {ROW_COLUMNS} FROM {table}").fetchall()
+        for rowid, *row in rows:
+            self.conn.execute(f"UPDATE {table} SET {', '.join(c + ' = ?' for c in SECRET_COLUMNS)} WHERE rowid = ?",
+                              (*self._rows.seal_plain_row(tuple(row)), rowid))
+        return len(rows)
+
     def _changed(self, key_id: ServerKeyId | None = None) -> None:
         """After a committed write: forget the cached share of `key_id` (None: all)."""
         with self._cache_lock:
             self._writes += 1
             if key_id is None:
                 self._cache.clear()
+                self._damaged.clear()
             else:
                 self._cache.pop(bytes(key_id), None)
+                self._damaged.pop(bytes(key_id), None)
 
     @staticmethod
     def _connect(path: Path) -> sqlite3.Connection:
@@ -120,6 +153,7 @@ class KeyStorage:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA busy_timeout=10000")  # the two connections take turns writing
+        conn.execute("PRAGMA secure_delete=ON")  # a replaced or deleted share leaves no bytes behind in the file
         return conn
 
     def close(self) -> None:
@@ -158,7 +192,8 @@ class KeyStorage:
             self._writer.execute("BEGIN IMMEDIATE")
             for share, commitments in entries:
                 try:
-                    self._writer.execute("INSERT INTO key_shares VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", self._row(share))
+                    self._writer.execute("INSERT INTO key_shares VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                         self._rows.row(share))
                 except sqlite3.IntegrityError:  # only this statement is undone, the others stay in the transaction
                     errors.append(KeyAlreadyExists(f"server key {share.key_id.hex()} already exists"))
                     continue
@@ -179,7 +214,7 @@ class KeyStorage:
         with self._lock, self.conn:
             self.conn.execute("BEGIN IMMEDIATE")
             try:
-                self.conn.execute("INSERT INTO key_shares VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", self._row(share))
+                self.conn.execute("INSERT INTO key_shares VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", self._rows.row(share))
             except sqlite3.IntegrityError:
                 raise KeyAlreadyExists(f"server key {share.key_id.hex()} already exists") from None
             if commitments is not None:
@@ -224,36 +259,49 @@ class KeyStorage:
 
     def _read(self, key_id: bytes) -> KeyShare | None:
         with self._lock:
-            row = self.conn.execute("SELECT * FROM key_shares WHERE key_id = ?", (key_id,)).fetchone()
-        if row is None:
+            row = self.conn.execute(f"SELECT {ROW_COLUMNS} FROM key_shares WHERE key_id = ?", (key_id,)).fetchone()
+        return None if row is None else self._open(row)
+
+    def _open(self, row: tuple) -> KeyShare | None:
+        """The share in a row, or None if the row does not open: this server then serves the key as one whose share
+        it lost, and says so once in the log (naming the key, never a value)."""
+        try:
+            share = self._rows.share(row)
+        except ShareIntegrityError as exc:
+            if self._damaged.get(row[0]) != str(exc):
+                self._damaged[row[0]] = str(exc)
+                log.error("key share unreadable: not served by this key server until its row is restored",
+                          extra={"key": "0x" + row[0].hex(), "error": str(exc)})
             return None
-        return KeyShare(
-            key_id=ServerKeyId(row[0]), author=Address(row[1]), threshold=row[2], public=Public(row[3]), version=row[4],
-            holders=tuple(Address.from_hex(h) for h in json.loads(row[5])), secret_share=int.from_bytes(row[6], "big"),
-            common_point=Public(row[7]) if row[7] else None, encrypted_point=Public(row[8]) if row[8] else None)
+        self._damaged.pop(row[0], None)
+        return share
+
+    def damaged(self) -> dict[ServerKeyId, str]:
+        """The keys whose rows did not open when last read, with the reason."""
+        return {ServerKeyId(k): why for k, why in self._damaged.items()}
 
     def store_document_key(self, key_id: ServerKeyId, common_point: Public, encrypted_point: Public) -> KeyShare:
         """Write-once: a document key, once stored, is never replaced."""
-        with self._lock:
-            cursor = self.conn.execute(
-                "UPDATE key_shares SET common_point = ?, encrypted_point = ? WHERE key_id = ? AND common_point IS NULL",
-                (bytes(common_point), bytes(encrypted_point), bytes(key_id)))
-            changed = cursor.rowcount
+        raw = bytes(key_id)
+        if self.get(key_id) is None:
+            raise KeyStorageError(f"server key {key_id.hex()} is not known")
+        with self._lock, self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")  # the points are sealed with the row's version as it is now
+            row = self.conn.execute("SELECT version, common_point IS NULL FROM key_shares WHERE key_id = ?",
+                                    (raw,)).fetchone()
+            if row is not None and row[1]:
+                self.conn.execute(
+                    "UPDATE key_shares SET common_point = ?, encrypted_point = ? WHERE key_id = ?",
+                    (self._rows.seal("common_point", raw, row[0], bytes(common_point)),
+                     self._rows.seal("encrypted_point", raw, row[0], bytes(encrypted_point)), raw))
         self._changed(key_id)
-        if not changed:
-            if self.get(key_id) is None:
-                raise KeyStorageError(f"server key {key_id.hex()} is not known")
+        if row is None:
+            raise KeyStorageError(f"server key {key_id.hex()} is not known")
+        if not row[1]:
             raise DocumentKeyAlreadyStored(f"a document key is already stored for {key_id.hex()}")
         share = self.get(key_id)
         assert share is not None
         return share
-
-    @staticmethod
-    def _row(share: KeyShare) -> tuple:
-        return (bytes(share.key_id), bytes(share.author), share.threshold, bytes(share.public), share.version,
-                json.dumps([h.hex() for h in share.holders]), share.secret_share.to_bytes(32, "big"),
-                bytes(share.common_point) if share.common_point else None,
-                bytes(share.encrypted_point) if share.encrypted_point else None)
 
     def stage_pending(self, migration_id: bytes, *shares: KeyShare,
                       commitments: dict[ServerKeyId, list[Public]] | None = None) -> None:
@@ -262,7 +310,7 @@ class KeyStorage:
         with self._lock, self.conn:
             self.conn.execute("BEGIN IMMEDIATE")  # autocommit mode: without it every row would be its own transaction
             self.conn.executemany("INSERT OR REPLACE INTO pending_shares VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                                  [(migration_id,) + self._row(share) for share in shares])
+                                  [(migration_id,) + self._rows.row(share) for share in shares])
             self.conn.executemany("INSERT OR REPLACE INTO share_commitments VALUES (?, ?, ?)",
                                   [(bytes(share.key_id), share.version,
                                     json.dumps([c.hex() for c in commitments[share.key_id]]))

@@ -46,7 +46,7 @@ async def run_key_server(self_secret: Secret, db_path: Path, net_host: str, net_
     keypair = KeyPair(self_secret)
     listener = listen_socket(net_host, net_port)  # a taken port fails here, before the database is made
     try:
-        storage = KeyStorage(Path(db_path) / "keys.sqlite")
+        storage = KeyStorage(Path(db_path) / "keys.sqlite", self_secret)
     except BaseException:
         listener.close()
         raise
