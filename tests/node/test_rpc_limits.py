@@ -6,6 +6,8 @@ from __future__ import annotations
 import http.client
 import json
 import struct
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -16,7 +18,7 @@ from substrateinterface import Keypair, SubstrateInterface
 
 from secretstore.cli.main import main
 from secretstore.node.rpc.limits import DEFAULT_CORS, CorsPolicy
-from secretstore.node.testing import NodeProcess, free_port, rpc_call
+from secretstore.node.testing import NodeProcess, free_port, rpc_call, stop_process_group
 
 MB = 1024 * 1024
 
@@ -384,3 +386,34 @@ def test_bad_limit_flags_are_refused_before_anything_starts(tmp_path, capsys, fl
     err = capsys.readouterr().err
     assert code != 0 and message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "chain").exists()
+
+
+def test_the_public_node_of_deployment_md(tmp_path):
+    """docs/deployment.md's command for a node open to the public (without --dev, as it says), from the outside."""
+    port, prometheus = free_port("0.0.0.0"), free_port()
+    log = open(tmp_path / "node.log", "wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "secretstore.cli.main", "node", "--base-path", str(tmp_path / "chain"),
+         "--rpc-external", "--rpc-port", str(port), "--rpc-methods", "safe", "--rpc-cors", "https://app.example.org",
+         "--rpc-max-request-size", "1", "--rpc-max-connections", "200", "--rpc-max-subscriptions-per-connection",
+         "64", "--rpc-rate-limit", "600", "--prometheus-port", str(prometheus)],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    log.close()
+    node = NodeProcess(tmp_path / "chain", port)  # only for its URLs: the process is started above
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                assert rpc_call(node.http_url, "system_name")["result"] == "secretstore-node"
+                break
+            except OSError:
+                assert process.poll() is None and time.monotonic() < deadline, (tmp_path / "node.log").read_text()
+                time.sleep(0.1)
+        assert rpc_call(node.http_url, "state_getPairs", ["0x"])["error"] == UNSAFE_ERROR
+        assert post(node, request("system_name"), {"Origin": "https://app.example.org"})[0] == 200
+        assert post(node, request("system_name"), {"Origin": "https://elsewhere.example"})[0] == 403
+        assert post(node, request("system_name"), {"Origin": "https://polkadot.js.org"})[0] == 403  # not the default
+        scraped = metrics(prometheus)
+        assert 'reason="unsafe"} 1.0' in scraped and 'reason="origin"} 2.0' in scraped
+    finally:
+        stop_process_group(process)
