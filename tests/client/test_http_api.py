@@ -243,7 +243,7 @@ async def test_async_client(network, alice):
 
 
 async def test_a_flooding_requester_gets_429_while_another_is_served(network, alice):
-    """Past the bound per requester (4 at once by default) the answer is 429 with a JSON string, at once; another
+    """Past the bound per requester (2 at once by default) the answer is 429 with a JSON string, at once; another
     requester's request meanwhile is served, and the flooding one is served again once its requests are done."""
     import aiohttp
 
@@ -262,7 +262,7 @@ async def test_a_flooding_requester_gets_429_while_another_is_served(network, al
                                        get(f"{url}/server/{bobs_key.hex()}/{sig_hex(BOB, bobs_key)}"))
         statuses = [status for status, _, _ in answers[:-1]]
         assert answers[-1][0] == 200  # the other requester
-        assert set(statuses) == {200, 429} and statuses.count(200) >= 4, statuses
+        assert set(statuses) == {200, 429} and statuses.count(200) >= 2, statuses
         for status, body, headers in answers[:-1]:
             if status == 429:
                 assert "too many requests" in body and headers["Retry-After"] == "1"

@@ -1,10 +1,13 @@
 """Bounds that keep a key server serving under abuse.
 
-The HTTP API admits a request only after it has parsed it (a malformed path or a bad signature costs no more than
-that) and only while its requester has fewer than `per_requester` requests in progress and the key server fewer than
-`max_sessions` in all; past either bound the answer is 429 at once, nothing waits. An admitted request that takes
-longer than `timeout` is answered with a deadline error; its session runs on to its own end (a half-run generation
-must not be cut off at the master) and keeps its place in the bounds until then.
+HTTP API: a request is admitted only after it has been parsed (a malformed path or a bad signature costs no more
+than that) and only while its requester has fewer than `per_requester` requests in progress (2: a flooding requester
+gets two sessions' share of the cluster, not all of it; measured by `./run bench flood`) and the key server fewer
+than `max_sessions` in all; past either bound the answer is 429 at once, nothing waits. An admitted request that
+takes longer than `timeout` is answered with a deadline error; its session runs on to its own end (a half-run
+generation must not be cut off at the master) and keeps its place in the bounds until then.
+
+Cluster: the session router bounds the sessions one peer has open at this key server (`PeerSessions`).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Callable
 from ..crypto import Address
 
 DEFAULT_MAX_SESSIONS = 64
-DEFAULT_PER_REQUESTER = 4
+DEFAULT_PER_REQUESTER = 2
 DEFAULT_TIMEOUT = 30.0
 
 
