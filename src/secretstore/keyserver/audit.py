@@ -17,6 +17,7 @@ the event loop must not wait for the disk); closing flushes and syncs.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
@@ -82,7 +83,6 @@ class AuditLog:
         if self._flush_handle is not None:
             return
         try:
-            import asyncio
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no event loop (a tool, a test): at once
             self._file.flush()

@@ -212,10 +212,11 @@ def json_response(value: object, status: int = 200, origin: str | None = None) -
     return response
 
 
+@dataclass
 class _Answered:
     """Whether the requester was already answered with the deadline error (the session's line then says 504)."""
 
-    timed_out = False
+    timed_out: bool = False
 
 
 class HttpApi:
@@ -263,7 +264,7 @@ class HttpApi:
             response.headers["Retry-After"] = "1"
             return response
         answered = _Answered()
-        work = asyncio.ensure_future(self._run(call, started, answered))
+        work = asyncio.create_task(self._run(call, started, answered))
         self._running.add(work)
         work.add_done_callback(self._running.discard)
         try:
