@@ -23,6 +23,7 @@ from .storage_items import StorageCursor, block_state, parse_items
 FOLLOWS_PER_CONNECTION = 2   # the spec's guaranteed minimum; one more is refused with -32800
 OPERATIONS_PER_FOLLOW = 16   # ditto: a storage item counts as one operation, a body or call as one
 PINNED_BLOCKS = 512          # a subscription that would pin more is stopped (the spec leaves the number to us)
+INITIAL_FINALIZED = 16       # blocks the initialized event reports (Substrate's number)
 STORAGE_PAGE = 64            # answer items per operationStorageItems before waiting for chainHead_v1_continue
 EVENT = "chainHead_v1_followEvent"
 KIND = "chainHead"           # in the server's subscription table
@@ -63,8 +64,13 @@ class ChainHeadMethods(MethodGroup):
             raise RpcError(-32800, f"Maximum number of chainHead_v1_follow subscriptions ({FOLLOWS_PER_CONNECTION})"
                                    " reached for this connection")
         head = self.chain.head_hash
-        sub = self.server.subscribe(conn, KIND, Follow(with_runtime, {head}))
-        initialized: dict[str, Any] = {"event": "initialized", "finalizedBlockHashes": [hex0x(head)]}
+        # the finalized block and up to INITIAL_FINALIZED - 1 ancestors, all pinned, as Substrate reports them:
+        # dedot submits a transaction only once the finalized block's parent is among the pinned blocks
+        first = max(0, self.chain.head_number - INITIAL_FINALIZED + 1)
+        ancestors = (self.chain.block(n) for n in range(first, self.chain.head_number))
+        finalized = [found[0] for found in ancestors if found is not None] + [head]
+        sub = self.server.subscribe(conn, KIND, Follow(with_runtime, set(finalized)))
+        initialized: dict[str, Any] = {"event": "initialized", "finalizedBlockHashes": [hex0x(h) for h in finalized]}
         if with_runtime:
             initialized["finalizedBlockRuntime"] = {"type": "valid", "spec": self._spec}
         # queued after the reply's place: the subscription id reaches the client before its events
