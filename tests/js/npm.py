@@ -49,9 +49,17 @@ def npm_clients() -> Path:
     return CACHE
 
 
+def node_command() -> list[str]:
+    """node, with the global WebSocket the new clients expect (built in from Node.js 22, behind a flag before)."""
+    node = shutil.which("node") or "node"
+    version = subprocess.run([node, "--version"], capture_output=True, text=True, check=True).stdout
+    major = int(version.strip().lstrip("v").split(".")[0])
+    return [node, "--experimental-websocket"] if major < 22 else [node]
+
+
 def run_script(directory: Path, script: str, *args: str, timeout: float = 120) -> dict:
     """Run a script with node and return the JSON it printed after RESULT_PREFIX (its last such line)."""
-    done = subprocess.run([shutil.which("node") or "node", str(directory / script), *args], cwd=directory,
+    done = subprocess.run([*node_command(), str(directory / script), *args], cwd=directory,
                           capture_output=True, text=True, timeout=timeout)
     lines = [line for line in done.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
     assert done.returncode == 0 and lines, (

@@ -37,6 +37,11 @@ def network(clients, tmp_path_factory):
 @pytest.fixture(scope="module")
 def chain(network):
     substrate = SubstrateInterface(url=network.node.ws_url, use_remote_preset=False)
+    # One block past genesis: dedot submits only once the finalized block's parent is pinned, and genesis has none
+    # (under instant seal the next block would only come with a transaction: dedot would wait for ever)
+    remark = substrate.compose_call("System", "remark", {"remark": "0x00"})
+    substrate.submit_extrinsic(substrate.create_signed_extrinsic(remark, Keypair.create_from_uri("//Dave")),
+                               wait_for_inclusion=True)
     yield substrate
     substrate.close()
 
@@ -72,5 +77,13 @@ def drive(clients, network, chain, script: str) -> None:
     assert result["serverKey"] == public.hex()
 
 
-def test_polkadot_api_legacy_rpc(clients, network, chain):
+def test_polkadot_api_unsafe_api_new_rpc(clients, network, chain):
+    drive(clients, network, chain, "papi.mjs")
+
+
+def test_dedot_new_rpc(clients, network, chain):
+    drive(clients, network, chain, "dedot.mjs")
+
+
+def test_polkadot_js_api_legacy_rpc(clients, network, chain):
     drive(clients, network, chain, "polkadot_api.mjs")
