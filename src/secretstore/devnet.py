@@ -32,6 +32,8 @@ class LocalNetwork:
     metrics: bool = False  # node and key servers serve Prometheus /metrics on free ports
     block_time: float | None = None  # None: instant seal
     faults: dict[int, str] = field(default_factory=dict)  # key server index -> test-only fault plan
+    node_port: int | None = None  # the node's RPC port (`secretstore dev`: 9944); None: a free one
+    http_ports: list[int] | None = None  # each key server's HTTP API port; None: free ones
     node: NodeProcess | None = None
     servers: list[KeyServerProcess] = field(default_factory=list)
 
@@ -67,6 +69,10 @@ class LocalNetwork:
         # on every local address, since each key server binds its own
         picked = free_ports(3 * n + 2, "0.0.0.0" if self.separate_hosts else "127.0.0.1")
         ports, http_ports = picked[:n], picked[n:2 * n]
+        if self.http_ports is not None:
+            if len(self.http_ports) != n:
+                raise ValueError(f"http_ports lists {len(self.http_ports)} ports for {n} key servers")
+            http_ports = list(self.http_ports)
         spec_path = self.base_path / "chain-spec.json"
         http_ports_path = self.base_path / "http-ports.json"  # kept apart: the chain spec refuses unknown fields
         if not spec_path.exists():
@@ -78,6 +84,8 @@ class LocalNetwork:
         say("starting the chain node")
         rest = [p for p in picked if p not in ports + http_ports]
         node_port, metrics_ports = rest[0], rest[1:n + 2]
+        if self.node_port is not None:
+            node_port = self.node_port
         self.node = NodeProcess(self.base_path / "node", node_port, chain_spec=spec_path, block_time=self.block_time,
                                 host=self.node_host, prometheus_port=metrics_ports[0] if self.metrics else None).start()
         say(f"node ready at {self.node.ws_url}")
