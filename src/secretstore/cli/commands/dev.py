@@ -95,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
                     print(f"key server {ks.index + 1} exited; see {ks.log_path}", flush=True)
                     stop.set()
     finally:
-        print("stopping ...", flush=True)
-        network.stop()
+        try:
+            print("stopping ...", flush=True)
+        finally:  # also when stdout is gone (a closed pipe): the processes must not outlive the command
+            network.stop()
     return 0
