@@ -34,6 +34,7 @@ class LocalNetwork:
     faults: dict[int, str] = field(default_factory=dict)  # key server index -> test-only fault plan
     node_port: int | None = None  # the node's RPC port (`secretstore dev`: 9944); None: a free one
     http_ports: list[int] | None = None  # each key server's HTTP API port; None: free ones
+    share_refresh_blocks: int = 0  # every key server's --share-refresh-blocks (0: off)
     node: NodeProcess | None = None
     servers: list[KeyServerProcess] = field(default_factory=list)
 
@@ -92,7 +93,8 @@ class LocalNetwork:
         self.servers = [KeyServerProcess(i, key_server_secret(i), self.base_path / f"key-server-{i + 1}", ports[i],
                                          self.node.port, signer_suri(i), host=self.host_of(i), node_host=self.node_host,
                                          metrics_port=metrics_ports[i + 1] if self.metrics else None,
-                                         http_port=http_ports[i], faults=self.faults.get(i))
+                                         http_port=http_ports[i], faults=self.faults.get(i),
+                                         share_refresh_blocks=self.share_refresh_blocks)
                         for i in range(self.key_servers)]
         for ks in self.servers:
             ks.start()

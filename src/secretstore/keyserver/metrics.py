@@ -3,7 +3,8 @@
 `KeyServerMetrics.instrument` attaches to a running key server's parts from the outside, so the session, cluster and
 chain service code carries no metric calls: it wraps the master side of each session kind on `KeyServerCore` (chain
 requests and the HTTP API's direct sessions alike), the service's scan of the chain and its transaction submitter, and
-reads peers, stored shares and the service's head when scraped. A session kind a later change adds is counted by
+reads peers, stored shares and the service's head when scraped; with a share refresh schedule, its epoch and how many
+keys are at it (read from the share database at scrape time), and the keys it refreshed or could not. A session kind a later change adds is counted by
 listing its `KeyServerCore` method in SESSION_KINDS.
 Nothing secret is a label or a value: labels are session kinds and response call names, values are counts and times.
 """
@@ -32,6 +33,7 @@ SESSION_KINDS = {
     "sign": "signing",
 }
 BATCHED_SESSIONS = {"generate_server_keys"}
+REFRESH_KIND = "share_refresh"  # counted per key, by `KeyServerCore.refresh_shares`
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
@@ -63,18 +65,28 @@ class KeyServerMetrics:
                                  "Responses (transactions) accepted by the node, by call", ["call"], registry=r)
         self.rejected = Counter("secretstore_keyserver_responses_failed",
                                 "Responses the node refused or that could not be sent, by call", ["call"], registry=r)
+        self.refresh_epoch = Gauge("secretstore_keyserver_share_refresh_epoch",
+                                   "Current share refresh epoch (finalized head // --share-refresh-blocks; 0: off)",
+                                   registry=r)
+        self.keys_at_epoch = Gauge("secretstore_keyserver_share_refresh_keys_at_epoch",
+                                   "Keys whose share is of the current refresh epoch", registry=r)
+        self.unreadable = Gauge("secretstore_keyserver_shares_unreadable",
+                                "Keys whose sealed share row did not open when last read", registry=r)
         self._processed = -1
-        for kind in SESSION_KINDS.values():  # every kind shows from the first scrape on, at 0
+        for kind in [*SESSION_KINDS.values(), REFRESH_KIND]:  # every kind shows from the first scrape on, at 0
             for metric in (self.started, self.succeeded, self.failed):
                 metric.labels(kind)
 
     # ------------------------------------------------------------------------------------------- attaching
-    def instrument(self, core: Any, cluster: Any, service: Any, storage: Any) -> "KeyServerMetrics":
-        """Attach to a key server's KeyServerCore, Cluster, ChainService and KeyStorage (see the module docstring)."""
+    def instrument(self, core: Any, cluster: Any, service: Any, storage: Any,
+                   refresh: Any = None) -> "KeyServerMetrics":
+        """Attach to a key server's KeyServerCore, Cluster, ChainService and KeyStorage, and its share refresh
+        schedule if it has one (see the module docstring)."""
         # a renamed hook point must fail here, loudly, rather than leave a metric that silently stops moving
         for owner, names in ((core, list(SESSION_KINDS)), (service, ["process", "submitter", "head_number"]),
                              (getattr(service, "submitter", None), ["submit_many"]),
-                             (cluster, ["connections"]), (storage, ["key_ids"])):
+                             (cluster, ["connections"]), (storage, ["key_ids", "damaged"]),
+                             (core, ["refresh_shares"])):
             missing = [name for name in names if owner is None or not hasattr(owner, name)]
             if missing:
                 raise AttributeError(f"key server metrics: {type(owner).__name__} has no {', '.join(missing)}")
@@ -86,6 +98,11 @@ class KeyServerMetrics:
         self.chain_head.set_function(lambda: service.head_number)
         self.lag.set_function(lambda: max(0, service.head_number - self._processed) if self._processed >= 0
                               else service.head_number)
+        self.unreadable.set_function(lambda: len(storage.damaged()))
+        core.refresh_shares = self._refresh(core.refresh_shares)
+        if refresh is not None:
+            self.refresh_epoch.set_function(lambda: refresh.epoch() or 0)
+            self.keys_at_epoch.set_function(lambda: refresh.keys_at_epoch()[0])
         service.process = self._scan(service, service.process)
         # `submit` sends through `submit_many` as well: every response is counted here, once
         service.submitter.submit_many = self._submit(service.submitter.submit_many)
@@ -129,6 +146,25 @@ class KeyServerMetrics:
             return results
         return timed
 
+    def _refresh(self, run: Callable[..., Awaitable[dict]]) -> Callable[..., Awaitable[dict]]:
+        """`refresh_shares(epoch, keys, participants)`: counted per key, a key that was not refreshed as failed."""
+        @functools.wraps(run)
+        async def counted(epoch: int, keys: list, *args: Any, **kwargs: Any) -> dict:
+            self.started.labels(REFRESH_KIND).inc(len(keys))
+            begun = time.perf_counter()
+            try:
+                results = await run(epoch, keys, *args, **kwargs)
+            except BaseException:
+                self.failed.labels(REFRESH_KIND).inc(len(keys))
+                raise
+            finally:
+                self.latency.labels(REFRESH_KIND).observe(time.perf_counter() - begun)
+            failed = sum(why is not None for why in results.values())
+            self.failed.labels(REFRESH_KIND).inc(failed)
+            self.succeeded.labels(REFRESH_KIND).inc(len(results) - failed)
+            return results
+        return counted
+
     def _scan(self, service: Any, process: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
         @functools.wraps(process)
         async def observed(*args: Any, **kwargs: Any) -> None:
@@ -155,8 +191,8 @@ class KeyServerMetrics:
 
 
 def key_server_metrics_server(core: Any, cluster: Any, service: Any, storage: Any,
-                              address: tuple[str, int] | None) -> MetricsServer | None:
+                              address: tuple[str, int] | None, refresh: Any = None) -> MetricsServer | None:
     """The key server's /metrics endpoint at (host, port), or None when metrics are off."""
     if address is None:
         return None
-    return MetricsServer(KeyServerMetrics().instrument(core, cluster, service, storage).registry, *address)
+    return MetricsServer(KeyServerMetrics().instrument(core, cluster, service, storage, refresh).registry, *address)

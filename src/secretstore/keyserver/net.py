@@ -11,7 +11,12 @@ Handshake (both sides, symmetric):
   3. Session keys: HKDF-SHA256 over the X coordinate of ECDH(ephemerals), salted with both challenges; one key per
      direction. Every later frame is ChaCha20-Poly1305 with a per-direction counter nonce and the 4-byte length header
      as associated data; a frame over MAX_FRAME, a bad tag or a replay ends the connection.
+  4. Configuration: each side's first frame is a `cluster_config` notice with the settings every member of a set
+     must share (`ClusterConfig`: --share-refresh-blocks); a peer configured differently is refused, with an error
+     in the log. A peer that sends none within CONFIG_WAIT is an older key server, which has no share refresh.
 Only the key server with the lower id dials, so each pair has one connection; a reconnecting peer replaces a stale one.
+A HELLO-sized message that starts with STATUS_MAGIC is a status probe (`secretstore status`): it gets this server's
+HELLO and one JSON line of public figures (the share refresh setting, epoch and key counts), then the end.
 Messages: requests (each answered by a response with its id), notices (handled like requests, never answered: for
 steps whose loss the protocol notices by itself) and keep-alive pings.
 """
@@ -49,6 +54,8 @@ IDLE_TIMEOUT = 20.0
 REQUEST_TIMEOUT = 15.0
 DRAIN_ABOVE = 1 << 16  # bytes waiting in the socket's buffer before a sender waits for the peer to read
 KINDS = ("request", "notice", "response", "ping", "pong")  # a notice is a request that gets no answer
+CONFIG_WAIT = 3.0  # within HANDSHAKE_TIMEOUT; only a key server older than the config exchange takes it all
+STATUS_MAGIC = b"SSst"  # then zeros to HELLO_LEN
 
 
 class ClusterError(Exception):
@@ -69,6 +76,25 @@ class RemoteError(ClusterError):
 
 class HandshakeError(ClusterError):
     pass
+
+
+class ConfigMismatch(HandshakeError):
+    """The peer is configured differently in a setting every key server of a set must share."""
+
+
+class StatusProbe(HandshakeError):
+    """Not a key server: `secretstore status` asking for public figures."""
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """What every key server of a set must agree on, compared at the handshake."""
+
+    share_refresh_blocks: int = 0  # 0: shares are never refreshed
+
+    def describe(self) -> str:
+        return f"--share-refresh-blocks {self.share_refresh_blocks}" if self.share_refresh_blocks \
+            else "no share refresh"
 
 
 Handler = Callable[[Address, dict], Awaitable[dict]]
@@ -109,6 +135,7 @@ class Connection:
         self.pending: dict[int, asyncio.Future] = {}
         self.last_seen = time.monotonic()
         self.closed = False
+        self.early: list[dict] = []  # a message read during the handshake, served first
 
     async def send(self, message: dict) -> None:
         plaintext = json.dumps(message, separators=(",", ":")).encode()
@@ -156,13 +183,16 @@ class Connection:
 
 
 async def handshake(keypair: KeyPair, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                    directory: KeyServerDirectory, expected: Address | None) -> Connection:
+                    directory: KeyServerDirectory, expected: Address | None,
+                    config: ClusterConfig = ClusterConfig()) -> Connection:
     ephemeral = Secret.random()
     ephemeral_public = ephemeral.public()
     challenge = secrets.token_bytes(32)
     writer.write(MAGIC + bytes(keypair.public) + bytes(ephemeral_public) + challenge)
     await writer.drain()
     hello = await reader.readexactly(HELLO_LEN)
+    if hello[:4] == STATUS_MAGIC and expected is None:
+        raise StatusProbe("status probe")
     if hello[:4] != MAGIC:
         raise HandshakeError("not a SecretStore cluster peer")
     try:
@@ -195,16 +225,46 @@ async def handshake(keypair: KeyPair, reader: asyncio.StreamReader, writer: asyn
     keys = HKDF(shared, 64, salt, SHA256, context=b"secretstore/cluster/session")
     low_to_high, high_to_low = keys[:32], keys[32:]
     if bytes(keypair.address) < bytes(peer):
-        return Connection(peer, reader, writer, low_to_high, high_to_low)
-    return Connection(peer, reader, writer, high_to_low, low_to_high)
+        conn = Connection(peer, reader, writer, low_to_high, high_to_low)
+    else:
+        conn = Connection(peer, reader, writer, high_to_low, low_to_high)
+    await agree(conn, config)
+    return conn
+
+
+async def agree(conn: Connection, config: ClusterConfig) -> None:
+    """Exchange the settings both sides must share (inside the encrypted channel: nobody else can change them)."""
+    await conn.send({"kind": "notice", "body": {"type": "cluster_config",
+                                                "share_refresh_blocks": config.share_refresh_blocks}})
+    try:
+        async with asyncio.timeout(CONFIG_WAIT):
+            first: dict | None = await conn.recv()
+    except TimeoutError:
+        first = None
+    body = first.get("body") if first is not None and first.get("kind") == "notice" else None
+    if isinstance(body, dict) and body.get("type") == "cluster_config":
+        blocks = body.get("share_refresh_blocks")
+        theirs = ClusterConfig(blocks if isinstance(blocks, int) and not isinstance(blocks, bool) else -1)
+        what = theirs.describe()
+    else:  # an older key server, which refreshes nothing; what it sent is served as usual
+        if first is not None:
+            conn.early.append(first)
+        theirs, what = ClusterConfig(), "no share refresh (an older key server)"
+    if theirs != config:
+        raise ConfigMismatch(f"key server {conn.peer.hex()} runs with {what}, this one with {config.describe()}: "
+                             "every key server of the set must be started with the same setting")
 
 
 class Cluster:
     """Connections to every other key server of the set, and request/response messaging over them."""
 
     def __init__(self, keypair: KeyPair, host: str, port: int, directory: KeyServerDirectory, handler: Handler,
-                 listener: socket.socket | None = None) -> None:
+                 listener: socket.socket | None = None, config: ClusterConfig = ClusterConfig()) -> None:
         self.keypair = keypair
+        self.config = config
+        # the public figures a status probe gets (the key server adds the refresh epoch and key counts)
+        self.status: Callable[[], dict] = lambda: {"share_refresh_blocks": config.share_refresh_blocks}
+        self._mismatches: set[str] = set()  # refusals logged already (a dialer retries every few seconds)
         self.host, self.port = host, port
         self.listener = listener  # bound already (so a taken port fails before anything is written), or bound in run
         self.directory = directory
@@ -252,7 +312,17 @@ class Cluster:
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             async with asyncio.timeout(HANDSHAKE_TIMEOUT):
-                conn = await handshake(self.keypair, reader, writer, self.directory, None)
+                conn = await handshake(self.keypair, reader, writer, self.directory, None, self.config)
+        except StatusProbe:
+            with contextlib.suppress(OSError):
+                writer.write(json.dumps(self.status(), separators=(",", ":")).encode() + b"\n")
+                await writer.drain()
+            writer.close()
+            return
+        except ConfigMismatch as exc:
+            self._refused(exc)
+            writer.close()
+            return
         except (HandshakeError, asyncio.IncompleteReadError, OSError, TimeoutError) as exc:
             # a timeout or a closed socket has no message of its own: the type is the reason
             log.info("refused cluster connection", extra={"reason": str(exc) or type(exc).__name__})
@@ -265,14 +335,22 @@ class Cluster:
             async with asyncio.timeout(HANDSHAKE_TIMEOUT):
                 reader, writer = await asyncio.open_connection(host, port, limit=MAX_FRAME + 64)
                 try:
-                    conn = await handshake(self.keypair, reader, writer, self.directory, peer)
+                    conn = await handshake(self.keypair, reader, writer, self.directory, peer, self.config)
                 except BaseException:
                     writer.close()
                     raise
+        except ConfigMismatch as exc:
+            self._refused(exc)
+            return
         except (HandshakeError, asyncio.IncompleteReadError, OSError, TimeoutError) as exc:
             log.debug("dial failed", extra={"peer": peer.hex(), "reason": str(exc)})
             return
         await self._serve(conn)
+
+    def _refused(self, exc: ConfigMismatch) -> None:
+        if str(exc) not in self._mismatches:
+            self._mismatches.add(str(exc))
+            log.error("cluster peer refused: configured differently", extra={"reason": str(exc)})
 
     async def _dial_loop(self) -> None:
         dialing: dict[Address, asyncio.Task] = {}
@@ -318,7 +396,7 @@ class Cluster:
                 answering: set[asyncio.Task] = set()
                 try:
                     while True:
-                        message = await conn.recv()
+                        message = conn.early.pop(0) if conn.early else await conn.recv()
                         kind = message["kind"]
                         if kind == "ping":
                             await conn.send({"kind": "pong"})
@@ -326,6 +404,9 @@ class Cluster:
                             future = conn.pending.pop(message.get("id"), None)
                             if future is not None and not future.done():
                                 future.set_result(message)
+                        elif kind == "notice" and isinstance(message.get("body"), dict) \
+                                and message["body"].get("type") == "cluster_config":
+                            continue  # agreed on in the handshake already
                         elif kind in ("request", "notice"):
                             task = requests.create_task(self._answer(conn, message, kind == "request"))
                             answering.add(task)

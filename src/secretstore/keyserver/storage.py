@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ..crypto import Public, Secret, ServerKeyId
 from ..crypto.sealing import SealError
+from .share_versions import VERSIONS_SCHEMA, ShareVersions
 from .share_rows import (
     SECRET_COLUMNS, DocumentKeyAlreadyStored, KeyAlreadyExists, KeyShare, KeyStorageError, RowSealer,
     ShareIntegrityError, WrongStorageSecret,
@@ -83,7 +84,7 @@ ROW_COLUMNS = "key_id, author, threshold, public, version, holders, secret_share
 MAX_CACHED_SHARES = 100_000
 
 
-class KeyStorage:
+class KeyStorage(ShareVersions):
     def __init__(self, path: Path, secret: Secret) -> None:
         """`secret`: the key server's own secret, from which the sealing key is derived (once, here)."""
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -93,7 +94,7 @@ class KeyStorage:
         self._lock = threading.Lock()
         self.conn = self._connect(path)
         try:
-            self.conn.executescript(SCHEMA)
+            self.conn.executescript(SCHEMA + VERSIONS_SCHEMA)
             self._open_or_seal()
         except BaseException:
             self.conn.close()
@@ -333,6 +334,8 @@ class KeyStorage:
                 "INSERT OR REPLACE INTO key_shares SELECT key_id, author, threshold, public, version, holders, "
                 "secret_share, common_point, encrypted_point FROM pending_shares WHERE migration_id = ?",
                 (migration_id,)).rowcount
+            self._forget_versions([r[0] for r in self.conn.execute(
+                "SELECT key_id FROM pending_shares WHERE migration_id = ?", (migration_id,))])
             self.conn.execute("DELETE FROM pending_shares WHERE migration_id = ?", (migration_id,))
         self._changed()
         return count
@@ -348,13 +351,16 @@ class KeyStorage:
             count = self.conn.execute("DELETE FROM key_shares").rowcount
             self.conn.execute("DELETE FROM pending_shares")
             self.conn.execute("DELETE FROM share_commitments")
+            self._forget_versions(None, epochs=True)
         self._changed()
         return count
 
     def delete(self, key_id: ServerKeyId) -> None:
-        with self._lock:
+        with self._lock, self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
             self.conn.execute("DELETE FROM key_shares WHERE key_id = ?", (bytes(key_id),))
             self.conn.execute("DELETE FROM share_commitments WHERE key_id = ?", (bytes(key_id),))
+            self._forget_versions([bytes(key_id)], epochs=True)
         self._changed(key_id)
 
     def key_ids(self) -> list[ServerKeyId]:

@@ -43,6 +43,7 @@ class KeyServerProcess:
     metrics_port: int | None = None
     http_port: int | None = None  # Parity's HTTP API, when set
     faults: str | None = None  # test-only fault plan (keyserver.faults), started with SECRETSTORE_FAULTS=1
+    share_refresh_blocks: int = 0  # --share-refresh-blocks (0: off)
 
     @property
     def http_url(self) -> str | None:
@@ -78,7 +79,8 @@ class KeyServerProcess:
              "--sub-host", self.node_host, "--sub-port", str(self.node_port), "--sub-signer-file", str(signer_file)]
             + (["--http-port", str(self.http_port)] if self.http_port is not None else [])
             + (["--metrics-port", str(self.metrics_port)] if self.metrics_port else [])
-            + (["--faults", self.faults] if self.faults else []),
+            + (["--faults", self.faults] if self.faults else [])
+            + (["--share-refresh-blocks", str(self.share_refresh_blocks)] if self.share_refresh_blocks else []),
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             env=dict(os.environ, SECRETSTORE_FAULTS="1") if self.faults else None)
         log.close()

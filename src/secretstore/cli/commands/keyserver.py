@@ -31,6 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_http_limit_arguments(p)
     p.add_argument("--audit-log", type=Path, default=None, metavar="PATH",
                    help="append one JSON line per request served here (default: audit.log in --db-path)")
+    p.add_argument("--share-refresh-blocks", type=int, default=0, metavar="N",
+                   help="refresh every key's shares every N finalized blocks, so that shares stolen in different "
+                        "epochs do not combine (0: never, the default); every key server of a set must use the same N")
     p.add_argument("--faults", default=None, help=argparse.SUPPRESS)  # test-only: keyserver.faults
     p.set_defaults(handler=run)
 
@@ -120,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--http-cors needs --http-port")
     else:
         http_limits(args)  # flags given without --http-port are an error
+    if args.share_refresh_blocks < 0:
+        raise ValueError("--share-refresh-blocks must not be negative (0: no share refresh)")
     metrics = metrics_address(args, "--metrics", None)
     for flag, host in (("--net-host", args.net_host), ("--http-host", http and args.http_host),
                        ("--metrics-host", metrics and metrics[0])):
@@ -127,5 +132,6 @@ def run(args: argparse.Namespace) -> int:
             check_listen_host(flag, host)
     aio.run(run_key_server(secret, args.db_path, args.net_host, args.net_port,
                            f"ws://{args.sub_host}:{args.sub_port}", signer, http=http, metrics=metrics,
-                           faults=faults, audit_log=args.audit_log or default_path(args.db_path)))
+                           faults=faults, audit_log=args.audit_log or default_path(args.db_path),
+                           share_refresh_blocks=args.share_refresh_blocks))
     return 0

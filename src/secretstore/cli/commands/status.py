@@ -2,8 +2,9 @@
 cluster port accepts connections), the running migration with who confirmed it, and pending requests with their age.
 
 Reads only what a MathChain node offers too: standard RPC, System.Events and the three runtime API traits (never the
-SecretStore pallet's storage). Reachability is a bare TCP connect with a short timeout, closed at once: no cluster
-handshake, so the status command needs no key server key and key servers only log a refused connection.
+SecretStore pallet's storage). Reachability is a status probe of the cluster port with a short timeout: no cluster
+handshake (the status command needs no key server key); a key server answers it with public figures only — its share
+refresh setting, its refresh epoch and how many of its keys are at it — and an older one just closes.
 A request's age comes from its *Requested event, found by scanning back from the best block (bounded by --scan-blocks).
 """
 
@@ -26,6 +27,7 @@ from ...chain.secretstore_api import (
     RetrieveShadowDocumentKeyPersonal, SecretStoreRuntimeApi, ServiceTask, StoreDocumentKey,
 )
 from ...crypto import Address
+from ...keyserver.net import HELLO_LEN, STATUS_MAGIC
 
 # the event that announced each kind of request
 REQUESTED = {
@@ -109,22 +111,45 @@ def task_json(service: str, task: ServiceTask) -> tuple[tuple, dict]:
     return key, entry
 
 
-async def reachable(address: bytes, timeout: float) -> bool:
-    """Does the address ("host:port") accept a TCP connection? Closed at once, without a cluster handshake."""
+async def probe(address: bytes, timeout: float) -> tuple[bool, dict | None]:
+    """(does the address ("host:port") accept a TCP connection, the key server's share refresh figures if it gave
+    them): a status probe, answered with the server's HELLO and one JSON line, then closed."""
     host, _, port = address.decode(errors="replace").rpartition(":")
     if not host or not port.isdigit():
-        return False
+        return False, None
     try:
         async with asyncio.timeout(timeout):
-            _, writer = await asyncio.open_connection(host.strip("[]"), int(port))
+            reader, writer = await asyncio.open_connection(host.strip("[]"), int(port))
     except (OSError, TimeoutError, ValueError):
-        return False
+        return False, None
+    figures = None
+    try:
+        async with asyncio.timeout(timeout):
+            writer.write(STATUS_MAGIC.ljust(HELLO_LEN, b"\0"))
+            await reader.readexactly(HELLO_LEN)
+            answer = json.loads(await reader.readline())
+        if isinstance(answer, dict) and isinstance(answer.get("share_refresh_blocks"), int):
+            figures = {k: answer.get(k) for k in ("share_refresh_blocks", "refresh_epoch", "keys", "keys_at_epoch",
+                                                  "old_versions")}
+    except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError):
+        pass  # reachable, but no figures (an older key server)
     writer.close()
     try:
         await writer.wait_closed()
     except OSError:
         pass
-    return True
+    return True, figures
+
+
+def refresh_summary(servers: list[dict], finalized: int) -> dict | None:
+    """The share refresh as the current set's key servers report it (None: none reported anything)."""
+    reports = [ks for ks in servers if ks.get("refresh") is not None]
+    if not reports:
+        return None
+    settings = sorted({ks["refresh"]["share_refresh_blocks"] for ks in reports})
+    blocks = settings[0] if len(settings) == 1 else None
+    return {"blocks": blocks, "settings_differ": len(settings) > 1,
+            "epoch": finalized // blocks if blocks else None, "finalized": finalized}
 
 
 async def collect(chain: ChainConnection, scanner: EventScanner, connect_timeout: float,
@@ -137,11 +162,13 @@ async def collect(chain: ChainConnection, scanner: EventScanner, connect_timeout
     # the sets do not depend on who asks; only `migration.is_confirmed` does (asked per member below)
     snap: KeyServerSetSnapshot = await api.snapshot(Address(bytes(20)))
     addresses = sorted({a for a in snap.members().values()})
-    probes = await asyncio.gather(*(reachable(a, connect_timeout) for a in addresses))
-    up = dict(zip(addresses, probes))
+    probes = await asyncio.gather(*(probe(a, connect_timeout) for a in addresses))
+    up = {a: reached for a, (reached, _) in zip(addresses, probes)}
+    figures = {a: refresh for a, (_, refresh) in zip(addresses, probes)}
 
     def servers(members: dict[Address, bytes]) -> list[dict]:
-        return [{"id": ks.hex(), "address": a.decode(errors="replace"), "reachable": up[a]} for ks, a in members.items()]
+        return [{"id": ks.hex(), "address": a.decode(errors="replace"), "reachable": up[a], "refresh": figures[a]}
+                for ks, a in members.items()]
 
     migration = None
     if snap.migration is not None:
@@ -180,6 +207,7 @@ async def collect(chain: ChainConnection, scanner: EventScanner, connect_timeout
         "key_servers": {"current": servers(snap.current_set), "new": servers(snap.new_set),
                         "migration": servers(snap.migration.set) if snap.migration else None},
         "migration": migration,
+        "share_refresh": refresh_summary(servers(snap.current_set), final_number),
         "pending": pending,
         "scanned_blocks": scanned,
         "scan_limit": scanner.limit,
@@ -207,6 +235,8 @@ def render(status: dict[str, Any]) -> str:
     server_lines("current set", sets["current"])
     server_lines("new set", sets["new"], ("current", sets["current"]))
     server_lines("migration set", sets["migration"], ("new set", sets["new"]))
+    lines.append("")
+    lines.extend(refresh_lines(status["share_refresh"], sets["current"]))
     migration = status["migration"]
     lines.append("")
     if migration is None:
@@ -235,6 +265,30 @@ def render(status: dict[str, Any]) -> str:
                 age += f", pending for at least {entry['observed_seconds']:.0f} s"
             lines.append(f"    {entry['key_id']}  {age}" + (f"  ({what})" if what else ""))
     return "\n".join(lines)
+
+
+def refresh_lines(summary: dict | None, current: list[dict]) -> list[str]:
+    if summary is None:
+        return ["share refresh: not reported (key servers unreachable or older)"]
+    if summary["settings_differ"]:
+        head = "share refresh: the key servers are configured differently (they refuse each other)"
+    elif not summary["blocks"]:
+        return ["share refresh: off"]
+    else:
+        head = f"share refresh: every {summary['blocks']} blocks, epoch {summary['epoch']} (finalized " \
+               f"#{summary['finalized']})"
+    lines = [head]
+    for ks in current:
+        refresh = ks.get("refresh")
+        if refresh is None:
+            lines.append(f"  {ks['id']}  not reported")
+        else:
+            kept = f", {refresh['old_versions']} old versions kept until every holder has the new one" \
+                if refresh.get("old_versions") else ""
+            lines.append(f"  {ks['id']}  epoch {refresh['refresh_epoch']}: {refresh['keys_at_epoch']}/"
+                         f"{refresh['keys']} keys at it{kept}" if refresh.get("keys") is not None
+                         else f"  {ks['id']}  every {refresh['share_refresh_blocks']} blocks")
+    return lines
 
 
 # ------------------------------------------------------------------------------------------------------ run

@@ -16,13 +16,14 @@ from ...process import listen_socket
 from ..audit import AuditLog
 from ..limits import HttpLimits
 from ..metrics import key_server_metrics_server
-from ..net import Cluster, KeyServerDirectory
+from ..net import Cluster, ClusterConfig, KeyServerDirectory
 from ..sessions import KeyServerCore
 from ..storage import KeyStorage
 from .answers import ServiceAnswers
 from .decide import TaskDecisions
 from .follow import ChainFollower
 from .migration import Migrations
+from .refresh import RefreshSchedule
 from .responses import ResponseQueue
 from .state import log
 
@@ -42,7 +43,8 @@ class HttpSettings:
 
 async def run_key_server(self_secret: Secret, db_path: Path, net_host: str, net_port: int, sub_url: str,
                          signer: Keypair, stop: asyncio.Event | None = None, http: HttpSettings | None = None,
-                         metrics: tuple[str, int] | None = None, faults=None, audit_log: Path | None = None) -> None:
+                         metrics: tuple[str, int] | None = None, faults=None, audit_log: Path | None = None,
+                         share_refresh_blocks: int = 0) -> None:
     keypair = KeyPair(self_secret)
     listener = listen_socket(net_host, net_port)  # a taken port fails here, before the database is made
     try:
@@ -65,9 +67,14 @@ async def run_key_server(self_secret: Secret, db_path: Path, net_host: str, net_
     core.personal_part_ready = service.personal_part_ready
     if audit is not None:
         audit.instrument(service)
-    cluster = Cluster(keypair, net_host, net_port, directory, core.handle, listener)
+    cluster = Cluster(keypair, net_host, net_port, directory, core.handle, listener,
+                      ClusterConfig(share_refresh_blocks))  # every member must have the same: the handshake checks
     core.cluster = cluster
-    metrics_server = key_server_metrics_server(core, cluster, service, storage, metrics)  # None unless --metrics-port
+    refresh = RefreshSchedule(service, share_refresh_blocks) if share_refresh_blocks else None
+    if refresh is not None:
+        cluster.status = refresh.status
+    metrics_server = key_server_metrics_server(core, cluster, service, storage, metrics,  # None unless --metrics-port
+                                               refresh)
     if faults is not None:  # test-only (keyserver.faults; refused without SECRETSTORE_FAULTS=1)
         core.faults = faults
         log.warning("FAULT INJECTION ACTIVE", extra={"faults": faults})
@@ -89,6 +96,8 @@ async def run_key_server(self_secret: Secret, db_path: Path, net_host: str, net_
               + (f", HTTP on http://{http.host}:{http.port}" if http is not None else ""), flush=True)
         async with asyncio.TaskGroup() as tasks:
             workers = [tasks.create_task(cluster.run()), tasks.create_task(service.run())]
+            if refresh is not None:
+                workers.append(tasks.create_task(refresh.run()))
             await stop.wait()
             for worker in workers:
                 worker.cancel()

@@ -33,6 +33,7 @@ from .joint_random import JointRandomSharing, SigningKind, SigningState, parse_h
 from .retrieval import (MAX_PERSONAL_PARTS, PERSONAL_PART_TTL, DocumentKeyRetrieval, PersonalPart, PersonalParts,
                         check_shadow_part, shadow_base)
 from .servers_set_change import RESHARE_IN_FLIGHT, ServersSetChange, reshare_batch_size
+from .share_refresh import ShareRefresh
 from .signing_ecdsa import EcdsaSigning
 from .signing_schnorr import SchnorrSigning
 
@@ -62,6 +63,7 @@ class KeyServerCore(SessionContext):
         self.signing_kinds: dict[str, SigningKind] = {
             kind.KIND: kind for kind in (SchnorrSigning(self, self.joint_random), EcdsaSigning(self, self.joint_random))}
         self.servers_set_change = ServersSetChange(self)
+        self.share_refresh = ShareRefresh(self)
 
     @property
     def handle(self) -> Handler:
@@ -102,6 +104,10 @@ class KeyServerCore(SessionContext):
 
     async def migrate(self, migration_id: bytes, old_set: list[Address], new_set: list[Address]) -> int:
         return await self.servers_set_change.migrate(migration_id, old_set, new_set)
+
+    async def refresh_shares(self, epoch: int, keys: list[tuple[ServerKeyId, bytes, int]],
+                             participants: list[Address]) -> dict[ServerKeyId, str | None]:
+        return await self.share_refresh.refresh_keys(epoch, keys, participants)
 
     async def store_document_key(self, key_id: ServerKeyId, request_signature: str, common_point: Public,
                                  encrypted_point: Public) -> None:

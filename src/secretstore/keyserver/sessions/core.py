@@ -264,6 +264,9 @@ class SessionContext:
             raise SessionError(f"no share of {key_id.hex()}", UNKNOWN_KEY)
         if not isinstance(version, str) or share.version.hex() == version:
             return share
+        refreshed = self.storage.share_version(key_id, bytes.fromhex(version)) if len(version) == 32 else None
+        if refreshed is not None:  # a proactive refresh's staged or retired version (storage.share_versions)
+            return refreshed
         for migration_id in self.storage.pending_migrations():
             if migration_id[:16].hex() == version:
                 self.storage.promote(migration_id)
