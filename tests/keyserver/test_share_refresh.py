@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import logging
 import secrets
+import sqlite3
 
 import pytest
 
@@ -52,6 +53,11 @@ async def stored_document(net: Net, key_id: ServerKeyId, public) -> bytes:
     return ecies.decrypt(ALICE, generated.encrypted_key)
 
 
+def sealed_share(core, key_id: ServerKeyId) -> bytes:
+    with sqlite3.connect(core.storage.path) as conn:
+        return conn.execute("SELECT secret_share FROM key_shares WHERE key_id = ?", (bytes(key_id),)).fetchone()[0]
+
+
 def interpolates(points: dict[int, int], public) -> bool:
     return m.base_mul(m.reconstruct(points)) == public
 
@@ -64,6 +70,7 @@ async def test_a_refresh_changes_every_share_and_keeps_the_key(tmp_path):
         document_key = await stored_document(net, key_id, public)
         before = shares_of(net, key_id)
         old_version = net.cores[0].storage.get(key_id).version
+        old_boxes = [sealed_share(core, key_id) for core in net.cores]
         result = await refresh(net, 1, [key_id, other])
         assert result == {key_id: None, other: None}
         after = shares_of(net, key_id)
@@ -75,7 +82,9 @@ async def test_a_refresh_changes_every_share_and_keeps_the_key(tmp_path):
             commitments = core.storage.commitments(share)
             assert commitments[0] == public and m.commitment_at(commitments, m.id_number(core.self_id)) \
                 == m.base_mul(share.secret_share)  # the stored commitments follow the new sharing
-            assert core.storage.share_version(key_id, old_version) is None  # the old version is erased
+            assert core.storage.share_version(key_id, old_version) is None  # the old version is erased ...
+        for core, box in zip(net.cores, old_boxes):  # ... from the file and its log too, not only from the table
+            assert box not in b"".join(f.read_bytes() for f in core.storage.path.parent.glob("keys.sqlite*"))
         xs = sorted(before)
         assert interpolates({x: after[x] for x in xs[:3]}, public)
         for subset in itertools.combinations(xs, 3):  # t shares from before and one from after: not the key

@@ -200,7 +200,10 @@ class ShareVersions:
         active = self.get(key_id)
         if active is None or active.version == version:
             return active
-        if self.activate_refreshed([(key_id, version)]):
+        with self._lock:
+            staged = self.conn.execute("SELECT 1 FROM refresh_staged WHERE key_id = ? AND version = ?",
+                                       (bytes(key_id), version)).fetchone()
+        if staged is not None and self.activate_refreshed([(key_id, version)]):
             return self.get(key_id)
         with self._lock:
             row = self.conn.execute("SELECT secret_share FROM refresh_retired WHERE key_id = ? AND version = ?",

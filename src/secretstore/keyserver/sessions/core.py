@@ -8,6 +8,7 @@ Wire values: points and byte strings as 0x-hex, scalars as 0x-hex of 32 bytes.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 from typing import Any, Awaitable, Callable, ClassVar
@@ -264,9 +265,10 @@ class SessionContext:
             raise SessionError(f"no share of {key_id.hex()}", UNKNOWN_KEY)
         if not isinstance(version, str) or share.version.hex() == version:
             return share
-        refreshed = self.storage.share_version(key_id, bytes.fromhex(version)) if len(version) == 32 else None
-        if refreshed is not None:  # a proactive refresh's staged or retired version (storage.share_versions)
-            return refreshed
+        with contextlib.suppress(ValueError):  # a proactive refresh's staged or retired version (share_versions.py)
+            refreshed = self.storage.share_version(key_id, bytes.fromhex(version))
+            if refreshed is not None:
+                return refreshed
         for migration_id in self.storage.pending_migrations():
             if migration_id[:16].hex() == version:
                 self.storage.promote(migration_id)

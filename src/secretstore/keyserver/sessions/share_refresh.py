@@ -130,7 +130,10 @@ class ShareRefresh(RefreshMaster, ThresholdProtocol):
         items, refused = self._accept(named, participants, epoch)
         batch = self.batches[session] = RefreshBatch(peer, participants, epoch, items)
         for dealer, dealt in self.early.pop(session, (0.0, []))[1]:
-            self._keep(batch, dealer, dealt)
+            try:
+                self._keep(batch, dealer, dealt)
+            except SessionError as exc:  # as if it never came: a missing share, which a complaint settles
+                log.warning("early refresh shares refused", extra={"dealer": dealer.hex(), "error": str(exc)})
         undelivered = await self._deal(session, batch)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(SHARES_WAIT):
@@ -149,8 +152,7 @@ class ShareRefresh(RefreshMaster, ThresholdProtocol):
         refused: dict[str, str] = {}
         for key_id, version in named.items():
             base = bases.get(key_id)
-            wanted = bytes.fromhex(version[2:]) if isinstance(version, str) and version.startswith("0x") \
-                and len(version) == 34 else None
+            wanted = _version(version)
             if base is not None and wanted is not None and base[0] != wanted:  # a refresh's staged or retired one
                 other = storage.share_version(key_id, wanted)
                 base = None if other is None else (wanted, other.threshold, base[2], storage.refresh_epoch_of(key_id))
@@ -363,6 +365,14 @@ class ShareRefresh(RefreshMaster, ThresholdProtocol):
         if batch is not None and batch.master == peer:
             del self.batches[body["session"]]
         return {}
+
+
+def _version(text: Any) -> bytes | None:
+    """A key version named on the wire (0x + 16 bytes), or None."""
+    try:
+        return bytes.fromhex(text[2:]) if isinstance(text, str) and text.startswith("0x") and len(text) == 34 else None
+    except ValueError:
+        return None
 
 
 def _session_id(body: dict) -> str:
