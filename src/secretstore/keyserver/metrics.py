@@ -85,7 +85,7 @@ class KeyServerMetrics:
         # a renamed hook point must fail here, loudly, rather than leave a metric that silently stops moving
         for owner, names in ((core, list(SESSION_KINDS)), (service, ["process", "submitter", "head_number"]),
                              (getattr(service, "submitter", None), ["submit_many"]),
-                             (cluster, ["connections"]), (storage, ["key_ids", "damaged"]),
+                             (cluster, ["connections"]), (storage, ["key_count", "damaged"]),
                              (core, ["refresh_shares"])):
             missing = [name for name in names if owner is None or not hasattr(owner, name)]
             if missing:
@@ -94,7 +94,7 @@ class KeyServerMetrics:
             wrap = self._batch if method in BATCHED_SESSIONS else self._session
             setattr(core, method, wrap(kind, getattr(core, method)))
         self.peers.set_function(lambda: sum(1 for c in list(cluster.connections.values()) if not c.closed))
-        self.shares.set_function(lambda: len(storage.key_ids()))
+        self.shares.set_function(storage.key_count)  # a count, not a list of every key id per scrape
         self.chain_head.set_function(lambda: service.head_number)
         self.lag.set_function(lambda: max(0, service.head_number - self._processed) if self._processed >= 0
                               else service.head_number)

@@ -81,7 +81,9 @@ SEAL_CHECK = b"secretstore key share database"
 ROW_COLUMNS = "key_id, author, threshold, public, version, holders, secret_share, common_point, encrypted_point"
 
 
-MAX_CACHED_SHARES = 100_000
+# shares kept as read: the chain service asks about the keys of pending requests (at most a few queues of 64) on
+# every block; a read of every share (a migration) must not keep them all in memory (about 1.5 KB each)
+MAX_CACHED_SHARES = 4096
 
 
 class KeyStorage(ShareVersions):
@@ -254,7 +256,7 @@ class KeyStorage(ShareVersions):
         with self._cache_lock:
             if self._writes == writes:
                 if len(self._cache) >= MAX_CACHED_SHARES:
-                    self._cache.clear()
+                    del self._cache[next(iter(self._cache))]  # the oldest read goes first
                 self._cache[raw] = share
         return share
 
@@ -366,5 +368,17 @@ class KeyStorage(ShareVersions):
     def key_ids(self) -> list[ServerKeyId]:
         with self._lock:
             return [ServerKeyId(r[0]) for r in self.conn.execute("SELECT key_id FROM key_shares ORDER BY key_id")]
+
+    def key_count(self) -> int:
+        with self._lock:
+            return self.conn.execute("SELECT COUNT(*) FROM key_shares").fetchone()[0]
+
+    def key_page(self, after: ServerKeyId | None, limit: int) -> list[tuple[ServerKeyId, int]]:
+        """Up to `limit` keys held, in key id order after `after`, with their thresholds (the primary key's index
+        finds the start: a listing in pages costs no more than one in a piece)."""
+        with self._lock:
+            rows = self.conn.execute("SELECT key_id, threshold FROM key_shares WHERE key_id > ? ORDER BY key_id "
+                                     "LIMIT ?", (bytes(after) if after is not None else b"", limit)).fetchall()
+        return [(ServerKeyId(k), t) for k, t in rows]
 
 

@@ -118,6 +118,8 @@ class TaskDecisions(ServiceState):
 
     def _would_act(self, task: ServiceTask, migrating: bool) -> bool:
         """Whether `_act` could do anything for this task now (before asking the chain if a response is required)."""
+        if self.self_id not in self.indices:
+            return False  # outside the current set: the chain takes no response from it (a set change may add it)
         key_id = task.key_id.hex()
         if isinstance(task, GenerateServerKey):
             if not self._fresh(("generation", key_id, None)) or ("generation", task.key_id) in self.inflight:

@@ -74,6 +74,6 @@ class Migrations(ServiceState):
                     log.info("migration completed: new key versions active", extra={"keys": count})
                 else:
                     storage.drop_pending(migration_id)
-        elif self.self_id not in new and (storage.key_ids() or storage.pending_migrations()):
+        elif self.self_id not in new and (storage.key_count() or storage.pending_migrations()):
             count = storage.delete_all()
             log.info("removed from the key server set: shares deleted", extra={"keys": count})

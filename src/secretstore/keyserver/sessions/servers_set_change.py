@@ -20,6 +20,7 @@ from .core import (CONNECT_GRACE, MAX_BATCH, SESSION_TIMEOUT, STEP_TIMEOUT, Sess
                    ThresholdProtocol, failure_reason, parse_ids, parse_point, parse_scalar, scalar_hex)
 
 RESHARE_IN_FLIGHT = 4  # migration batches moving at once
+LIST_PAGE = 4096  # keys per list_keys answer: about 300 KB of JSON, well within a frame
 
 
 def reshare_batch_size(threshold: int) -> int:
@@ -47,7 +48,13 @@ class ServersSetChange(ThresholdProtocol):
 
     # --------------------------------------------------------------------------------------- participant side
     async def _list_keys(self, peer: Address, body: dict) -> dict:
-        return {"keys": [k.hex() for k in self.ctx.storage.key_ids()]}
+        """One page of the keys held here, in key id order after `after`, with their thresholds: a whole listing
+        of a large set would not fit in a cluster frame (100,000 ids are about 7 MB of JSON)."""
+        after = body.get("after")
+        page = self.ctx.storage.key_page(None if after is None else ServerKeyId.from_hex(after, "after"),
+                                         LIST_PAGE)
+        return {"keys": [k.hex() for k, _ in page], "thresholds": [t for _, t in page],
+                "more": len(page) == LIST_PAGE}
 
     async def _key_facts(self, peer: Address, body: dict) -> dict:
         share = self.ctx.storage.get(ServerKeyId.from_hex(body.get("key_id", ""), "key_id"))
@@ -157,26 +164,29 @@ class ServersSetChange(ThresholdProtocol):
         cluster = self.ctx.cluster
         assert cluster is not None
         mid = "0x" + migration_id.hex()
-        keys: set[str] = set()
+        # a master that joins with this very change is linked to nobody yet: give the links a moment, so that an
+        # old server is not taken for one that holds nothing (the attempt would then move no key at all)
+        await cluster.wait_connected(list(dict.fromkeys(old_set + new_set)), CONNECT_GRACE)
+        missing = [p.hex() for p in new_set if not cluster.is_connected(p)]
+        if missing:
+            raise SessionError(f"new key servers not connected: {', '.join(missing)}")
         holders_of: dict[str, list[Address]] = {}
+        thresholds: dict[str, int] = {}
+        listed_by = 0
         for server in old_set:
             if not cluster.is_connected(server):
                 continue
             try:
-                listed = await cluster.request(server, {"type": "list_keys"}, timeout=STEP_TIMEOUT)
+                listed_by += await self._list_all(server, holders_of, thresholds)
             except ClusterError:
                 continue
-            for key in listed.get("keys", []):
-                keys.add(key)
-                holders_of.setdefault(key, []).append(server)
-        # a server added by this very change is dialled only now: give it a moment instead of failing the attempt
-        missing = [p.hex() for p in await cluster.wait_connected(new_set, CONNECT_GRACE)]
-        if missing:
-            raise SessionError(f"new key servers not connected: {', '.join(missing)}")
+        if old_set and not listed_by:
+            raise SessionError("no key server of the old set listed its keys")
         # keys with the same dealers move together, RESHARE_BATCH per round of messages
         batches: dict[tuple[Address, ...], list[str]] = {}
-        for key in sorted(keys):
-            threshold = await self._threshold_of(ServerKeyId.from_hex(key), holders_of[key])
+        for key in sorted(holders_of):
+            threshold = thresholds[key] if key in thresholds \
+                else await self._threshold_of(ServerKeyId.from_hex(key), holders_of[key])
             dealers = holders_of[key][: threshold + 1]
             if len(dealers) < threshold + 1:
                 raise SessionError(f"key {key}: only {len(dealers)} holders reachable, {threshold + 1} needed")
@@ -214,7 +224,25 @@ class ServersSetChange(ThresholdProtocol):
                 await cluster.request(member, {"type": "migration_done", "migration_id": mid}, timeout=STEP_TIMEOUT)
             except ClusterError as exc:
                 raise SessionError(f"could not tell {member.hex()} the migration is done: {exc}") from None
-        return len(keys)
+        return len(holders_of)
+
+    async def _list_all(self, server: Address, holders_of: dict[str, list[Address]],
+                        thresholds: dict[str, int]) -> int:
+        """Every key `server` holds, page by page, added to `holders_of` (and `thresholds`, when it says them);
+        1 once it answered."""
+        cluster = self.ctx.cluster
+        assert cluster is not None
+        after = None
+        while True:
+            listed = await cluster.request(server, {"type": "list_keys", "after": after}, timeout=STEP_TIMEOUT)
+            keys, known = listed.get("keys", []), listed.get("thresholds")
+            for index, key in enumerate(keys):
+                holders_of.setdefault(key, []).append(server)
+                if isinstance(known, list) and index < len(known) and isinstance(known[index], int):
+                    thresholds.setdefault(key, known[index])
+            if not listed.get("more") or not keys:
+                return 1
+            after = keys[-1]
 
     async def _threshold_of(self, key_id: ServerKeyId, holders: list[Address]) -> int:
         share = self.ctx.storage.get(key_id)

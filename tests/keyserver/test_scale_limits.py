@@ -1,0 +1,115 @@
+"""What `./run bench scale` found growing with the keys held or the set: a migration's listing of every key in one
+cluster message (past a frame at about 15,000 keys), a new migration master that was not linked yet and moved
+nothing, the share cache that kept every share a migration read, the metrics gauge that listed every key id per
+scrape, and a key server outside the set that answered requests the chain would not take from it."""
+
+import secrets
+
+from substrateinterface import Keypair
+
+from secretstore.client import SecretStoreClient
+from secretstore.crypto import Address, Public, Secret, ServerKeyId
+from secretstore.devnet import LocalNetwork
+from secretstore.keyserver import storage as storage_module
+from secretstore.keyserver.sessions import servers_set_change
+from secretstore.keyserver.storage import KeyShare, KeyStorage
+from secretstore.process import rpc_call
+
+from .test_direct_sessions import Net
+
+ALICE = Secret(b"\x01" * 32)
+AUTHOR = Address(b"\x11" * 20)
+
+
+def share(threshold: int = 1) -> KeyShare:
+    return KeyShare(ServerKeyId(secrets.token_bytes(32)), AUTHOR, threshold, Secret.random().public(),
+                    secrets.token_bytes(16), (AUTHOR,), 5)
+
+
+def test_keys_are_listed_in_pages_with_their_thresholds(tmp_path):
+    storage = KeyStorage(tmp_path / "keys.sqlite", ALICE)
+    try:
+        shares = [share(threshold=i % 3) for i in range(7)]
+        for item in shares:
+            storage.insert(item)
+        assert storage.key_count() == 7
+        pages, after = [], None
+        while page := storage.key_page(after, 3):
+            pages.append(page)
+            after = page[-1][0]
+        assert [len(p) for p in pages] == [3, 3, 1]
+        listed = [entry for page in pages for entry in page]
+        assert [k for k, _ in listed] == storage.key_ids()
+        assert dict(listed) == {s.key_id: s.threshold for s in shares}
+    finally:
+        storage.close()
+
+
+def test_the_share_cache_keeps_only_the_latest_reads(tmp_path, monkeypatch):
+    monkeypatch.setattr(storage_module, "MAX_CACHED_SHARES", 4)
+    storage = KeyStorage(tmp_path / "keys.sqlite", ALICE)
+    try:
+        shares = [share() for _ in range(10)]
+        for item in shares:
+            storage.insert(item)
+        for item in shares:
+            assert storage.get(item.key_id) == item
+        assert len(storage._cache) == 4  # a read of every share keeps the bound, not every share
+        assert list(storage._cache) == [bytes(s.key_id) for s in shares[-4:]]
+        assert storage.get(shares[0].key_id) == shares[0]  # evicted ones are read again
+    finally:
+        storage.close()
+
+
+async def test_a_migration_lists_the_keys_in_pages_and_its_new_master_waits_for_its_links(tmp_path, monkeypatch):
+    """Eight keys of three servers move to a fourth that leads the change: each old server lists them three at a
+    time, and the new master, whose links to the old servers come up only after it started, still moves them all
+    (it used to take the old servers for empty and complete the change with nothing moved)."""
+    monkeypatch.setattr(servers_set_change, "LIST_PAGE", 3)
+    net = Net(4, tmp_path)
+    async with net.running():
+        old = net.ids[:3]
+        results = await net.cores[0].generate_server_keys([(ServerKeyId(secrets.token_bytes(32)), AUTHOR, 1)
+                                                          for _ in range(8)], old)
+        assert all(isinstance(public, Public) for public in results.values())
+        master = net.clusters[3]
+        listings = []
+        request, linked = master.request, master.is_connected
+
+        async def counted(peer, body, timeout=15.0):
+            if body.get("type") == "list_keys":
+                listings.append(peer)
+            return await request(peer, body, timeout=timeout)
+
+        late = {"left": 5}  # the first looks at each old server's link find it down
+
+        def slow_links(peer):
+            if peer in old and late["left"] > 0:
+                late["left"] -= 1
+                return False
+            return linked(peer)
+
+        master.request, master.is_connected = counted, slow_links
+        migration_id = secrets.token_bytes(32)
+        assert await net.cores[3].migrate(migration_id, old, net.ids) == 8
+        assert sorted(listings, key=bytes) == sorted(old * 3, key=bytes)  # 3 + 3 + 2 keys, from each
+        for core in net.cores:
+            assert core.storage.promote(migration_id) == 8
+
+
+def test_a_key_server_outside_the_set_answers_nothing(tmp_path):
+    """The fourth key server is running but not in the set: requests of every kind are served by the three, and it
+    submits no transaction (it used to answer stores and shadow retrievals with errors the chain refused)."""
+    network = LocalNetwork(tmp_path, key_servers=4, initial_set=3).start()
+    try:
+        with SecretStoreClient(network.node.ws_url, "//Alice", timeout=60) as alice:
+            key_id = ServerKeyId(secrets.token_bytes(32))
+            alice.claim_key(key_id)
+            public = alice.generate_server_key(key_id, threshold=1)
+            generated = alice.store_new_document_key(key_id, public, ALICE)
+            assert alice.retrieve_document_key(key_id, ALICE) == generated.document_key
+            assert alice.retrieve_server_key(key_id) == public
+        outsider = Keypair.create_from_uri(network.servers[3].signer).ss58_address
+        assert rpc_call(network.node.http_url, "system_accountNextIndex", [outsider])["result"] == 0
+    finally:
+        network.stop()
