@@ -13,7 +13,7 @@ from typing import Iterable, Mapping, Sequence
 
 import coincurve
 
-from .keys import N, P, Address, CryptoError, Public, Secret, keccak256
+from .keys import N, P, Address, CryptoError, InvalidPublic, Public, Secret, keccak256
 
 # ------------------------------------------------------------------------------------------------------- scalars
 
@@ -67,6 +67,23 @@ def point_add(*points: Public) -> Public:
         return points[0]
     try:
         return Public.from_coincurve(coincurve.PublicKey.combine_keys([p.to_coincurve() for p in points]))
+    except ValueError:
+        raise CryptoError("the sum of points is the point at infinity") from None
+
+
+def column_sums(encoded: bytes, width: int) -> list[Public]:
+    """Rows of `width` points, each 64 bytes X||Y, back to back in `encoded`: the sum of each column. Each point is
+    parsed once straight into libsecp256k1's form, without a `Public` of its own: a batched generation sums n rows
+    of t + 1 commitments per key at every receiver, and the wrapper cost more than the curve. InvalidPublic for a
+    point off the curve, CryptoError for a sum at infinity."""
+    if width < 1 or not encoded or len(encoded) % (64 * width):
+        raise CryptoError("expected whole rows of 64-byte points")
+    try:
+        points = [coincurve.PublicKey(b"\x04" + encoded[i:i + 64]) for i in range(0, len(encoded), 64)]
+    except ValueError:
+        raise InvalidPublic("not a point on the secp256k1 curve") from None
+    try:
+        return [Public.from_coincurve(coincurve.PublicKey.combine_keys(points[k::width])) for k in range(width)]
     except ValueError:
         raise CryptoError("the sum of points is the point at infinity") from None
 

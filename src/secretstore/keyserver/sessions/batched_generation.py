@@ -23,7 +23,7 @@ from ...crypto import math as m
 from ..net import ClusterError
 from ..storage import KeyShare
 from .core import (CONNECT_GRACE, CONSENSUS_UNREACHABLE, MAX_BATCH, SESSION_TIMEOUT, STEP_TIMEOUT, SessionContext,
-                   SessionError, ThresholdProtocol, commitments_digest, failure_reason, hold_early, parse_ids,
+                   SessionError, ThresholdProtocol, failure_reason, hold_early, parse_ids,
                    parse_point, parse_scalar, pedersen_point, scalar_hex)
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,16 @@ def generation_batch_size(threshold: int) -> int:
     Pedersen and Feldman commitments and its public share, 2 (t + 1) + 1 points of 134 bytes of JSON per key) well
     below the cluster's frame limit."""
     return max(1, min(MAX_BATCH // 4, 400_000 // (268 * (threshold + 1) + 384)))
+
+
+def _wire_points(values: Any, count: int) -> str:
+    """`count` points as they travel ("0x" and 128 hex digits each), joined without the prefixes for one
+    `bytes.fromhex`. Only the text is checked here: a bad digit fails that decoding, a point off the curve its
+    sum (`crypto.math.column_sums`), and the key then leaves the batch either way."""
+    if not isinstance(values, list) or len(values) != count or not all(
+            isinstance(v, str) and len(v) == 130 and v.startswith("0x") for v in values):
+        raise SessionError("malformed commitments")
+    return "".join(v[2:] for v in values)
 
 
 def _batch_session_id(body: dict) -> str:
@@ -60,7 +70,8 @@ class BatchItem:
     blinding: list[int]
     h: Public
     pedersen: list[Public]
-    received: dict[Address, tuple[int, int, list[Public]]] = field(default_factory=dict)
+    # dealer -> (share, blinding share, its commitments as wire hex joined, parsed only when they are summed)
+    received: dict[Address, tuple[int, int, str]] = field(default_factory=dict)
     unreadable: bool = False  # a dealer's entry for this key could not be read: the key leaves the batch
     feldman: list[Public] = field(default_factory=list)  # made with the Pedersen ones, revealed after every dealing
     share: int | None = None  # the sum of the dealt shares, once the check passed
@@ -191,10 +202,8 @@ class BatchedGeneration(ThresholdProtocol):
         for key_id, item in batch.items.items():
             try:
                 share, blinding, commitments = raw[key_id.hex()]
-                if not isinstance(commitments, list) or len(commitments) != item.threshold + 1:
-                    raise SessionError("wrong number of commitments")
                 item.received[dealer] = (parse_scalar(share, "share"), parse_scalar(blinding, "blinding"),
-                                         [parse_point(c, "commitment") for c in commitments])
+                                         _wire_points(commitments, item.threshold + 1))
             except (SessionError, KeyError, TypeError, ValueError):
                 item.unreadable = True  # the one-key protocol settles who is at fault
         batch.dealt_here.add(dealer)
@@ -225,12 +234,16 @@ class BatchedGeneration(ThresholdProtocol):
                                       "feldman": [p.hex() for p in item.feldman], "ok": False}
             if not item.unreadable and len(item.received) == len(batch.participants):
                 dealt = [item.received[d] for d in batch.participants]
-                answer["view"] = commitments_digest([c for _, _, commitments in dealt for c in commitments])
                 share, blinding = sum(s for s, _, _ in dealt) % m.N, sum(b for _, b, _ in dealt) % m.N
-                columns = [m.point_add(*column) for column in zip(*(c for _, _, c in dealt))]
+                try:
+                    encoded = bytes.fromhex("".join(c for _, _, c in dealt))
+                    answer["view"] = "0x" + keccak256(encoded).hex()  # commitments_digest of the same points
+                    columns = m.column_sums(encoded, item.threshold + 1)
+                except (ValueError, CryptoError):  # a bad digit, a point off the curve: the key leaves the batch
+                    columns = None
                 share_public = m.base_mul(share) if share else None  # a zero sum: no dealing of honest dealers
-                answer["ok"] = share_public is not None and m.verify_pedersen(share, blinding, x, columns, item.h,
-                                                                              share_public)
+                answer["ok"] = share_public is not None and columns is not None and m.verify_pedersen(
+                    share, blinding, x, columns, item.h, share_public)
                 if answer["ok"]:
                     item.share, item.share_public = share, share_public
                     answer["share_public"] = share_public.hex()
@@ -387,19 +400,18 @@ class BatchedGeneration(ThresholdProtocol):
         if not all(isinstance(a, dict) and a.get("ok") is True for a in answers):
             return None
         try:
-            pedersen = [[parse_point(c, "commitment") for c in a["pedersen"]] for a in answers]
-            feldman = [[parse_point(c, "commitment") for c in a["feldman"]] for a in answers]
+            # the Pedersen commitments are only compared (as the receivers' digests of what they were dealt, each
+            # of which parsed them as points); the Feldman ones are summed, which parses them
+            pedersen = bytes.fromhex("".join(_wire_points(a["pedersen"], threshold + 1) for a in answers))
+            feldman = bytes.fromhex("".join(_wire_points(a["feldman"], threshold + 1) for a in answers))
             public_shares = {m.id_number(p): parse_point(a["share_public"], "public share")
                              for p, a in zip(participants, answers)}
-        except (SessionError, KeyError, TypeError):
+        except (SessionError, KeyError, TypeError, ValueError):
             return None
-        if any(len(c) != threshold + 1 for c in pedersen + feldman):
-            return None
-        published = commitments_digest([c for commitments in pedersen for c in commitments])
-        if any(a.get("view") != published for a in answers):
+        if any(a.get("view") != "0x" + keccak256(pedersen).hex() for a in answers):
             return None
         try:
-            sums = [m.point_add(*column) for column in zip(*feldman)]
+            sums = m.column_sums(feldman, threshold + 1)
         except CryptoError:
             return None
         return [c.hex() for c in sums] if m.feldman_consistent(sums, public_shares) else None
