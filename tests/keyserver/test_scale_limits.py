@@ -175,3 +175,33 @@ async def test_a_commitment_off_the_curve_sends_its_key_one_by_one(tmp_path, cap
         for key_id, _, t in requests:
             assert_consistent(net, key_id, results[key_id], t)
     assert left_the_batch(caplog, 1)
+
+
+async def test_a_re_shared_value_off_its_commitments_fails_the_move_naming_its_dealer(tmp_path):
+    """New holders check each key's summed share against the summed commitments (one check per key instead of one
+    per dealer); when that fails, each dealer is checked to name the one at fault."""
+    net = Net(4, tmp_path)
+    async with net.running():
+        old = net.ids[:3]
+        results = await net.cores[0].generate_server_keys(new_requests(2, 1), old)
+        assert all(isinstance(public, Public) for public in results.values())
+        liar = net.clusters[1]
+        request = liar.request
+
+        async def off_by_one(peer, body, timeout=15.0):
+            if body.get("type") == "reshare_share" and peer == net.ids[3]:
+                entries = [dict(e, share="0x" + ((int(e["share"], 16) + 1) % m.N).to_bytes(32, "big").hex())
+                           for e in body["entries"]]
+                body = dict(body, entries=entries)
+            return await request(peer, body, timeout=timeout)
+
+        liar.request = off_by_one
+        migration_id = secrets.token_bytes(32)
+        with pytest.raises(Exception, match=f"from {net.ids[1].hex()} do not match their commitments"):
+            await net.cores[0].migrate(migration_id, old, net.ids)
+        liar.request = request
+        assert await net.cores[0].migrate(migration_id, old, net.ids) == 2  # an honest attempt moves them
+        for core in net.cores:
+            assert core.storage.promote(migration_id) == 2
+        for key_id, public in results.items():
+            assert_consistent(net, key_id, public, 1)

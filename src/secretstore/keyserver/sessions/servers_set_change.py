@@ -99,8 +99,8 @@ class ServersSetChange(ThresholdProtocol):
         return {}
 
     async def _reshare_share(self, peer: Address, body: dict) -> dict:
-        """As a new holder: keep one dealer's re-shared values of a batch of keys, each checked against its
-        commitments (nothing is kept unless every entry checks)."""
+        """As a new holder: keep one dealer's re-shared values of a batch of keys with their commitments (nothing is
+        kept unless every entry reads); they are checked once all dealers' have come (`_reshare_finish`)."""
         checked = []
         for entry in _batch(body.get("entries")):
             if not isinstance(entry, dict):
@@ -113,22 +113,22 @@ class ServersSetChange(ThresholdProtocol):
                 raise SessionError("wrong number of commitments")
             share = parse_scalar(entry.get("share"), "share")
             key_id = ServerKeyId.from_hex(entry.get("key_id", ""), "key_id")
-            if not m.verify_feldman(share, m.id_number(self.ctx.self_id), commitments):
-                raise SessionError(f"re-shared value of {key_id.hex()} from {peer.hex()} does not match its commitments")
             checked.append((key_id, share, commitments, facts))
         for key_id, share, commitments, facts in checked:
             self.reshares.setdefault((str(body.get("migration_id")), key_id.hex()), {})[peer] = (share, commitments, facts)
         return {}
 
     async def _reshare_finish(self, peer: Address, body: dict) -> dict:
-        """As a new holder: combine the dealers' values of every key of the batch into its new share, check each
-        against the server key public, and keep them all durably as pending versions in one transaction."""
+        """As a new holder: combine the dealers' values of every key of the batch into its new share, check it
+        against the summed commitments and those against the server key public, and keep them all durably as
+        pending versions in one transaction."""
         migration_id = bytes.fromhex(str(body.get("migration_id", ""))[2:])
         key_ids = [ServerKeyId.from_hex(k, "key_ids") for k in _batch(body.get("key_ids"))]
         dealers = parse_ids(body.get("dealers"))
         new_set = parse_ids(body.get("new_set"))
         new_shares = []
         new_commitments = {}
+        x = m.id_number(self.ctx.self_id)
         for key_id in key_ids:
             received = self.reshares.pop((str(body.get("migration_id")), key_id.hex()), {})
             if set(received) != set(dealers):
@@ -137,13 +137,22 @@ class ServersSetChange(ThresholdProtocol):
             if any(f != facts[0] for f in facts):
                 raise SessionError("dealers disagree about the key")
             public = Public.from_hex(facts[0]["public"])
+            columns = [m.point_add(*column) for column in zip(*(c for _, c, _ in received.values()))]
             # the weighted shares add up to the key: their constant-term commitments must add up to its public
-            if m.point_add(*(c[0] for _, c, _ in received.values())) != public:
+            if columns[0] != public:
                 raise SessionError(f"re-shared values of {key_id.hex()} do not add up to the server key")
-            new_commitments[key_id] = [m.point_add(*column) for column in zip(*(c for _, c, _ in received.values()))]
+            share = sum(s for s, _, _ in received.values()) % m.N
+            # one Feldman check of the sum instead of one per dealer: the new share is that sum and the new
+            # commitments are those sums, so they are what must agree (values whose errors cancel still give a
+            # share on the polynomial stored); only a failure checks each dealer, to name the one at fault
+            if not m.verify_feldman(share, x, columns):
+                culprits = [d.hex() for d, (s, c, _) in received.items() if not m.verify_feldman(s, x, c)]
+                raise SessionError(f"re-shared values of {key_id.hex()} from {', '.join(culprits) or 'the dealers'} "
+                                   "do not match their commitments")
+            new_commitments[key_id] = columns
             new_shares.append(KeyShare(
                 key_id, Address.from_hex(facts[0]["author"]), facts[0]["threshold"], public, migration_id[:16],
-                tuple(new_set), sum(s for s, _, _ in received.values()) % m.N,
+                tuple(new_set), share,
                 Public.from_hex(facts[0]["common_point"]) if facts[0]["common_point"] else None,
                 Public.from_hex(facts[0]["encrypted_point"]) if facts[0]["encrypted_point"] else None))
         self.ctx.storage.stage_pending(migration_id, *new_shares,  # durable before the migration is confirmed
