@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import queue
 import signal
 import socket
@@ -30,8 +31,10 @@ class StatusWatch:
     """`secretstore status --json --watch`: one JSON document per line, read until a condition holds."""
 
     def __init__(self, url: str, every: float = 0.5) -> None:
+        # PYTHONFAULTHANDLER: a watch that does not stop on Ctrl-C is aborted and shows where each thread was
         self.process = subprocess.Popen([SCRIPT, "status", "--url", url, "--json", "--watch", str(every)],
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                        env=dict(os.environ, PYTHONFAULTHANDLER="1"))
         self.lines: queue.Queue[str] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
         self.last: dict | None = None
@@ -66,8 +69,14 @@ class StatusWatch:
         try:
             return self.process.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            self.process.kill()
-            raise
+            self.process.send_signal(signal.SIGABRT)  # the fault handler prints every thread's stack to stderr
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+            stderr = self.process.stderr.read() if self.process.stderr is not None else ""
+            raise AssertionError(f"status --watch did not stop within 15 s of Ctrl-C; stderr:\n{stderr[-6000:]}")
 
 
 def scrape(port: int, host: str = "127.0.0.1") -> dict[tuple[str, tuple], float]:
