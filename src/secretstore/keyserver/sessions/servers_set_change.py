@@ -10,6 +10,8 @@ reshare_finish (master -> new member), migration_done.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
+from dataclasses import dataclass, field
 from typing import Any
 
 from ...crypto import Address, Public, ServerKeyId
@@ -34,6 +36,29 @@ def _batch(values: Any) -> list:
     if not isinstance(values, list) or not 0 < len(values) <= MAX_BATCH:
         raise SessionError(f"expected a list of 1..{MAX_BATCH} items")
     return values
+
+
+@dataclass
+class _Listing:
+    """One old server's keys as a migration master reads them: a page at a time, in key id order."""
+    server: Address
+    keys: deque[tuple[str, int | None]] = field(default_factory=deque)  # listed, not yet taken: (key, threshold)
+    last: str | None = None  # the last key listed so far
+    done: bool = False
+    failed: bool = False
+
+
+def _listed_through(listings: list[_Listing], frontier: str | None) -> dict[str, tuple[list[Address], int | None]]:
+    """The keys listed up to `frontier` (None: all), taken off the listings, in key order: each with the servers
+    that listed it (in the old set's order) and the first threshold one of them said."""
+    taken: dict[str, tuple[list[Address], int | None]] = {}
+    for listing in listings:
+        while listing.keys and (frontier is None or listing.keys[0][0] <= frontier):
+            key, threshold = listing.keys.popleft()
+            holders, known = taken.get(key, ([], None))
+            holders.append(listing.server)
+            taken[key] = (holders, known if known is not None else threshold)
+    return dict(sorted(taken.items()))
 
 
 class ServersSetChange(ThresholdProtocol):
@@ -179,53 +204,62 @@ class ServersSetChange(ThresholdProtocol):
         missing = [p.hex() for p in new_set if not cluster.is_connected(p)]
         if missing:
             raise SessionError(f"new key servers not connected: {', '.join(missing)}")
-        holders_of: dict[str, list[Address]] = {}
-        thresholds: dict[str, int] = {}
-        listed_by = 0
-        for server in old_set:
-            if not cluster.is_connected(server):
-                continue
-            try:
-                listed_by += await self._list_all(server, holders_of, thresholds)
-            except ClusterError:
-                continue
-        if old_set and not listed_by:
-            raise SessionError("no key server of the old set listed its keys")
-        # keys with the same dealers move together, RESHARE_BATCH per round of messages
-        batches: dict[tuple[Address, ...], list[str]] = {}
-        for key in sorted(holders_of):
-            threshold = thresholds[key] if key in thresholds \
-                else await self._threshold_of(ServerKeyId.from_hex(key), holders_of[key])
-            dealers = holders_of[key][: threshold + 1]
-            if len(dealers) < threshold + 1:
-                raise SessionError(f"key {key}: only {len(dealers)} holders reachable, {threshold + 1} needed")
-            batches.setdefault(tuple(dealers), []).append(key)
+        listings = [_Listing(server) for server in old_set if cluster.is_connected(server)]
+        new_set_hex = [p.hex() for p in new_set]
 
         async def move(dealers: tuple[Address, ...], batch: list[str]) -> None:
-            body = {"migration_id": mid, "key_ids": batch, "dealers": [d.hex() for d in dealers],
-                    "new_set": [p.hex() for p in new_set]}
-            async with in_flight:
-                try:
-                    async with asyncio.timeout(SESSION_TIMEOUT):
-                        async with asyncio.TaskGroup() as tasks:
-                            for dealer in dealers:
-                                tasks.create_task(cluster.request(dealer, dict(body, type="reshare_deal"),
-                                                                  timeout=STEP_TIMEOUT))
-                        async with asyncio.TaskGroup() as tasks:
-                            for member in new_set:
-                                tasks.create_task(cluster.request(member, dict(body, type="reshare_finish"),
-                                                                  timeout=STEP_TIMEOUT))
-                except (ExceptionGroup, ClusterError, TimeoutError) as exc:
-                    raise SessionError(f"keys {batch[0]}..: re-sharing failed: {failure_reason(exc)}") from None
+            body = {"migration_id": mid, "key_ids": batch, "dealers": [d.hex() for d in dealers], "new_set": new_set_hex}
+            try:
+                async with asyncio.timeout(SESSION_TIMEOUT):
+                    async with asyncio.TaskGroup() as tasks:
+                        for dealer in dealers:
+                            tasks.create_task(cluster.request(dealer, dict(body, type="reshare_deal"),
+                                                              timeout=STEP_TIMEOUT))
+                    async with asyncio.TaskGroup() as tasks:
+                        for member in new_set:
+                            tasks.create_task(cluster.request(member, dict(body, type="reshare_finish"),
+                                                              timeout=STEP_TIMEOUT))
+            except (ExceptionGroup, ClusterError, TimeoutError) as exc:
+                raise SessionError(f"keys {batch[0]}..: re-sharing failed: {failure_reason(exc)}") from None
+            finally:
+                in_flight.release()
 
-        # several batches in flight: one batch's disk write overlaps the next one's curve math
+        # several batches in flight: one batch's disk write overlaps the next one's curve math; the listing goes on
+        # only as batches finish, so the master holds a page per old server and the batches in flight, whatever
+        # the number of keys
         in_flight = asyncio.Semaphore(RESHARE_IN_FLIGHT)
+        moved = 0
         try:
             async with asyncio.TaskGroup() as tasks:
-                for dealers, batch_keys in batches.items():
-                    size = reshare_batch_size(len(dealers) - 1)
-                    for start in range(0, len(batch_keys), size):
-                        tasks.create_task(move(dealers, batch_keys[start:start + size]))
+                async def start(dealers: tuple[Address, ...], batch: list[str]) -> None:
+                    await in_flight.acquire()
+                    tasks.create_task(move(dealers, batch))
+
+                # keys with the same dealers move together, reshare_batch_size(t) per round of messages
+                forming: dict[tuple[Address, ...], list[str]] = {}
+                while True:
+                    await asyncio.gather(*(self._next_page(l) for l in listings if not l.keys and not l.done))
+                    listings = [l for l in listings if not l.failed]
+                    if old_set and not listings:
+                        raise SessionError("no key server of the old set listed its keys")
+                    # every listing is in key order: the keys up to the least one listed last are all known
+                    frontier = min((l.last for l in listings if not l.done and l.last is not None), default=None)
+                    for key, (holders, threshold) in _listed_through(listings, frontier).items():
+                        if threshold is None:
+                            threshold = await self._threshold_of(ServerKeyId.from_hex(key), holders)
+                        dealers = tuple(holders[: threshold + 1])
+                        if len(dealers) < threshold + 1:
+                            raise SessionError(f"key {key}: only {len(dealers)} holders reachable, "
+                                               f"{threshold + 1} needed")
+                        batch = forming.setdefault(dealers, [])
+                        batch.append(key)
+                        moved += 1
+                        if len(batch) >= reshare_batch_size(threshold):
+                            await start(dealers, forming.pop(dealers))
+                    if frontier is None:
+                        break
+                for dealers, batch in forming.items():
+                    await start(dealers, batch)
         except ExceptionGroup as group:
             raise group.exceptions[0] from None
         for member in new_set:
@@ -233,25 +267,29 @@ class ServersSetChange(ThresholdProtocol):
                 await cluster.request(member, {"type": "migration_done", "migration_id": mid}, timeout=STEP_TIMEOUT)
             except ClusterError as exc:
                 raise SessionError(f"could not tell {member.hex()} the migration is done: {exc}") from None
-        return len(holders_of)
+        return moved
 
-    async def _list_all(self, server: Address, holders_of: dict[str, list[Address]],
-                        thresholds: dict[str, int]) -> int:
-        """Every key `server` holds, page by page, added to `holders_of` (and `thresholds`, when it says them);
-        1 once it answered."""
+    async def _next_page(self, listing: "_Listing") -> None:
+        """The next page of an old server's keys (with their thresholds, when it says them); a server that does not
+        answer is left out of this attempt, as one that was not connected."""
         cluster = self.ctx.cluster
         assert cluster is not None
-        after = None
-        while True:
-            listed = await cluster.request(server, {"type": "list_keys", "after": after}, timeout=STEP_TIMEOUT)
-            keys, known = listed.get("keys", []), listed.get("thresholds")
-            for index, key in enumerate(keys):
-                holders_of.setdefault(key, []).append(server)
-                if isinstance(known, list) and index < len(known) and isinstance(known[index], int):
-                    thresholds.setdefault(key, known[index])
-            if not listed.get("more") or not keys:
-                return 1
-            after = keys[-1]
+        try:
+            listed = await cluster.request(listing.server, {"type": "list_keys", "after": listing.last},
+                                           timeout=STEP_TIMEOUT)
+        except ClusterError:
+            listing.failed = True
+            return
+        keys, known = listed.get("keys"), listed.get("thresholds")
+        keys = keys if isinstance(keys, list) else []
+        known = known if isinstance(known, list) and len(known) == len(keys) else [None] * len(keys)
+        # in key order and past what came before (a page that does not move on ends the listing)
+        page = sorted((k, t if isinstance(t, int) and not isinstance(t, bool) else None) for k, t in zip(keys, known)
+                      if isinstance(k, str) and (listing.last is None or k > listing.last))
+        listing.keys.extend(page)
+        if page:
+            listing.last = page[-1][0]
+        listing.done = not page or not listed.get("more")
 
     async def _threshold_of(self, key_id: ServerKeyId, holders: list[Address]) -> int:
         share = self.ctx.storage.get(key_id)
