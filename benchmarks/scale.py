@@ -15,7 +15,7 @@ Prints one JSON line per size, one for the catch-ups and one per n, then the tar
 largest size). Draws benchmarks/out/scale.png (matplotlib, the `bench` extra) unless --no-picture.
 
 Run: ./run bench scale [--quick] [--sizes K ...] [--n N ...] [--chain-keys K] [--rounds R]
-  default: sizes 1000 10000 100000, through the chain up to 10000, n 3 5 10 15, 20 rounds (about 13 minutes on
+  default: sizes 1000 10000 100000, through the chain up to 10000, n 3 5 10 15, 20 rounds (7.5-8.5 minutes on
   2 cores); --quick: sizes 200 1000 3000, through the chain up to 1000, n 3 5, 5 rounds, 100 blocks of catch-up.
 """
 

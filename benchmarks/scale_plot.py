@@ -26,12 +26,12 @@ def draw(sizes: list[dict], servers: list[dict], path: Path) -> str:
     latency.set(xscale="log", xlabel="keys stored (n = 5)", ylabel="ms (median)", title="latency against keys")
     latency.set_ylim(bottom=0)
     restart = latency.twinx()  # seconds, on a scale of their own
-    restart.plot(keys, [s["restart_s"] for s in sizes], "^--", color="tab:green", label="restart to ready, s")
+    restart.plot(keys, [s["restart_s"] for s in sizes], "^--", color="tab:purple", label="restart to ready, s")
     restart.set_ylabel("s")
     restart.set_ylim(bottom=0, top=max(2.5, *(s["restart_max_s"] for s in sizes)))
     lines = latency.get_legend_handles_labels()
     more = restart.get_legend_handles_labels()
-    latency.legend(lines[0] + more[0], lines[1] + more[1], fontsize=8, loc="upper left")
+    latency.legend(lines[0] + more[0], lines[1] + more[1], fontsize=8, loc="best")
 
     memory = axes[1]
     memory.plot(keys, [s["rss_max_mb"] for s in sizes], "o-", label="largest key server RSS")
