@@ -321,8 +321,8 @@ class KeyStorage(ShareVersions):
 
     def pending_migrations(self) -> dict[bytes, set[str]]:
         """migration id -> the holder sets (JSON) its pending versions were made for."""
-        with self._lock:
-            rows = self.conn.execute("SELECT migration_id, holders FROM pending_shares").fetchall()
+        with self._lock:  # distinct in SQL: a migration of 100,000 keys stages as many rows with one holder set
+            rows = self.conn.execute("SELECT DISTINCT migration_id, holders FROM pending_shares").fetchall()
         found: dict[bytes, set[str]] = {}
         for migration_id, holders in rows:
             found.setdefault(migration_id, set()).add(holders)
