@@ -24,7 +24,7 @@ from ..net import ClusterError
 from ..storage import KeyShare
 from .core import (CONNECT_GRACE, CONSENSUS_UNREACHABLE, MAX_BATCH, SESSION_TIMEOUT, STEP_TIMEOUT, SessionContext,
                    SessionError, ThresholdProtocol, failure_reason, hold_early, parse_ids,
-                   parse_point, parse_scalar, pedersen_point, scalar_hex)
+                   parse_point, parse_scalar, parse_session_id, pedersen_point, scalar_hex)
 
 log = logging.getLogger(__name__)
 
@@ -47,17 +47,6 @@ def _wire_points(values: Any, count: int) -> str:
             isinstance(v, str) and len(v) == 130 and v.startswith("0x") for v in values):
         raise SessionError("malformed commitments")
     return "".join(v[2:] for v in values)
-
-
-def _batch_session_id(body: dict) -> str:
-    session = body.get("session")
-    if not isinstance(session, str) or len(session) != 32:
-        raise SessionError("bad session id")
-    try:
-        bytes.fromhex(session)
-    except ValueError:
-        raise SessionError("bad session id") from None
-    return session
 
 
 @dataclass
@@ -118,7 +107,7 @@ class BatchedGeneration(ThresholdProtocol):
         """Start this server's part of a batched generation: a polynomial pair per key, dealt to every participant in
         one message each. A key this server cannot take part in (it exists here, a generation of it runs, a bad
         threshold) is refused by name; the master leaves it to the one-key protocol, which gives the precise error."""
-        session = _batch_session_id(body)
+        session = parse_session_id(body)
         if session in self.batches:
             raise SessionError("batch session already exists")
         participants = parse_ids(body.get("participants"))
@@ -182,7 +171,7 @@ class BatchedGeneration(ThresholdProtocol):
     async def _dkgb_share(self, peer: Address, body: dict) -> dict:
         """A dealer's shares of a batch's keys; checked together before dkgb_init answers. They may come before
         this server's own dkgb_init (the dealer got its own first) and then wait for it, bounded."""
-        session = _batch_session_id(body)
+        session = parse_session_id(body)
         raw = body.get("items")
         if not isinstance(raw, dict) or len(raw) > MAX_BATCH:
             raise SessionError("items: expected an object of at most one entry per key")

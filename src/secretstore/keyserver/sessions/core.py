@@ -99,6 +99,18 @@ def parse_point(text: Any, what: str) -> Public:
         raise SessionError(str(exc)) from None
 
 
+def parse_session_id(body: dict) -> str:
+    """A batch's session id: 16 random bytes as 32 hex digits (the batched protocols name sessions so)."""
+    session = body.get("session")
+    if not isinstance(session, str) or len(session) != 32:
+        raise SessionError("bad session id")
+    try:
+        bytes.fromhex(session)
+    except ValueError:
+        raise SessionError("bad session id") from None
+    return session
+
+
 def parse_ids(values: Any) -> list[Address]:
     if not isinstance(values, list) or not values or len(values) > 255:
         raise SessionError("participants: expected a non-empty list")

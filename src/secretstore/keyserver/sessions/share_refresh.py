@@ -38,7 +38,7 @@ from ...crypto import math as m
 from ...crypto.zero_sharing import (on_zero_polynomial, zero_commitment_at, zero_commitments, zero_polynomial,
                                     zero_share)
 from .core import (CONSENSUS_UNREACHABLE, MAX_BATCH, SessionContext, SessionError, ThresholdProtocol, hold_early,
-                   parse_ids, parse_point, parse_scalar, scalar_hex)
+                   parse_ids, parse_point, parse_scalar, parse_session_id, scalar_hex)
 from .share_refresh_master import YIELD_EVERY, RefreshMaster
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ class ShareRefresh(RefreshMaster, ThresholdProtocol):
     async def _init(self, peer: Address, body: dict) -> dict:
         """Deal this holder's zero-sharings of every key it accepts, then answer with its commitments and sums once
         every dealer's shares are here. A key it cannot take part in is refused by name (the master leaves it out)."""
-        session, epoch = _session_id(body), body.get("epoch")
+        session, epoch = parse_session_id(body), body.get("epoch")
         if session in self.batches:
             raise SessionError("refresh session already exists")
         participants = parse_ids(body.get("participants"))
@@ -187,7 +187,7 @@ class ShareRefresh(RefreshMaster, ThresholdProtocol):
         return [p.hex() for p, r in zip(batch.participants, results) if isinstance(r, BaseException)]
 
     async def _share(self, peer: Address, body: dict) -> dict:
-        session = _session_id(body)
+        session = parse_session_id(body)
         raw = body.get("items")
         if not isinstance(raw, dict) or len(raw) > MAX_BATCH:
             raise SessionError("items: expected an object of at most one entry per key")
@@ -330,7 +330,7 @@ class ShareRefresh(RefreshMaster, ThresholdProtocol):
 
     def _acknowledged(self, body: dict, step: str) -> list[ServerKeyId]:
         """The keys every holder acknowledged `step` for, each acknowledgement checked against its signer."""
-        session, acks = _session_id(body), body.get("acks")
+        session, acks = parse_session_id(body), body.get("acks")
         participants = parse_ids(body.get("participants"))
         if self.ctx.self_id not in participants or not isinstance(acks, dict):
             raise SessionError("malformed acknowledgements")
@@ -348,7 +348,7 @@ class ShareRefresh(RefreshMaster, ThresholdProtocol):
 
     async def _activate(self, peer: Address, body: dict) -> dict:
         """Every holder staged these keys (their signatures say so): the staged versions become the active ones."""
-        session = _session_id(body)
+        session = parse_session_id(body)
         keys = self._acknowledged(body, "staged")
         done = await asyncio.to_thread(self.ctx.storage.activate_refreshed,
                                        [(k, refresh_version(session, k)) for k in keys])
@@ -373,14 +373,3 @@ def _version(text: Any) -> bytes | None:
         return bytes.fromhex(text[2:]) if isinstance(text, str) and text.startswith("0x") and len(text) == 34 else None
     except ValueError:
         return None
-
-
-def _session_id(body: dict) -> str:
-    session = body.get("session")
-    if not isinstance(session, str) or len(session) != 32:
-        raise SessionError("bad session id")
-    try:
-        bytes.fromhex(session)
-    except ValueError:
-        raise SessionError("bad session id") from None
-    return session
