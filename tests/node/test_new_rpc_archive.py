@@ -28,12 +28,6 @@ NEW_METHODS = {
     "archive_v1_stopStorage", "archive_v1_storageDiff", "archive_v1_stopStorageDiff"}
 
 
-@pytest.fixture
-def client(node):
-    with Client(node.ws_url) as c:
-        yield c
-
-
 @pytest.fixture(scope="module")
 def blocks(node) -> list[str]:
     """Two blocks with a remark of Alice's each, at heights 1 and 2 of this module's fresh chain."""

@@ -24,17 +24,6 @@ ALICE = Keypair.create_from_uri("//Alice")
 ALICE_ACCOUNT = ACCOUNTS + hashlib.blake2b(ALICE.public_key, digest_size=16).hexdigest() + ALICE.public_key.hex()
 
 
-@pytest.fixture
-def client(node):
-    with Client(node.ws_url) as c:
-        yield c
-
-
-@pytest.fixture
-def signer(client):
-    return Signer(client, ALICE)
-
-
 @pytest.fixture(scope="module")
 def enough_blocks(node):
     """More System.BlockHash entries than one storage page holds."""

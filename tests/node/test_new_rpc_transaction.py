@@ -14,17 +14,6 @@ from .new_rpc_client import Client, Signer
 ALICE = Keypair.create_from_uri("//Alice")
 
 
-@pytest.fixture
-def client(node):
-    with Client(node.ws_url) as c:
-        yield c
-
-
-@pytest.fixture
-def signer(client):
-    return Signer(client, ALICE)
-
-
 def pool(node) -> list[str]:
     return rpc_call(node.http_url, "author_pendingExtrinsics")["result"]
 
