@@ -1,15 +1,15 @@
 """The cluster transport over real loopback sockets: who gets in, and what a tampered or oversized frame does."""
 
 import asyncio
-import contextlib
 import struct
 
 import pytest
 
 from secretstore.crypto import KeyPair, Secret
 from secretstore.keyserver import net
-from secretstore.keyserver.net import Cluster, KeyServerDirectory, PeerUnavailable, RemoteError
-from secretstore.process import free_port
+from secretstore.keyserver.net import PeerUnavailable, RemoteError
+
+from .helpers import cluster_of as shared_cluster_of
 
 
 async def echo(peer, body):
@@ -18,22 +18,8 @@ async def echo(peer, body):
     return {"echo": body, "from": peer.hex()}
 
 
-@contextlib.asynccontextmanager
-async def cluster_of(pairs, allowed=None):
-    ports = [free_port() for _ in pairs]
-    book = {p.address: ("127.0.0.1", port) for p, port in zip(pairs, ports)}
-    clusters = []
-    for pair, port in zip(pairs, ports):
-        directory = KeyServerDirectory()
-        directory.update({a: hp for a, hp in book.items() if a != pair.address and (allowed is None or a in allowed)})
-        clusters.append(Cluster(pair, "127.0.0.1", port, directory, echo))
-    tasks = [asyncio.create_task(c.run()) for c in clusters]
-    try:
-        yield clusters
-    finally:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+def cluster_of(pairs, allowed=None):
+    return shared_cluster_of(pairs, echo, allowed)
 
 
 async def wait_connected(a, b, timeout=5.0):

@@ -11,31 +11,17 @@ import logging
 
 from secretstore.crypto import KeyPair
 from secretstore.keyserver import net
-from secretstore.keyserver.net import Cluster, ClusterConfig, KeyServerDirectory
-from secretstore.process import free_port
+from secretstore.keyserver.net import ClusterConfig
+
+from .helpers import cluster_of
 
 
 async def echo(peer, body):
     return {"from": peer.hex()}
 
 
-@contextlib.asynccontextmanager
-async def pair_of(configs):
-    pairs = [KeyPair.generate() for _ in configs]
-    ports = [free_port() for _ in configs]
-    book = {p.address: ("127.0.0.1", port) for p, port in zip(pairs, ports)}
-    clusters = []
-    for pair, port, config in zip(pairs, ports, configs):
-        directory = KeyServerDirectory()
-        directory.update({a: hp for a, hp in book.items() if a != pair.address})
-        clusters.append(Cluster(pair, "127.0.0.1", port, directory, echo, config=config))
-    tasks = [asyncio.create_task(c.run()) for c in clusters]
-    try:
-        yield clusters
-    finally:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+def pair_of(configs):
+    return cluster_of([KeyPair.generate() for _ in configs], echo, configs=configs)
 
 
 async def linked(a, b, timeout):
