@@ -153,9 +153,11 @@ class KeyStorage(ShareVersions):
     @staticmethod
     def _connect(path: Path) -> sqlite3.Connection:
         conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        # first: switching a new file to WAL takes its lock, and another connection (this storage's writer, or another
+        # process opening the same new file) may hold it; with the timeout set the switch waits for it too
+        conn.execute("PRAGMA busy_timeout=10000")  # the connections take turns writing
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA busy_timeout=10000")  # the two connections take turns writing
         conn.execute("PRAGMA secure_delete=ON")  # a replaced or deleted share leaves no bytes behind in the file
         return conn
 
